@@ -1,0 +1,71 @@
+"""CVMs and their disks as the twin's world holds them.
+
+Shared by the cloud twin (DescribeInstances, AddExistedInstances, upgrades), the cluster twin
+(a node's capacity comes from its CVM) and the SSH hosts (lsblk, findmnt, nvidia-smi answer from
+here). The world keeps what each disk holds and every format, so a test can ask afterwards whether
+anything was lost or formatted that should not have been.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Disk:
+    disk_id: str
+    device: str  # /dev/vda for the system disk, /dev/vdb, /dev/vdc ... for data disks
+    role: str  # "system" | "data"
+    disk_type: str  # CLOUD_PREMIUM, CLOUD_SSD, ...
+    size_gb: int
+    filesystem: str | None = None  # ext4, xfs or None (never formatted)
+    uuid: str | None = None
+    mountpoint: str | None = None
+    used_gb: float = 0.0
+    holds_data: bool = False  # user data that a format would destroy
+    format_count: int = 0  # how many times the twin formatted this disk (audit for "nothing lost")
+
+    def format(self, filesystem: str, uuid: str, mountpoint: str | None) -> None:
+        """Wipe the disk: new filesystem, nothing on it, mounted where asked."""
+        self.filesystem = filesystem
+        self.uuid = uuid
+        self.mountpoint = mountpoint
+        self.used_gb = 0.0
+        self.holds_data = False
+        self.format_count += 1
+
+
+@dataclass
+class Cvm:
+    instance_id: str
+    name: str
+    region: str
+    zone: str
+    vpc_id: str
+    subnet_id: str
+    private_ip: str
+    instance_type: str
+    cpu: int
+    memory_gib: int
+    gpus: int = 0
+    gpu_type: str | None = None
+    os_name: str = "TencentOS Server 3.1 (TK4)"
+    image_id: str = "img-eb30mz89"
+    state: str = "RUNNING"  # the CVM's InstanceState: PENDING, RUNNING, STOPPED, ...
+    charge_type: str = "POSTPAID_BY_HOUR"
+    project_id: int = 0
+    key_ids: list[str] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    system_disk: Disk | None = None
+    data_disks: list[Disk] = field(default_factory=list)
+    cluster_id: str | None = None  # the TKE cluster it belongs to, if any
+    services: dict[str, str] = field(default_factory=dict)  # systemd unit -> active|inactive|failed
+    os_install_count: int = 0  # audit: each OS (re)install increments it
+    created_time: str = "2026-11-01T00:00:00Z"
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def disks(self) -> list[Disk]:
+        return ([self.system_disk] if self.system_disk else []) + list(self.data_disks)
