@@ -1,0 +1,1 @@
+"""One Prefect flow per TKE procedure; each ends with validation tasks and returns a report."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: one step each, idempotent, retried by error class (see tasks/retry.py)."""
