@@ -65,5 +65,7 @@ def finish_validation(
     publish_table(key, check_rows(checks), f"{flow} on {target}: {passed} of {len(checks)} checks passed")
     if not report.ok:
         failed = "; ".join(f"{c.name} on {c.target}: {c.detail}" for c in report.failed)
-        raise ValidationFailed(f"validation failed for {target}: {failed}")
+        error = ValidationFailed(f"validation failed for {target}: {failed}")
+        error.report = report  # type: ignore[attr-defined]  # the CLI prints the table from it
+        raise error
     return report

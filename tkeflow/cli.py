@@ -1,7 +1,8 @@
 """The `tkeflow` command line: one typer app assembled from the modules in tkeflow/commands.
 
 Each command module owns its commands and exposes ``register(app)``; this module only puts them
-together, so that adding a command never means editing another's code.
+together, so that adding a command never means editing another's code. Helper modules in that
+package (no ``register``) are skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     for module in sorted(pkgutil.iter_modules(tkeflow.commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"tkeflow.commands.{module.name}").register(app)
+        command_module = importlib.import_module(f"tkeflow.commands.{module.name}")
+        if hasattr(command_module, "register"):
+            command_module.register(app)
 
 
 _register_commands()

@@ -1,0 +1,39 @@
+"""How the CLI shows problems and reports: rich tables a person reads at a glance.
+A helper of the command modules, not a command module itself (it has no ``register``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+
+
+def print_problems(console: Console, path: Path | str, problems: list[Any]) -> None:
+    table = Table(title=f"{path}: {len(problems)} problem(s)", title_justify="left")
+    for column in ("field", "rule", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for p in problems:
+        table.add_row(str(p.path), str(p.rule or ""), str(p.message), str(p.fix or ""))
+    console.print(table)
+
+
+def print_report(console: Console, report: Any) -> None:
+    """A ValidationReport (tasks/validation.py) as a table, then one line saying whether it held."""
+    table = Table(title=f"{report.flow} on {report.target}", title_justify="left")
+    for column in ("result", "check", "target", "detail", "rule"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        result = "PASS" if check.ok and not check.warning else ("WARN" if check.ok else "FAIL")
+        table.add_row(f"[{_STYLE[result]}]{result}[/]", check.name, check.target, check.detail, check.rule or "")
+    console.print(table)
+    for key, value in (report.summary or {}).items():
+        if isinstance(value, (str, int, float)):
+            console.print(f"  {key}: {value}")
+    verdict = "[green]all checks passed[/green]" if report.ok else "[red]some checks failed[/red]"
+    console.print(f"{report.flow}: {verdict} ({sum(c.ok for c in report.checks)}/{len(report.checks)})")
+

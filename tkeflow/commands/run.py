@@ -1,0 +1,110 @@
+"""`tkeflow run FILE` and `tkeflow plan FILE`: run the procedure of a config's kind as a Prefect flow.
+
+The config is validated first (nothing is called when it is invalid); `--twin` points every client
+at a running twin (TKEFLOW_TWIN_ENDPOINT) or starts one in-process, so the same command rehearses
+what it would do to a real account. The exit code is 0 only when the flow's validation passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from tkeflow import specs
+from tkeflow.commands import output
+from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
+
+console = Console(stderr=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_APPROVAL = 0, 1, 2, 3
+
+
+@contextlib.contextmanager
+def twin_environment(enabled: bool) -> Iterator[str | None]:
+    """Point the clients at a twin: the one in TKEFLOW_TWIN_ENDPOINT, or a new in-process one."""
+    if not enabled:
+        yield None
+        return
+    if os.environ.get("TKEFLOW_TWIN_ENDPOINT"):
+        yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
+        return
+    server = importlib.import_module("tkeflow.twin.server")
+    with server.Twin.start() as twin:
+        saved = {k: os.environ.get(k) for k in twin.env()}
+        os.environ.update(twin.env())
+        try:
+            console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
+            yield twin.endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def load_or_exit(path: Path) -> Any:
+    """Load and validate a config; on any problem print every one of them and exit 2."""
+    try:
+        manifest = specs.load_manifest(path)
+    except specs.SpecError as err:
+        output.print_problems(console, path, err.problems)
+        raise typer.Exit(EXIT_INVALID) from None
+    for warning in manifest.warnings:
+        console.print(f"[yellow]warning[/yellow] {path}: {warning}")
+    return manifest
+
+
+def run_manifest(manifest: Any, dry_run: bool) -> int:
+    """Run the flow for a loaded manifest; print its report; return the exit code."""
+    from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
+
+    flow = flow_for(manifest.kind)
+    verb = "planning" if dry_run else "running"
+    try:
+        with console.status(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
+            report = flow(spec=manifest.spec, dry_run=dry_run)
+    except ValidationFailed as err:
+        report = getattr(err, "report", None)
+        if report is not None:
+            output.print_report(console, report)
+        console.print(f"[red]validation failed[/red]: {err}")
+        return EXIT_FAILED
+    except ApprovalRequired as err:
+        console.print(f"[yellow]approval required[/yellow]: {err}")
+        return EXIT_APPROVAL
+    except TkeflowError as err:
+        console.print(f"[red]failed[/red]: {err}")
+        return EXIT_FAILED
+    output.print_report(console, report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A tkeflow config (YAML)."),
+        twin: bool = typer.Option(False, "--twin", help="Rehearse on the twin (TKEFLOW_TWIN_ENDPOINT, or an in-process one)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Pre-flight checks and the plan only; change nothing."),
+    ) -> None:
+        """Run the procedure of FILE's kind as a Prefect flow; exit 0 only when validation passed."""
+        manifest = load_or_exit(file)
+        with twin_environment(twin):
+            raise typer.Exit(run_manifest(manifest, dry_run))
+
+    @app.command()
+    def plan(
+        file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A tkeflow config (YAML)."),
+        twin: bool = typer.Option(False, "--twin", help="Plan against the twin."),
+    ) -> None:
+        """Show what `run` would change (run --dry-run): read-only checks and the plan, no change made."""
+        manifest = load_or_exit(file)
+        with twin_environment(twin):
+            raise typer.Exit(run_manifest(manifest, dry_run=True))
