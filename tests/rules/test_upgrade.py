@@ -1,0 +1,129 @@
+"""R-UPG-5 rolling order, batches and resume-state derivation (tkeflow/rules/upgrade.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tkeflow.rules import upgrade
+from tkeflow.rules.upgrade import NodeState, ObservedNode
+
+TARGET = "1.32.2"
+
+
+def seen(name: str, version: str = "v1.30.0", unschedulable: bool = False, cordoned_by: str | None = None,
+         upgrade_target: str | None = None, pods: int = 0, ready: bool = True) -> ObservedNode:
+    return ObservedNode(name, f"ins-{name}", version, ready, unschedulable, cordoned_by, upgrade_target, pods)
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("v1.32.2", (1, 32, 2)), ("1.30.0", (1, 30, 0)), ("v1.32.2-tke.1", (1, 32, 2)), ("1.28", (1, 28, 0)),
+])
+def test_parse_version(text, parsed):
+    assert upgrade.parse_version(text) == parsed
+
+
+def test_version_comparison_is_numeric_not_textual():
+    assert upgrade.at_least("v1.32.2", "1.30.0") and not upgrade.at_least("1.9.0", "1.10.0")
+    with pytest.raises(ValueError):
+        upgrade.parse_version("latest")
+
+
+@pytest.mark.parametrize(("node", "state", "needs_upgrade", "keep_cordoned"), [
+    (seen("a", "v1.32.2"), NodeState.DONE, False, False),
+    (seen("a", "v1.32.2", True, "tkeflow"), NodeState.IN_PROGRESS, False, False),
+    (seen("a", "v1.32.2", True, None, TARGET), NodeState.IN_PROGRESS, False, True),
+    (seen("a", "v1.32.2", True), NodeState.DONE, False, True),
+    (seen("a", "v1.30.0", True, "tkeflow"), NodeState.IN_PROGRESS, True, False),
+    (seen("a", "v1.30.0", True, None, TARGET), NodeState.IN_PROGRESS, True, True),
+    (seen("a", "v1.30.0", True), NodeState.PRE_CORDONED, True, True),
+    (seen("a", "v1.30.0", True, "someone"), NodeState.PRE_CORDONED, True, True),
+    (seen("a", "v1.30.0"), NodeState.PENDING, True, False),
+    (seen("a", "v1.30.0", False, "tkeflow"), NodeState.PENDING, True, False),
+    (seen("a", "v1.32.2", False, None, TARGET), NodeState.IN_PROGRESS, False, False),
+    (seen("a", "v1.33.0"), NodeState.DONE, False, False),
+])
+def test_resume_state_table(node, state, needs_upgrade, keep_cordoned):
+    plan = upgrade.derive_node_plan(node, TARGET)
+    assert (plan.state, plan.needs_upgrade, plan.keep_cordoned) == (state, needs_upgrade, keep_cordoned)
+
+
+def test_observe_node_reads_the_api_shape():
+    manifest = {
+        "metadata": {"name": "10.0.1.11", "labels": {"cloud.tencent.com/node-instance-id": "ins-1"},
+                     "annotations": {"tkeflow.io/cordoned-by": "tkeflow", "tkeflow.io/upgrade-target": TARGET}},
+        "spec": {"unschedulable": True},
+        "status": {"nodeInfo": {"kubeletVersion": "v1.30.0"}, "conditions": [{"type": "Ready", "status": "False"}]},
+    }
+    node = upgrade.observe_node(manifest, moving_pods=3)
+    assert node == ObservedNode("10.0.1.11", "ins-1", "v1.30.0", False, True, "tkeflow", TARGET, 3)
+    assert node.cordoned_by_tkeflow and not node.cordoned_by_someone_else
+
+
+def test_r_upg_5_order_started_first_then_fewest_pods_then_name():
+    nodes = [seen("c", pods=1), seen("b", pods=5), seen("a", pods=1), seen("d", unschedulable=True, cordoned_by="tkeflow",
+                                                                         pods=9), seen("e", "v1.32.2")]
+    plans = upgrade.derive_plans(nodes, TARGET)
+    assert upgrade.upgrade_order(nodes, plans) == ["d", "a", "c", "b"]
+
+
+def test_r_upg_5_batches_one_at_a_time_by_default():
+    assert upgrade.plan_batches(["a", "b", "c"], 1) == [("a",), ("b",), ("c",)]
+    assert upgrade.plan_batches(["a", "b", "c"], 2) == [("a", "b"), ("c",)]
+    assert upgrade.plan_batches([], 1) == []
+    with pytest.raises(ValueError):
+        upgrade.plan_batches(["a"], 0)
+
+
+def test_r_upg_5_started_nodes_are_finished_first_even_beyond_the_batch_size():
+    assert upgrade.plan_batches(["x", "y", "a", "b"], 1, started=["x", "y"]) == [("x", "y"), ("a",), ("b",)]
+    assert upgrade.plan_batches(["x", "a", "b"], 2, started=["x"]) == [("x", "a"), ("b",)]
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text("abcdefgh", min_size=1, max_size=3), unique=True, max_size=12), st.integers(1, 5),
+       st.data())
+def test_r_upg_5_property_batches_partition_the_order(order, batch_size, data):
+    started = data.draw(st.lists(st.sampled_from(order), unique=True) if order else st.just([]))
+    batches = upgrade.plan_batches(order, batch_size, started)
+    flat = [name for batch in batches for name in batch]
+    assert sorted(flat) == sorted(order)
+    assert all(len(batch) <= max(batch_size, len(started)) for batch in batches)
+    assert all(batches) and set(started) <= set(batches[0] if batches else ())
+
+
+# A model of one node's life under the flow, step by step, so that a kill between any two steps can be
+# checked: the steps are the patches and cloud calls tasks/nodes.py makes, in order.
+STEPS = ("cordon", "drain", "upgrade-call", "reinstalled", "uncordon")
+
+
+def node_after(step_count: int, pre_cordoned: bool) -> tuple[ObservedNode, bool]:
+    """(what a rerun observes, whether the cloud upgrade was already requested) after ``step_count`` steps."""
+    done = STEPS[:step_count]
+    unschedulable = pre_cordoned or ("cordon" in done and "uncordon" not in done)
+    ours = "cordon" in done and "uncordon" not in done and not pre_cordoned
+    target = TARGET if "cordon" in done and "uncordon" not in done else None
+    version = "v1.32.2" if "reinstalled" in done else "v1.30.0"
+    ready = "upgrade-call" not in done or "reinstalled" in done
+    node = ObservedNode("n", "ins-n", version, ready, unschedulable, "tkeflow" if ours else None, target)
+    return node, "upgrade-call" in done
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, len(STEPS)), st.booleans())
+def test_r_upg_5_property_a_killed_run_resumes_without_upgrading_twice(step_count, pre_cordoned):
+    node, cloud_requested = node_after(step_count, pre_cordoned)
+    plan = upgrade.derive_node_plan(node, TARGET)
+    if node.kubelet_version == "v1.32.2":
+        assert not plan.needs_upgrade  # reinstalled already: never again
+    if cloud_requested and plan.needs_upgrade:
+        assert plan.started  # the flow must ask the cloud before calling UpgradeClusterInstances again
+    if pre_cordoned:
+        assert plan.keep_cordoned  # never uncordon a node cordoned before the flow began
+    if 0 < step_count < len(STEPS):
+        assert plan.state is NodeState.IN_PROGRESS
+    if step_count == len(STEPS):
+        assert plan.state is NodeState.DONE
