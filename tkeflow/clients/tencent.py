@@ -1,0 +1,301 @@
+"""Tencent Cloud API client for the flows: one SDK client per (service, region), rate-limited, and
+every SDK error turned into tkeflow's TransientError / PermanentError at this boundary.
+
+Who calls it: tasks/cloud.py builds one ``TencentCloud`` per region for a run (``client_for``) and
+the tasks call ``call(service, action, params)`` or the typed describe helpers
+(tkeflow/clients/tencent_describe.py, mixed in here). Benchmarks read ``call_counter``.
+
+Choices, and why:
+- ``call`` builds the SDK's typed request model from the params dict, so a misspelt parameter fails
+  here, before any call, with ``UnknownParameter`` (the SDK itself would drop it silently); it sends
+  through the SDK's typed method and returns the typed response as a plain dict
+  (``json.loads(resp.to_json_string())``): every documented field is present, ``None`` when absent,
+  under the wire's PascalCase names, and tasks need no SDK types.
+- Credentials: plain strings passed in (a Prefect Secret block is read by the tasks layer) or the
+  SDK's own environment variables TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY. The key is never
+  logged and is scrubbed from error messages; request bodies are never logged (CreateCluster may
+  carry a login password), and the SDK's own debug logger is kept from propagating for that reason.
+- Endpoint: TKEFLOW_TWIN_ENDPOINT (or ``endpoint=``) sends every service to that host over plain
+  HTTP (``HttpProfile(protocol="http", endpoint="127.0.0.1:PORT")``); otherwise the real
+  ``<service>.tencentcloudapi.com`` over HTTPS.
+- No SDK retryer and the SDK's region breaker off: tasks retry by error type (tasks/retry.py), and an
+  open breaker would send calls to a backup domain, away from a twin endpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import logging
+import os
+import re
+import threading
+import time
+from types import ModuleType
+from typing import Any
+
+from tencentcloud.common import credential
+from tencentcloud.common.abstract_model import AbstractModel
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.cvm.v20170312 import cvm_client
+from tencentcloud.cvm.v20170312 import models as cvm_models
+from tencentcloud.tke.v20180525 import models as tke_models
+from tencentcloud.tke.v20180525 import tke_client
+from tencentcloud.vpc.v20170312 import models as vpc_models
+from tencentcloud.vpc.v20170312 import vpc_client
+
+from tkeflow import errors
+from tkeflow.clients import errors as client_errors
+from tkeflow.clients import ratelimit
+from tkeflow.clients.tencent_describe import DescribeMixin
+
+log = logging.getLogger(__name__)
+
+# The SDK logs whole request bodies at DEBUG on this logger; a root logger at DEBUG (Prefect's
+# debug mode) would then print login passwords. Keep it to its own handlers only.
+logging.getLogger("tencentcloud_sdk_common").propagate = False
+
+ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
+SECRET_ID_ENV = "TENCENTCLOUD_SECRET_ID"
+SECRET_KEY_ENV = "TENCENTCLOUD_SECRET_KEY"
+DEFAULT_REQ_TIMEOUT_S = 30.0
+
+# service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12.
+SERVICES: dict[str, tuple[type, ModuleType]] = {
+    "tke": (tke_client.TkeClient, tke_models),
+    "cvm": (cvm_client.CvmClient, cvm_models),
+    "vpc": (vpc_client.VpcClient, vpc_models),
+}
+
+
+class CallCounter:
+    """Thread-safe count of API calls per ``service.Action`` (every attempt, failed ones too)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+# Process-wide, for benchmarks ("API calls per node"); each TencentCloud also keeps its own.
+call_counter = CallCounter()
+
+
+def _endpoint_profile(endpoint: str | None, req_timeout: float) -> HttpProfile:
+    """HTTP profile for the twin (``host:port``, ``http://host:port``) or the real HTTPS domains."""
+    if not endpoint:
+        return HttpProfile(reqTimeout=req_timeout)
+    protocol = "http"
+    if "://" in endpoint:
+        protocol, endpoint = endpoint.split("://", 1)
+    # The SDK puts the endpoint in the Host header verbatim: no scheme, no path.
+    return HttpProfile(protocol=protocol, endpoint=endpoint.rstrip("/"), reqTimeout=req_timeout)
+
+
+def _credential(secret_id: str | None, secret_key: str | None) -> credential.Credential:
+    secret_id = secret_id or os.environ.get(SECRET_ID_ENV)
+    secret_key = secret_key or os.environ.get(SECRET_KEY_ENV)
+    if not secret_id or not secret_key:
+        raise errors.PermanentError(
+            f"no Tencent Cloud credentials: set {SECRET_ID_ENV} and {SECRET_KEY_ENV}, "
+            "or pass them from a Prefect Secret block",
+            code="AuthFailure.MissingCredentials",
+        )
+    try:
+        return credential.Credential(secret_id, secret_key)
+    except TencentCloudSDKException as exc:
+        # The SDK's message names the problem (empty, spaces), never the key itself.
+        raise errors.PermanentError(
+            f"invalid Tencent Cloud credentials: {exc.message}", code=exc.code or "InvalidCredential"
+        ) from None
+
+
+_TYPE_LINE = re.compile(r":type (\w+): ([^\n]+)")
+_CLASS_REF = re.compile(r"models\.(\w+)`")
+
+
+@functools.lru_cache(maxsize=None)
+def _model_fields(model_cls: type, models: ModuleType) -> dict[str, type | None]:
+    """Field name -> nested model class (or None for scalars), from the SDK model's docstring.
+
+    The SDK exposes nested types only in ``__init__`` docstrings (``list of Filter``,
+    ``:class:`...models.ClusterBasicSettings```); see research/tencent-sdk.md section 8.
+    """
+    fields: dict[str, type | None] = {}
+    for name, type_text in _TYPE_LINE.findall(model_cls.__init__.__doc__ or ""):
+        ref = _CLASS_REF.search(type_text)
+        type_name = ref.group(1) if ref else type_text.removeprefix("list of ").strip()
+        nested = getattr(models, type_name, None)
+        fields[name] = nested if isinstance(nested, type) and issubclass(nested, AbstractModel) else None
+    return fields
+
+
+def _unknown_keys(model_cls: type, models: ModuleType, params: Any, path: str) -> list[str]:
+    """Parameter paths the SDK model does not know (the SDK would drop them without a word)."""
+    if not isinstance(params, dict):
+        return []
+    fields = _model_fields(model_cls, models)
+    unknown = []
+    for key, value in params.items():
+        where = f"{path}.{key}" if path else key
+        if key not in fields:
+            unknown.append(where)
+            continue
+        nested = fields[key]
+        if nested is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            item_path = f"{where}.{index}" if isinstance(value, list) else where
+            unknown += _unknown_keys(nested, models, item, item_path)
+    return unknown
+
+
+class TencentCloud(DescribeMixin):
+    """The flows' client for one region: ``call`` plus typed describe helpers.
+
+    Thread-safe: SDK clients are created once per service and shared; the rate limiter is shared by
+    every TencentCloud of the same (service, region) in the process.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        secret_id: str | None = None,
+        secret_key: str | None = None,
+        endpoint: str | None = None,
+        req_timeout: float = DEFAULT_REQ_TIMEOUT_S,
+        rate_limited: bool = True,
+    ):
+        self.region = region
+        self.endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
+        self.req_timeout = req_timeout
+        self.rate_limited = rate_limited
+        self._credential = _credential(secret_id, secret_key)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.calls = CallCounter()
+
+    def __repr__(self) -> str:  # never the key
+        where = self.endpoint or "tencentcloudapi.com"
+        return f"TencentCloud(region={self.region!r}, endpoint={where!r})"
+
+    @property
+    def secret_id(self) -> str:
+        return self._credential.secret_id
+
+    def sdk_client(self, service: str) -> Any:
+        """The SDK client for ``service`` in this region, created on first use."""
+        if service not in SERVICES:
+            raise errors.PermanentError(f"unknown service {service!r}; known: {sorted(SERVICES)}", code="InvalidService")
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                client_cls, _ = SERVICES[service]
+                profile = ClientProfile(
+                    httpProfile=_endpoint_profile(self.endpoint, self.req_timeout),
+                    language="en-US",
+                    disable_region_breaker=True,
+                    retryer=None,
+                )
+                client = self._clients[service] = client_cls(self._credential, self.region, profile)
+            return client
+
+    def _build_request(self, service: str, action: str, params: dict[str, Any]) -> AbstractModel:
+        what = f"{service}.{action}"
+        _, models = SERVICES[service]
+        request_cls = getattr(models, action + "Request", None)
+        if request_cls is None:
+            raise errors.PermanentError(f"{what}: no such action in the SDK", code="InvalidAction")
+        request = request_cls()
+        unknown = _unknown_keys(request_cls, models, params, "")
+        if unknown:
+            raise errors.PermanentError(
+                f"{what}: unknown parameters {', '.join(unknown)} (misspelt, or not taken by this action)",
+                code="UnknownParameter",
+            )
+        try:
+            request.from_json_string(json.dumps(params))
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise errors.PermanentError(f"{what}: parameters do not fit the request model: {exc}", code="ClientParamsError") from exc
+        return request
+
+    def call(self, service: str, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call ``action`` of ``service`` (tke, cvm, vpc); return the response as a dict.
+
+        The dict holds every field of the SDK's response model (``None`` when not returned) and
+        ``RequestId``. Raises TransientError (retry), NotFoundError or PermanentError.
+        """
+        client = self.sdk_client(service)
+        request = self._build_request(service, action, params or {})
+        what = f"{service}.{action}"
+        if self.rate_limited:
+            ratelimit.limiter_for(service, self.region).acquire()
+        self.calls.add(what)
+        call_counter.add(what)
+        started = time.monotonic()
+        try:
+            response = getattr(client, action)(request)
+        except TencentCloudSDKException as exc:
+            log.debug("%s in %s failed after %.3fs: %s", what, self.region, time.monotonic() - started, exc.code)
+            raise client_errors.from_sdk_error(
+                exc.code, exc.message, exc.requestId, what=what, secrets=(self._credential.secret_key,)
+            ) from exc
+        log.debug("%s in %s took %.3fs", what, self.region, time.monotonic() - started)
+        return json.loads(response.to_json_string())
+
+
+_cache: dict[tuple[Any, ...], TencentCloud] = {}
+_cache_lock = threading.Lock()
+
+
+def client_for(
+    region: str,
+    *,
+    secret_id: str | None = None,
+    secret_key: str | None = None,
+    endpoint: str | None = None,
+    req_timeout: float = DEFAULT_REQ_TIMEOUT_S,
+) -> TencentCloud:
+    """The process's TencentCloud for this region, endpoint and credentials (created once, reused).
+
+    Unset arguments fall back to the environment (TKEFLOW_TWIN_ENDPOINT, TENCENTCLOUD_SECRET_ID/KEY),
+    read at each call, so a test that changes the env gets a fresh client.
+    """
+    endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
+    secret_id = secret_id or os.environ.get(SECRET_ID_ENV)
+    secret_key = secret_key or os.environ.get(SECRET_KEY_ENV)
+    # The key takes part in the cache key by hash only, so the dict never holds it in clear twice.
+    key = (region, endpoint, secret_id, hash(secret_key), req_timeout)
+    with _cache_lock:
+        cloud = _cache.get(key)
+        if cloud is None:
+            cloud = _cache[key] = TencentCloud(
+                region, secret_id=secret_id, secret_key=secret_key, endpoint=endpoint, req_timeout=req_timeout
+            )
+        return cloud
+
+
+def clear_client_cache() -> None:
+    """Drop every cached TencentCloud (tests that restart the twin on a new port)."""
+    with _cache_lock:
+        _cache.clear()
