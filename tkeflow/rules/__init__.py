@@ -1,0 +1,10 @@
+"""The documented TKE knowledge of SPEC.md as pure functions over plain data.
+
+Who calls it: the specs (static validators), the flows' tasks (planning and validation), and the
+twin (for example the kubelet's allocatable follows R-RES). Why pure: every rule must be testable
+without a cloud or a cluster, and the same input must always give the same answer. Nothing here
+imports clients, the twin, Prefect or an SDK (enforced by import-linter, see pyproject.toml).
+
+Modules: resources (R-RES-1..3), master_sizing (R-CRT-5), routes (R-NET-1/2), data_disk (R-ADD-3),
+capacity (R-UPG-2), upgrade (R-UPG-1/4/5 planning), netpol (R-KR-3 expected reachability).
+"""

@@ -1,0 +1,166 @@
+"""The base of every spec model: shape checks by pydantic, SPEC.md rules as violations, all at once.
+
+Who calls it: every model in tkeflow/specs. Why a base: pydantic stops a model's cross-field checks
+as soon as one field is invalid, but a config's author must get every problem in one go. So each
+model declares its cross-field rules in ``_rules(values)`` over a plain mapping of field values; the
+wrap validator below runs them on the validated model, or, when some fields failed, on the fields
+that did validate, and raises one ValidationError holding the shape errors and the rule violations
+together. Rule violations are pydantic errors of type ``tkeflow_rule`` whose message starts with the
+rule ID (the Prefect UI shows it as is) and whose context carries rule, message and fix.
+
+R-CRT-9 / R-ADD-5 live here too, because they apply to every level of every config: a key that
+looks like a password or a secret key, given a literal value, is refused (and never echoed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from tkeflow.specs.problems import RULE_ERROR_TYPE, Problem
+
+RULE_TEMPLATE = "{rule}: {message} (fix: {fix})"
+_SECRET_WORDS = ("password", "passwd", "secretkey", "secretid", "privatekey", "accesskey", "apikey",
+                 "token", "presharekey", "presharedkey")
+_REFERENCE_SUFFIXES = ("secret", "file", "path", "ref")  # password_secret names a secret: fine
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken rule at ``loc`` (relative to the model that found it)."""
+
+    loc: tuple[str | int, ...]
+    rule: str
+    message: str
+    fix: str
+
+
+def rule_error(rule: str, message: str, fix: str) -> PydanticCustomError:
+    """A pydantic error for a rule violation (raise it from a field validator)."""
+    return PydanticCustomError(RULE_ERROR_TYPE, RULE_TEMPLATE, {"rule": rule, "message": message, "fix": fix})
+
+
+def looks_like_secret(key: str) -> bool:
+    """R-CRT-9: a key naming a secret value itself (password, secret_key...), not a reference to one."""
+    normalized = re.sub(r"[^a-z]", "", key.lower())
+    if normalized.endswith(_REFERENCE_SUFFIXES):
+        return False
+    return any(word in normalized for word in _SECRET_WORDS)
+
+
+def _secret_violations(data: Mapping[str, Any]) -> list[Violation]:
+    return [
+        Violation((key,), "R-CRT-9", f"`{key}` holds a secret in plain text; secrets never sit in a config",
+                  "remove it; give login.key_ids (preferred) or login.password_secret naming a Prefect "
+                  "Secret block; cloud keys come from TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY")
+        for key, value in data.items()
+        if isinstance(key, str) and looks_like_secret(key) and isinstance(value, (str, int, float))
+        and not isinstance(value, bool) and str(value) != ""
+    ]
+
+
+def _line_error(error: dict[str, Any]) -> dict[str, Any]:
+    """Turn an error of ValidationError.errors() back into a line error for from_exception_data."""
+    if error["type"] == RULE_ERROR_TYPE:
+        kind: Any = PydanticCustomError(RULE_ERROR_TYPE, RULE_TEMPLATE, error["ctx"])
+        return {"type": kind, "loc": error["loc"], "input": error.get("input")}
+    line = {"type": error["type"], "loc": error["loc"], "input": error.get("input")}
+    if error.get("ctx"):
+        line["ctx"] = error["ctx"]
+    return line
+
+
+class SpecModel(BaseModel):
+    """Base of the spec models: unknown keys refused, rules run even when other fields are invalid."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
+    # keys refused with a rule of their own rather than as unknown keys: key -> (rule, message, fix)
+    refused_keys: ClassVar[dict[str, tuple[str, str, str]]] = {}
+
+    @classmethod
+    def _rules(cls, values: Mapping[str, Any]) -> Iterator[Violation]:
+        """Cross-field rules over validated field values; a field that failed is absent from ``values``."""
+        return iter(())
+
+    def rule_warnings(self) -> list[Problem]:
+        """Advice that does not stop the config (paths relative to this model)."""
+        return []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_with_rules(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        refused = _secret_violations(data) + [
+            Violation((key,), *cls.refused_keys[key]) for key in data if key in cls.refused_keys
+        ]
+        stripped_keys = {v.loc[0] for v in refused}
+        clean = {k: v for k, v in data.items() if k not in stripped_keys}
+        try:
+            model = handler(clean)
+        except ValidationError as exc:
+            shape_errors = exc.errors(include_url=False)
+            values = cls._fields_that_validate(clean, shape_errors)
+            violations = refused + list(cls._rules(values))
+            if not violations:
+                raise
+            raise cls._combined(shape_errors, violations) from None
+        violations = refused + list(cls._rules(dict(model.__dict__)))
+        if violations:
+            raise cls._combined([], violations)
+        return model
+
+    @classmethod
+    def _fields_that_validate(cls, data: Mapping[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any]:
+        failed = {e["loc"][0] for e in errors if e.get("loc")}
+        values: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            key = info.alias or name
+            if name in failed or key in failed:
+                continue
+            if key in data or name in data:
+                raw = data[key] if key in data else data[name]
+                try:
+                    values[name] = _adapter(cls, name).validate_python(raw)
+                except ValidationError:
+                    continue
+            elif not info.is_required():
+                values[name] = info.get_default(call_default_factory=True)
+        return values
+
+    @classmethod
+    def _combined(cls, shape_errors: list[dict[str, Any]], violations: list[Violation]) -> ValidationError:
+        lines = [_line_error(e) for e in shape_errors]
+        # no input: a refused key's value may be a secret, and it must not reach an error message
+        lines += [{"type": rule_error(v.rule, v.message, v.fix), "loc": v.loc, "input": None} for v in violations]
+        return ValidationError.from_exception_data(cls.__name__, lines)
+
+
+_ADAPTERS: dict[tuple[type, str], TypeAdapter[Any]] = {}
+
+
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    key = (model, name)
+    if key not in _ADAPTERS:
+        info = model.model_fields[name]
+        annotation: Any = info.annotation
+        if info.metadata:
+            annotation = Annotated[annotation, *info.metadata]
+        _ADAPTERS[key] = TypeAdapter(annotation)
+    return _ADAPTERS[key]
+
+
+def warn(path: str, rule: str, message: str, fix: str) -> Problem:
+    return Problem(path, rule, message, fix)
+
+
+def nested_warnings(prefix: str, model: SpecModel | None) -> list[Problem]:
+    if model is None:
+        return []
+    return [Problem(f"{prefix}.{w.path}" if w.path else prefix, w.rule, w.message, w.fix)
+            for w in model.rule_warnings()]

@@ -1,0 +1,114 @@
+"""The GpuPool spec (kind: GpuPool): an autoscaled pool of GPU nodes (R-GPU, R-AS).
+
+Who calls it: tkeflow.specs.parse_manifest and the GPU pool flow (its parameter). Static rules:
+R-GPU-1 (Kubernetes newer than 1.8, when kubernetes_version is given; the flow checks the real
+cluster), R-GPU-2 (GPU OS image as a setting), R-GPU-3 (whole GPUs per pod), R-GPU-4 (a warning
+without a taint), R-AS-4 (max_nodes <= 200 and min <= desired <= max are errors; the 30 pay-as-you-go
+CVMs per zone is the default quota, which accounts can raise, so exceeding it is a warning and the
+flow's pre-flight reads the real quota with DescribeAccountQuota).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
+from tkeflow.specs.common import (
+    DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
+    is_gpu_instance_type, version_tuple, zone_violation,
+)
+from tkeflow.specs.problems import Problem
+
+MAX_GROUP_NODES = 200  # R-AS-4
+PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4 default quota
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+class Taint(SpecModel):
+    key: str = Field(pattern=LABEL_KEY.pattern, description="Taint key, e.g. nvidia.com/gpu.")
+    value: str = Field("", pattern=LABEL_VALUE.pattern, description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
+
+
+class GpuPoolSpec(ClusterRef):
+    """A node pool of GPU CVMs, autoscaled between min_nodes and max_nodes (R-AS-3)."""
+
+    region: Region = Field(description="Region of the cluster.")
+    name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL, description="Name of the node pool.")
+    instance_type: str = Field(min_length=1, description="GPU instance type, e.g. GN7.2XLARGE32.")
+    gpus_per_pod: int = Field(1, description="Whole GPUs each GPU container asks for (R-GPU-3: never a fraction).")
+    os: str = Field("centos7.6.0_x64", description="GPU OS image (R-GPU-2: CentOS in 2018; a setting).")
+    kubernetes_version: KubeVersion | None = Field(None, description="The cluster's version, if you want R-GPU-1 "
+                                                   "checked here; the flow checks the cluster's own.")
+    min_nodes: int = Field(0, ge=0, description="Fewest nodes of the pool (R-AS-3).")
+    max_nodes: int = Field(3, ge=1, description="Most nodes of the pool (R-AS-4: 200 at most).")
+    desired_nodes: int = Field(1, ge=0, description="Nodes to start with (min <= desired <= max).")
+    zone: Zone = Field(description="Availability zone of the pool.")
+    subnet_id: SubnetId = Field(description="Subnet of the pool's nodes, in that zone.")
+    system_disk: SystemDisk = Field(default_factory=SystemDisk, description="System disk (R-CRT-7).")
+    data_disks: list[DataDisk] = Field(default_factory=list, description="Data disks of each node.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels put on every node of the pool "
+                                   "(R-AS-3, R-GPU-4).")
+    taints: list[Taint] = Field(default_factory=list, description="Taints of the pool's nodes (R-GPU-4).")
+    node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for the pool's nodes to be Ready.")
+
+    @field_validator("gpus_per_pod", mode="before")
+    @classmethod
+    def _whole_gpus(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        if value != int(value) or value < 1:
+            raise rule_error("R-GPU-3", f"gpus_per_pod {value}: containers do not share GPUs",
+                             "ask for a whole number of GPUs, 1 or more")
+        return int(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_syntax(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [k for k, v in labels.items() if not LABEL_KEY.match(k) or not LABEL_VALUE.match(v)]
+        if bad:
+            raise rule_error("R-GPU-4", f"invalid Kubernetes labels: {', '.join(bad)}", "use label keys and values "
+                             "Kubernetes accepts (letters, digits, '-', '_', '.', up to 63 characters)")
+        return labels
+
+    @classmethod
+    def _rules(cls, values: Mapping[str, Any]) -> Iterator[Violation]:
+        yield from super()._rules(values)
+        yield from _size_rules(values)
+        yield from zone_violation(("zone",), values.get("zone"), values.get("region"))
+        version = values.get("kubernetes_version")
+        if version and version_tuple(version)[:2] <= (1, 8):
+            yield Violation(("kubernetes_version",), "R-GPU-1", f"GPU scheduling needs Kubernetes newer than "
+                            f"1.8, not {version}", "upgrade the cluster first (NodeUpgrade)")
+
+    def rule_warnings(self) -> list[Problem]:
+        found: list[Problem] = []
+        if self.max_nodes > PAY_AS_YOU_GO_QUOTA_PER_ZONE:
+            found.append(warn("max_nodes", "R-AS-4", f"{self.max_nodes} pay-as-you-go nodes in {self.zone}; the "
+                              f"default quota is {PAY_AS_YOU_GO_QUOTA_PER_ZONE} per zone", "check the account's "
+                              "quota (the flow's pre-flight does), or lower max_nodes"))
+        if not self.taints:
+            found.append(warn("taints", "R-GPU-4", "no taint: pods that need no GPU may land on GPU nodes",
+                              "add a taint such as nvidia.com/gpu=present:NoSchedule"))
+        if not is_gpu_instance_type(self.instance_type):
+            found.append(warn("instance_type", "R-GPU-5", f"{self.instance_type} is not a known GPU family "
+                              "(GN, GI, GT, GC, PNV)", "use a GPU instance type such as GN7.2XLARGE32"))
+        return found
+
+
+def _size_rules(values: Mapping[str, Any]) -> Iterator[Violation]:
+    """R-AS-4: a scaling group's max is 200; min <= desired <= max (R-AS-3)."""
+    low, want, high = values.get("min_nodes"), values.get("desired_nodes"), values.get("max_nodes")
+    if high is not None and high > MAX_GROUP_NODES:
+        yield Violation(("max_nodes",), "R-AS-4", f"max_nodes {high}: a scaling group holds at most "
+                        f"{MAX_GROUP_NODES} nodes", f"set max_nodes <= {MAX_GROUP_NODES} (use several pools)")
+    if low is not None and high is not None and low > high:
+        yield Violation(("min_nodes",), "R-AS-4", f"min_nodes {low} > max_nodes {high}", "set min_nodes <= max_nodes")
+    elif None not in (low, want, high) and not low <= want <= high:
+        yield Violation(("desired_nodes",), "R-AS-4", f"desired_nodes {want} is outside [{low}, {high}]",
+                        "set min_nodes <= desired_nodes <= max_nodes")

@@ -1,0 +1,75 @@
+"""The KubeRouter spec (kind: KubeRouter): network policy with kube-router, firewall only (R-KR).
+
+Who calls it: tkeflow.specs.parse_manifest and the kube-router flow (its parameter). Static rules:
+R-KR-1 (firewall only: extra arguments may not turn the router or the service proxy on, nor the
+firewall off), R-KR-2 (durations in Go syntax), R-KR-3/4 (which verification cases run; same-node and
+cross-node pairs are always both tested and reported).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from tkeflow.specs.base import SpecModel, rule_error
+from tkeflow.specs.common import ClusterRef, Region
+
+GO_DURATION = r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$"
+MANAGED_FLAGS = ("--run-router", "--run-firewall", "--run-service-proxy", "--iptables-sync-period",
+                 "--cache-sync-timeout", "--kubeconfig", "--health-port")
+FIREWALL_ONLY = {"--run-router": "false", "--run-firewall": "true", "--run-service-proxy": "false"}  # R-KR-1
+
+
+class VerifySettings(SpecModel):
+    """The R-KR-3 verification after rollout (R-KR-4: same-node and cross-node pairs, both reported)."""
+
+    enabled: bool = Field(True, description="Run the verification cases after rollout.")
+    cases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], description="Which R-KR-3 cases to "
+                             "run (1-5).")
+    namespace_prefix: str = Field("tkeflow-kr", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                  description="Prefix of the test namespaces (deleted after).")
+    timeout_s: float = Field(120.0, gt=0, description="Timeout of the whole verification.")
+
+    @field_validator("cases")
+    @classmethod
+    def _known_cases(cls, cases: list[int]) -> list[int]:
+        unknown = sorted({c for c in cases if c not in range(1, 6)})
+        if unknown:
+            raise rule_error("R-KR-3", f"no verification case {unknown}", "pick cases among 1, 2, 3, 4, 5")
+        return cases
+
+
+def _flag_value(arg: str) -> tuple[str, str]:
+    name, sep, value = arg.partition("=")
+    return name, (value.lower() if sep else "true")
+
+
+class KubeRouterSpec(ClusterRef):
+    """Deploy kube-router as a firewall-only DaemonSet (R-KR-1/2) and verify it (R-KR-3/4)."""
+
+    region: Region = Field(description="Region of the cluster.")
+    image: str = Field("docker.io/cloudnativelabs/kube-router:v2.1.3", min_length=1,
+                       description="kube-router image.")
+    iptables_sync_period: str = Field("5m", pattern=GO_DURATION, description="--iptables-sync-period "
+                                      "(R-KR-2: the doc uses 1s; kube-router's default is 5m).")
+    cache_sync_timeout: str = Field("5m", pattern=GO_DURATION, description="--cache-sync-timeout (R-KR-2).")
+    extra_args: list[str] = Field(default_factory=list, description="More kube-router flags. May not turn on the "
+                                  "router or the service proxy, nor off the firewall (R-KR-1).")
+    rollout_timeout_s: int = Field(300, ge=1, description="How long to wait for the DaemonSet to be ready.")
+    verify: VerifySettings = Field(default_factory=VerifySettings, description="R-KR-3 verification.")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _firewall_only(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            name, value = _flag_value(arg.strip())
+            expected = FIREWALL_ONLY.get(name)
+            if expected is not None and value != expected:
+                raise rule_error("R-KR-1", f"{arg} breaks firewall-only mode (pod networking is the VPC's, "
+                                 "the service proxy is kube-proxy's)", f"remove {arg}: the flow always sets "
+                                 "--run-router=false --run-firewall=true --run-service-proxy=false")
+            if name in MANAGED_FLAGS or not re.match(r"^--?[a-z]", name):
+                raise rule_error("schema", f"{arg} is set by the flow or is not a flag",
+                                 "use the spec's own field for it (e.g. iptables_sync_period), or remove it")
+        return args

@@ -1,0 +1,58 @@
+"""The NodeUpgrade spec (kind: NodeUpgrade): a rolling upgrade of a cluster's nodes (R-UPG, R-NODE).
+
+Who calls it: tkeflow.specs.parse_manifest and the rolling-node-upgrade flow (its parameter).
+Static rules: R-UPG-5 (batch_size >= 1; above 1 a warning: more pods move at once), R-UPG-3 (a
+reset reinstalls the OS: a warning when not approved, the flow then pauses), R-NODE-2 (deleting
+local data, a warning). R-UPG-1 (master first), R-UPG-2 (room) and R-UPG-4 (all healthy) need the
+cluster: the flow checks them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tkeflow.specs.base import SpecModel, warn
+from tkeflow.specs.common import ClusterRef, KubeVersion, Region
+from tkeflow.specs.problems import Problem
+
+
+class DrainSettings(SpecModel):
+    """How each node is drained before its upgrade (R-NODE-2)."""
+
+    timeout_s: int = Field(600, ge=1, description="Give up draining a node after this long (PDBs may block).")
+    grace_period_s: int | None = Field(None, ge=0, description="Pod termination grace period; none: each pod's own.")
+    delete_local_data: bool = Field(False, description="Evict pods with local storage (emptyDir); their data is "
+                                    "lost (R-NODE-2). Without it such pods stop the drain.")
+
+
+class NodeUpgradeSpec(ClusterRef):
+    """Upgrade every node of a cluster to target_version, rolling (R-UPG-1..5)."""
+
+    region: Region = Field(description="Region of the cluster.")
+    target_version: KubeVersion = Field(description="Kubernetes version to upgrade to, e.g. 1.32.2.")
+    upgrade_type: Literal["reset", "hot", "major"] = Field("reset", description="reset: reinstall the node "
+                                                           "(R-UPG-3: its data is lost); hot: in-place minor; "
+                                                           "major: in-place major.")
+    upgrade_master: bool = Field(True, description="Upgrade the master first when older than target_version (R-UPG-1).")
+    batch_size: int = Field(1, ge=1, le=50, description="Nodes upgraded at once (R-UPG-5: one at a time by "
+                            "default; every node ends upgraded).")
+    approve: bool = Field(False, description="Approve the upgrade (it evicts pods and, with reset, reinstalls "
+                          "nodes). Without it the flow pauses for approval.")
+    drain: DrainSettings = Field(default_factory=DrainSettings, description="Drain settings (R-NODE-2).")
+    node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for an upgraded node to be Ready.")
+    master_timeout_s: int = Field(1800, ge=1, description="How long to wait for the master upgrade.")
+
+    def rule_warnings(self) -> list[Problem]:
+        found: list[Problem] = []
+        if self.batch_size > 1:
+            found.append(warn("batch_size", "R-UPG-5", f"{self.batch_size} nodes at a time: their pods all "
+                              "need room elsewhere at once", "keep batch_size: 1 unless the cluster has the room"))
+        if not self.approve:
+            found.append(warn("approve", "R-UPG-3", "the upgrade evicts pods (and reset reinstalls each node); "
+                              "the flow will pause for approval", "set approve: true once you accept it"))
+        if self.drain.delete_local_data:
+            found.append(warn("drain.delete_local_data", "R-NODE-2", "pods with local storage lose their data",
+                              "back the data up first, or set delete_local_data: false"))
+        return found
