@@ -19,11 +19,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from tkeflow.specs.problems import RULE_ERROR_TYPE, Problem
 
+_RULES_OFF = "tkeflow_rules_off"  # validation context: shape only (used to judge the other rules)
 RULE_TEMPLATE = "{rule}: {message} (fix: {fix})"
 _SECRET_WORDS = ("password", "passwd", "secretkey", "secretid", "privatekey", "accesskey", "apikey",
                  "token", "presharekey", "presharedkey")
@@ -93,7 +94,7 @@ class SpecModel(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _validate_with_rules(cls, data: Any, handler: Any) -> Any:
+    def _validate_with_rules(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, Mapping):
             return handler(data)
         refused = _secret_violations(data) + [
@@ -101,36 +102,34 @@ class SpecModel(BaseModel):
         ]
         stripped_keys = {v.loc[0] for v in refused}
         clean = {k: v for k, v in data.items() if k not in stripped_keys}
+        if (info.context or {}).get(_RULES_OFF):
+            return handler(clean)
         try:
             model = handler(clean)
         except ValidationError as exc:
-            shape_errors = exc.errors(include_url=False)
-            values = cls._fields_that_validate(clean, shape_errors)
-            violations = refused + list(cls._rules(values))
+            violations = refused + list(cls._rules(cls._fields_that_validate(clean)))
             if not violations:
                 raise
-            raise cls._combined(shape_errors, violations) from None
+            raise cls._combined(exc.errors(include_url=False), violations) from None
         violations = refused + list(cls._rules(dict(model.__dict__)))
         if violations:
             raise cls._combined([], violations)
         return model
 
     @classmethod
-    def _fields_that_validate(cls, data: Mapping[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any]:
-        failed = {e["loc"][0] for e in errors if e.get("loc")}
+    def _fields_that_validate(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Field values that are valid in shape (rules off): what the cross-field rules can still judge."""
         values: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
-            key = info.alias or name
-            if name in failed or key in failed:
-                continue
+        for name, field_info in cls.model_fields.items():
+            key = field_info.alias or name
             if key in data or name in data:
                 raw = data[key] if key in data else data[name]
                 try:
-                    values[name] = _adapter(cls, name).validate_python(raw)
+                    values[name] = _adapter(cls, name).validate_python(raw, context={_RULES_OFF: True})
                 except ValidationError:
                     continue
-            elif not info.is_required():
-                values[name] = info.get_default(call_default_factory=True)
+            elif not field_info.is_required():
+                values[name] = field_info.get_default(call_default_factory=True)
         return values
 
     @classmethod

@@ -106,6 +106,14 @@ class ClusterSpec(SpecModel):
     create_timeout_s: int = Field(1800, ge=1, description="How long to wait for the cluster to be Running.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags put on the cluster.")
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_length(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > 60:
+            raise rule_error("R-CRT-1", f"cluster name has {len(value)} characters; at most 60",
+                             "shorten metadata.name to 60 characters or fewer")
+        return value
+
     @field_validator("container_cidr", "service_cidr", "vpc_cidr")
     @classmethod
     def _private_cidr(cls, value: str | None, info: Any) -> str | None:
@@ -133,7 +141,7 @@ class ClusterSpec(SpecModel):
         yield from _master_rules(values)
         for i, group in enumerate(values.get("workers") or []):
             yield from zone_violation(("workers", i, "zone"), group.zone, values.get("region"))
-        if not values.get("workers") and values.get("master") is not None:
+        if "workers" in values and not values["workers"]:
             yield Violation(("workers",), "schema", "a cluster needs at least one worker group",
                             "add spec.workers with a zone, subnet_id, instance_type and count")
 

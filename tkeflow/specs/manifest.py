@@ -112,11 +112,16 @@ def parse_manifest(data: Any, source: str | None = None) -> Manifest:
     try:
         model = manifest_model(kind).model_validate(data)
     except ValidationError as exc:
-        raise SpecError(problems_from_validation_error(exc, path_map), source) from None
+        problems = [_name_kind(p, kind) for p in problems_from_validation_error(exc, path_map)]
+        raise SpecError(problems, source) from None
     spec = model.spec  # type: ignore[attr-defined]
     warnings = [Problem(f"spec.{w.path}" if w.path else "spec", w.rule, w.message, w.fix)
                 for w in spec.rule_warnings()]
     return Manifest(API_VERSION, kind, model.metadata, spec, warnings, source)  # type: ignore[attr-defined]
+
+
+def _name_kind(problem: Problem, kind: str) -> Problem:
+    return Problem(problem.path, problem.rule, problem.message, problem.fix.replace("KIND", kind))
 
 
 def _with_cluster_name(kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
