@@ -4,3 +4,8 @@ Public surface: ``KubeCluster`` (the facade, cluster.py), ``NodeSpec`` and ``Kub
 (types.py). The cloud twin creates one KubeCluster per TKE cluster; flows reach it only through
 the kubeconfig that DescribeClusterKubeconfig returns.
 """
+
+from tkeflow.twin.kube.cluster import KubeCluster
+from tkeflow.twin.kube.types import KubeTimings, NodeSpec
+
+__all__ = ["KubeCluster", "KubeTimings", "NodeSpec"]

@@ -397,6 +397,20 @@ class Store:
             self._subscribers = [*self._subscribers, sub]
         return lambda: self._unsubscribe(sub)
 
+    def snapshot_and_subscribe(self, resource: str, namespace: str | None, fn: Listener) -> Callable[[], None]:
+        """ADDED for every current object of ``resource`` (in ``namespace``), then every change.
+
+        Atomic: no change falls between the snapshot and the subscription (a watch from "now").
+        """
+        with self._lock:
+            table = self._tables[resource]
+            objs = table.by_namespace.get(namespace, {}).values() if namespace else table.objects.values()
+            for obj in list(objs):
+                fn("ADDED", resource, obj)
+            sub = _Subscriber(fn, self._rv)
+            self._subscribers = [*self._subscribers, sub]
+        return lambda: self._unsubscribe(sub)
+
     def _unsubscribe(self, sub: _Subscriber) -> None:
         with self._lock:
             sub.active = False

@@ -1,0 +1,104 @@
+"""Watch streams: ``?watch=true`` as JSON lines in chunked HTTP, with resume and bookmarks.
+
+Called by handlers.Api for list requests with ``watch=true``. Semantics kept from the apiserver:
+- resourceVersion unset or "0": synthetic ADDED events for every matching object, then changes;
+- resourceVersion N: every change after N from the Store's event history; older than the history ->
+  one ERROR event carrying a 410 Expired Status (HTTP 200), which the official client raises as
+  ApiException(410);
+- allowWatchBookmarks=true: BOOKMARK events carrying only the current resourceVersion, while idle
+  and before the stream ends;
+- timeoutSeconds ends the stream; closing the endpoint (R-CRT-11) ends it too.
+Filtering by namespace and label/field selectors applies to the object in each event; an object
+that stops matching is not turned into a DELETED event (not emulated).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from tkeflow.twin.kube import errors, selectors
+from tkeflow.twin.kube.apiserver import resources
+from tkeflow.twin.kube.store import Store
+
+BOOKMARK_INTERVAL_S = 1.0
+DEFAULT_TIMEOUT_S = 1800.0
+_END = object()
+
+
+def _event_bytes(store: Store, resource: str, kind: str, obj: dict[str, Any]) -> bytes:
+    return b'{"type":"%s","object":%s}\n' % (kind.encode(), store.encoded(resource, obj))
+
+
+class WatchStream:
+    """An iterator of event lines for one watch request; ``close()`` unsubscribes."""
+
+    def __init__(self, store: Store, res: resources.Resource, namespace: str | None, query: dict[str, str], closed: Any):
+        self._store = store
+        self._res = res
+        self._namespace = namespace
+        self._labels = selectors.label_matcher(query.get("labelSelector"))
+        self._fields = selectors.field_matcher(query.get("fieldSelector"))
+        self._bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        self._deadline = time.monotonic() + float(query.get("timeoutSeconds") or DEFAULT_TIMEOUT_S)
+        self._closed = closed
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._last_rv = store.resource_version
+        self._unsubscribe = lambda: None
+        self._error: bytes | None = None
+        rv = query.get("resourceVersion") or ""
+        try:
+            if rv in ("", "0"):
+                self._unsubscribe = store.snapshot_and_subscribe(res.key, namespace, self._on_event)
+            else:
+                self._unsubscribe = store.watch_from(rv, self._on_event)
+        except errors.Gone as gone:
+            self._error = json.dumps({"type": "ERROR", "object": gone.to_status()}).encode() + b"\n"
+
+    def _matches(self, resource: str, obj: dict[str, Any]) -> bool:
+        if resource != self._res.key:
+            return False
+        if self._namespace and obj["metadata"].get("namespace") != self._namespace:
+            return False
+        if self._labels and not self._labels(obj):
+            return False
+        return not (self._fields and not self._fields(obj))
+
+    def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
+        if self._matches(resource, obj):
+            self._queue.put((kind, obj))
+
+    def _bookmark(self) -> bytes:
+        obj = {"kind": self._res.kind, "apiVersion": self._res.api_version, "metadata": {"resourceVersion": self._store.resource_version}}
+        return b'{"type":"BOOKMARK","object":%s}\n' % json.dumps(obj, separators=(",", ":")).encode()
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._error is not None:
+            yield self._error
+            return
+        while not self._closed.is_set():
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                kind, obj = self._queue.get(timeout=min(remaining, BOOKMARK_INTERVAL_S))
+            except queue.Empty:
+                if self._bookmarks:
+                    yield self._bookmark()
+                continue
+            batch = [_event_bytes(self._store, self._res.key, kind, obj)]
+            while len(batch) < 500:
+                try:
+                    kind, obj = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(_event_bytes(self._store, self._res.key, kind, obj))
+            yield b"".join(batch)
+        if self._bookmarks and not self._closed.is_set():
+            yield self._bookmark()
+
+    def close(self) -> None:
+        self._unsubscribe()

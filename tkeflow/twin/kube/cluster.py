@@ -1,0 +1,217 @@
+"""KubeCluster: one twin TKE cluster's Kubernetes API, composed of Store + API server + controllers.
+
+The cloud twin creates one per cluster (CreateCluster) and drives it: nodes join and leave
+(AddExistedInstances, node pools), go down and come back (UpgradeClusterInstances), the endpoint
+opens and closes (R-CRT-11), the master is upgraded. Flows never see this object: they get the
+kubeconfig (DescribeClusterKubeconfig) and talk HTTPS + bearer token like to a real TKE cluster.
+Seeded like a fresh cluster: namespaces default, kube-system, kube-public, kube-node-lease, the
+``kubernetes`` service and the ``default`` service accounts.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import ipaddress
+import secrets
+from typing import Any
+
+import yaml
+
+from tkeflow.twin.clock import Clock
+from tkeflow.twin.kube import errors, tls
+from tkeflow.twin.kube.apiserver import resources
+from tkeflow.twin.kube.apiserver.deletion import Deleter
+from tkeflow.twin.kube.apiserver.eviction import Evictor, PdbStatusUpdater
+from tkeflow.twin.kube.apiserver.handlers import Api
+from tkeflow.twin.kube.apiserver.objects import Admission
+from tkeflow.twin.kube.apiserver.server import ApiServer
+from tkeflow.twin.kube.store import Store
+from tkeflow.twin.kube.types import KubeTimings, NodeSpec
+
+SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _controllers(store: Store, clock: Clock, timings: KubeTimings, network: Any, **context: Any) -> Any:
+    """The controllers engineer's ``Controllers``, given whichever context arguments it takes."""
+    try:
+        from tkeflow.twin.kube.controllers import Controllers  # noqa: PLC0415 (keeps import cycles out)
+    except ImportError:  # until the controllers package lands: nodes only, no kubelets
+        return _NodesOnly(store)
+
+    accepted = inspect.signature(Controllers).parameters
+    extra = {k: v for k, v in context.items() if k in accepted}
+    return Controllers(store, clock, timings, network, **extra)
+
+
+class _NodesOnly:
+    """Stand-in used until tkeflow.twin.kube.controllers exports Controllers: Ready nodes, nothing else."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def add_node(self, spec: NodeSpec) -> None:
+        ready = [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
+        capacity = {"cpu": str(spec.cpu), "memory": f"{spec.memory_gib}Gi", "pods": str(spec.max_pods)}
+        self._store.create("nodes", {
+            "metadata": {"name": spec.name, "labels": {"kubernetes.io/hostname": spec.name, **spec.labels}},
+            "spec": {"unschedulable": spec.unschedulable, "taints": spec.taints},
+            "status": {"conditions": ready, "capacity": capacity, "allocatable": capacity,
+                       "addresses": [{"type": "InternalIP", "address": spec.private_ip}],
+                       "nodeInfo": {"kubeletVersion": f"v{spec.version}", "kubeProxyVersion": f"v{spec.version}",
+                                    "osImage": spec.os_image, "architecture": "amd64", "operatingSystem": "linux",
+                                    "bootID": spec.instance_id, "machineID": spec.instance_id,
+                                    "systemUUID": spec.instance_id, "kernelVersion": "5.4.241-1-tlinux4",
+                                    "containerRuntimeVersion": spec.container_runtime}},
+        })
+
+    def remove_node(self, name: str) -> None:
+        self._store.delete("nodes", None, name)
+
+    def node_down(self, name: str) -> None:
+        return None
+
+    def node_up(self, name: str, version: str | None = None) -> None:
+        return None
+
+
+class KubeCluster:
+    """The facade of the contracts (see module docstring); thread-safe, start() before use."""
+
+    def __init__(self, cluster_id: str, name: str = "", version: str = "1.30.0",
+                 container_cidr: str = "172.20.0.0/16", service_cidr: str = "172.21.0.0/20",
+                 clock: Clock | None = None, timings: KubeTimings | None = None, network: Any = None):
+        self.cluster_id = cluster_id
+        self.name = name or cluster_id
+        self.version = version
+        self.container_cidr = container_cidr
+        self.service_cidr = service_cidr
+        self._own_clock = clock is None
+        self.clock = clock or Clock()
+        self.timings = timings or KubeTimings()
+        self.network = network
+        self.store = Store()
+        self.token = secrets.token_urlsafe(32)
+        self._tls = tls.generate(cluster_id)
+        self.ca_pem = self._tls.ca_pem.decode()
+        self._admission = Admission(self.store, service_cidr)
+        self._deleter = Deleter(self.store, self.clock, self.timings)
+        api = Api(self.store, self._admission, self._deleter, Evictor(self.store, self._deleter),
+                  git_version=lambda: self.git_version, server_address=lambda: f"127.0.0.1:{self._server.port}")
+        self._server = ApiServer(self._tls.server_context(), self.token, api.dispatch)
+        self._pdb_status: PdbStatusUpdater | None = None
+        self.controllers: Any = None
+        self._started = False
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> KubeCluster:
+        if self._started:
+            return self
+        self._seed()
+        self._pdb_status = PdbStatusUpdater(self.store, self.clock)
+        self.controllers = _controllers(self.store, self.clock, self.timings, self.network,
+                                        cluster_id=self.cluster_id, container_cidr=self.container_cidr,
+                                        service_cidr=self.service_cidr)
+        self.controllers.start()
+        self._server.open()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        if self.controllers is not None:
+            self.controllers.stop()
+        if self._pdb_status is not None:
+            self._pdb_status.stop()
+        if self._own_clock:
+            self.clock.stop()
+        self._started = False
+
+    def _seed(self) -> None:
+        for namespace in SEED_NAMESPACES:
+            self.create("namespaces", {"metadata": {"name": namespace}})
+            self.create("serviceaccounts", {"metadata": {"name": "default", "namespace": namespace}})
+        first_ip = str(next(ipaddress.ip_network(self.service_cidr, strict=False).hosts()))
+        self.create("services", {
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]},
+        })
+
+    def create(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create through admission (defaults, validation) without HTTP: for seeding and the cloud twin."""
+        res = resources.lookup(resource)
+        admitted = self._admission.admit_create(res, obj.get("metadata", {}).get("namespace"), obj)
+        return self.store.create(resource, admitted)
+
+    # ---- endpoint ----------------------------------------------------------------------
+    @property
+    def server_url(self) -> str:
+        return f"https://127.0.0.1:{self._server.port}"
+
+    @property
+    def endpoint_open(self) -> bool:
+        return self._server.is_open
+
+    def set_endpoint_open(self, is_open: bool) -> None:
+        """R-CRT-11: closed -> connections refused (listening socket closed); reopened on the same port."""
+        if is_open:
+            self._server.open()
+        else:
+            self._server.close()
+
+    @property
+    def git_version(self) -> str:
+        return self.version if self.version.startswith("v") else f"v{self.version}"
+
+    def set_master_version(self, version: str) -> None:
+        """The master upgrade is done: /version reports ``version`` from now on."""
+        self.version = version
+
+    def kubeconfig(self) -> str:
+        """The kubeconfig DescribeClusterKubeconfig returns: HTTPS server, CA data, bearer token."""
+        context = f"{self.cluster_id}-context-default"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": self.cluster_id, "cluster": {
+                "server": self.server_url,
+                "certificate-authority-data": base64.b64encode(self.ca_pem.encode()).decode(),
+            }}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": self.cluster_id, "user": "admin"}}],
+            "current-context": context,
+            "preferences": {},
+        }
+        return yaml.safe_dump(config, sort_keys=False)
+
+    # ---- nodes (delegated to the controllers) ------------------------------------------
+    def add_node(self, spec: NodeSpec) -> None:
+        self.controllers.add_node(spec)
+
+    def remove_node(self, name: str) -> None:
+        self.controllers.remove_node(name)
+
+    def node_down(self, name: str) -> None:
+        self.controllers.node_down(name)
+
+    def node_up(self, name: str, version: str | None = None) -> None:
+        self.controllers.node_up(name, version)
+
+    def delete_namespace(self, name: str) -> dict[str, Any]:
+        """As DELETE /api/v1/namespaces/<name> (R-CRT-12: protected namespaces raise Forbidden)."""
+        return self._deleter.terminate_namespace(name)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.store.list("nodes")[0]
+
+    def __repr__(self) -> str:
+        return f"KubeCluster({self.cluster_id!r}, {self.server_url!r})"
+
+
+__all__ = ["KubeCluster", "KubeTimings", "NodeSpec", "errors"]
