@@ -1,0 +1,93 @@
+"""Where tasks get their clients: the Tencent Cloud API per region, and a cluster's Kubernetes API.
+
+Credentials come from the SDK's environment variables (TENCENTCLOUD_SECRET_ID/KEY) or, on a worker
+that has none, from the Prefect Secret blocks ``tencentcloud-secret-id`` / ``tencentcloud-secret-key``.
+A cluster's kubeconfig lives in the Secret block ``kubeconfig-<cluster-id>`` (written by the
+create-cluster flow or fetched on first use), never in a result, a log or a file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect.blocks.system import Secret
+
+from tkeflow.clients import tencent
+from tkeflow.clients.kube import Kube
+from tkeflow.errors import NotFoundError, PermanentError
+
+SECRET_ID_BLOCK = "tencentcloud-secret-id"
+SECRET_KEY_BLOCK = "tencentcloud-secret-key"
+
+
+def _secret_value(block_name: str) -> str | None:
+    try:
+        return str(Secret.load(block_name).get())
+    except ValueError:  # Prefect raises ValueError when no block of that name exists
+        return None
+
+
+def tencent_cloud(region: str) -> tencent.TencentCloud:
+    """The run's Tencent Cloud client for a region (shared, rate-limited, errors typed)."""
+    if os.environ.get(tencent.SECRET_ID_ENV) and os.environ.get(tencent.SECRET_KEY_ENV):
+        return tencent.client_for(region)
+    secret_id, secret_key = _secret_value(SECRET_ID_BLOCK), _secret_value(SECRET_KEY_BLOCK)
+    if not (secret_id and secret_key):
+        raise PermanentError(
+            "no Tencent Cloud credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or create "
+            f"the Prefect Secret blocks {SECRET_ID_BLOCK} and {SECRET_KEY_BLOCK}",
+            code="AuthFailure.NoCredentials",
+        )
+    return tencent.client_for(region, secret_id=secret_id, secret_key=secret_key)
+
+
+def secret_exists(block_name: str) -> bool:
+    """Whether a Prefect Secret block exists (its value is read, never returned or logged)."""
+    return _secret_value(block_name) is not None
+
+
+def kubeconfig_block_name(cluster_id: str) -> str:
+    return f"kubeconfig-{cluster_id}"
+
+
+def save_kubeconfig(cluster_id: str, kubeconfig: str) -> bool:
+    """Keep a cluster's kubeconfig in its Secret block; returns True when the block changed."""
+    name = kubeconfig_block_name(cluster_id)
+    if _secret_value(name) == kubeconfig:
+        return False
+    Secret(value=kubeconfig).save(name, overwrite=True)
+    return True
+
+
+def load_kubeconfig(cluster_id: str, region: str, extranet: bool = True) -> str:
+    """The cluster's kubeconfig from its Secret block, fetched from the API (and kept) when absent."""
+    stored = _secret_value(kubeconfig_block_name(cluster_id))
+    if stored:
+        return stored
+    cloud = tencent_cloud(region)
+    fetched = cloud.call("tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id, "IsExtranet": extranet})
+    if not fetched.get("Kubeconfig"):
+        raise NotFoundError(f"cluster {cluster_id} returned no kubeconfig: open its endpoint first (R-CRT-11)")
+    save_kubeconfig(cluster_id, fetched["Kubeconfig"])
+    return fetched["Kubeconfig"]
+
+
+def resolve_cluster_id(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> str:
+    """A spec names its cluster by ID or by name; the name is looked up (it must match one cluster)."""
+    if cluster_id:
+        return cluster_id
+    found: dict[str, Any] | None = cloud.find_cluster_by_name(cluster_name or "")
+    if not found:
+        raise NotFoundError(
+            f"no cluster named {cluster_name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
+        )
+    return str(found["ClusterId"])
+
+
+def kube_for(cluster_id: str, region: str) -> Kube:
+    """A Kubernetes client for the cluster, from the kubeconfig kept in its Secret block.
+
+    Use as a context manager: ``with kube_for(cluster_id, region) as kube: ...``.
+    """
+    return Kube(load_kubeconfig(cluster_id, region))
