@@ -107,21 +107,34 @@ class SpecModel(BaseModel):
         try:
             model = handler(clean)
         except ValidationError as exc:
-            violations = refused + list(cls._rules(cls._fields_that_validate(clean)))
+            errors = exc.errors(include_url=False)
+            violations = refused + cls._rules_on_partial(cls._fields_that_validate(clean, errors))
             if not violations:
                 raise
-            raise cls._combined(exc.errors(include_url=False), violations) from None
+            raise cls._combined(errors, violations) from None
         violations = refused + list(cls._rules(dict(model.__dict__)))
         if violations:
             raise cls._combined([], violations)
         return model
 
     @classmethod
-    def _fields_that_validate(cls, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Field values that are valid in shape (rules off): what the cross-field rules can still judge."""
+    def _rules_on_partial(cls, values: dict[str, Any]) -> list[Violation]:
+        try:
+            return list(cls._rules(values))
+        except (ValueError, TypeError, AttributeError):
+            return []  # a rule that cannot judge half-valid input stays silent; the shape errors are reported
+
+    @classmethod
+    def _fields_that_validate(cls, data: Mapping[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any]:
+        """Field values the cross-field rules can still judge: fields without errors, and fields whose only
+        errors are rule violations inside them (validated again with the rules off)."""
+        blocked = {e["loc"][0] for e in errors
+                   if e.get("loc") and (len(e["loc"]) == 1 or e["type"] != RULE_ERROR_TYPE)}
         values: dict[str, Any] = {}
         for name, field_info in cls.model_fields.items():
             key = field_info.alias or name
+            if name in blocked or key in blocked:
+                continue
             if key in data or name in data:
                 raw = data[key] if key in data else data[name]
                 try:

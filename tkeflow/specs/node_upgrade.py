@@ -9,11 +9,11 @@ cluster: the flow checks them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from tkeflow.specs.base import SpecModel, warn
+from tkeflow.specs.base import SpecModel, rule_error, warn
 from tkeflow.specs.common import ClusterRef, KubeVersion, Region
 from tkeflow.specs.problems import Problem
 
@@ -43,6 +43,14 @@ class NodeUpgradeSpec(ClusterRef):
     drain: DrainSettings = Field(default_factory=DrainSettings, description="Drain settings (R-NODE-2).")
     node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for an upgraded node to be Ready.")
     master_timeout_s: int = Field(1800, ge=1, description="How long to wait for the master upgrade.")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _at_least_one(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise rule_error("R-UPG-5", f"batch_size {value}: the rolling upgrade must upgrade every node",
+                             "set batch_size: 1 (one node at a time) or more")
+        return value
 
     def rule_warnings(self) -> list[Problem]:
         found: list[Problem] = []
