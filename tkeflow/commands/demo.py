@@ -1,0 +1,87 @@
+"""`tkeflow demo`: every procedure, in order, on the twin, through a real Prefect server.
+
+Starts the twin with the default world, uses PREFECT_API_URL when set or else a temporary local
+Prefect server (its own SQLite database in a temporary folder), runs the example configs in the
+order a platform team would (create the cluster, add existing hosts, upgrade the nodes, ...),
+prints each validation table and where to see the runs in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+
+from tkeflow import specs
+from tkeflow.commands.run import run_manifest, twin_environment
+
+console = Console()
+
+#: The example config of each kind, in the order the demo runs them.
+DEMO_CONFIGS = {"Cluster": "cluster.yaml", "ExistingHosts": "existing-hosts.yaml", "NodeUpgrade": "node-upgrade.yaml"}
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """PREFECT_API_URL when set; else a temporary local Prefect server for the demo's lifetime."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    import prefect.settings
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with tempfile.TemporaryDirectory(prefix="tkeflow-demo-prefect-") as home:
+        database = f"sqlite+aiosqlite:///{Path(home) / 'prefect.db'}"
+        with prefect.settings.temporary_settings({prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: database}):
+            os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database  # the server subprocess reads it
+            server = SubprocessASGIServer()
+            console.print("[dim]starting a temporary Prefect server ...[/dim]")
+            server.start(timeout=120)
+            try:
+                with prefect.settings.temporary_settings({prefect.settings.PREFECT_API_URL: server.api_url}):
+                    yield server.api_url
+            finally:
+                server.stop()
+                os.environ.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+
+
+def _runnable(configs: Path) -> list[Path]:
+    from flows.registry import available_kinds  # the CLI sits above the flows
+
+    kinds = available_kinds()
+    return [configs / name for kind, name in DEMO_CONFIGS.items() if kind in kinds and (configs / name).exists()]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        configs: Path = typer.Option(Path("configs"), help="Folder of the example configs."),
+        keep_server: bool = typer.Option(False, "--keep-server", help="Keep the Prefect server (and twin) up to browse the runs; Ctrl-C ends."),
+    ) -> None:
+        """Run every procedure on the twin (default world) through a Prefect server; print the validation tables."""
+        os.environ.pop("TKEFLOW_TWIN_ENDPOINT", None)  # the demo always starts its own twin, in its default world
+        failures = 0
+        with twin_environment(True), prefect_api() as api_url:
+            for path in _runnable(configs):
+                manifest = specs.load_manifest(path)
+                console.print(Rule(f"{manifest.kind}: {path}"))
+                failures += run_manifest(manifest, dry_run=False) != 0
+            ui_url = api_url.removesuffix("/api")
+            console.print(Rule("Prefect UI"))
+            console.print(f"The runs, their task graphs and artifacts: {ui_url}/runs")
+            if keep_server:
+                console.print("Serving until Ctrl-C ...")
+                stop = threading.Event()
+                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                stop.wait()
+            else:
+                console.print("(this server stops with the demo: run `tkeflow demo --keep-server` to browse them)")
+        raise typer.Exit(1 if failures else 0)
