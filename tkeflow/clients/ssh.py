@@ -1,0 +1,455 @@
+"""tkeflow's SSH client: run a command on one host or fan out over many, host keys always checked.
+
+Who calls it: the tasks of the add-existing-hosts flow (issue 6) inspect every host (lsblk, blkid,
+findmnt, df) before the R-ADD-3 data-disk decision and check the mounts after the join; the parsing
+helpers at the bottom turn that output into plain dataclasses.
+
+Why it looks like this:
+- Host keys are checked with paramiko's RejectPolicy, never AutoAdd/Warning: an unknown or changed
+  host key is a PermanentError that says what to check. Real hosts are looked up in the user's
+  known_hosts (``~/.ssh/known_hosts`` by default); on the twin, the ONLY twin-specific setting is
+  the address map from ``GET http://$TKEFLOW_TWIN_ENDPOINT/_twin/ssh`` (private IP -> local
+  address and host key). The client still connects *as* the private IP, so known-host lookups and
+  every message name the host the way a real run does.
+- Key authentication only (R-CRT-9 prefers key pairs), from a private key file (Ed25519, RSA or
+  ECDSA); an encrypted key's passphrase comes from an environment variable, never a config.
+- paramiko and socket errors become TransientError (timeouts, refused/reset connections, EOF) or
+  PermanentError (authentication, host keys, key files) at this boundary, chained with
+  ``raise ... from e``. Key material never reaches a log or a message (fingerprints only).
+- One connection per host, reused for every command of a session; ``run_many`` runs a bounded
+  thread pool in which one host's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from tkeflow import errors
+
+log = logging.getLogger(__name__)
+
+PASSPHRASE_ENV = "TKEFLOW_SSH_KEY_PASSPHRASE"
+TWIN_ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class _Address:
+    """Where to open the TCP connection for a host, and (twin only) the host key to expect."""
+
+    host: str
+    port: int
+    host_key: str | None = None  # "<type> <base64>"
+    instance_id: str | None = None
+
+
+class _StaleSession(Exception):
+    """A reused connection turned out dead before the command started (internal: triggers a reconnect)."""
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey):
+        super().__init__(f"no known host key for {hostname}")
+        self.hostname = hostname
+        self.key = key
+
+
+class _RejectUnknownHost(paramiko.RejectPolicy):
+    """RejectPolicy that raises a typed error, so the message can say which key was offered."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _UnknownHostKey(hostname, key)
+
+
+class SshClient:
+    """SSH sessions to hosts addressed by private IP; use as a context manager or call ``close()``."""
+
+    def __init__(self, private_key_file: str | os.PathLike[str], *, user: str = "root", port: int = 22,
+                 connect_timeout_s: float = 10.0, command_timeout_s: float = 60.0,
+                 known_hosts_file: str | os.PathLike[str] | None = None,
+                 passphrase_env: str = PASSPHRASE_ENV, twin_endpoint: str | None = None,
+                 twin_map: Mapping[str, Mapping[str, Any]] | None = None):
+        self.user = user
+        self.port = port
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self._pkey = _load_private_key(Path(private_key_file), os.environ.get(passphrase_env))
+        self._known_hosts = Path(known_hosts_file or Path.home() / ".ssh" / "known_hosts")
+        self._twin_endpoint = twin_endpoint or os.environ.get(TWIN_ENDPOINT_ENV) or None
+        self._twin: dict[str, _Address] | None = _twin_addresses(twin_map) if twin_map is not None else None
+        self._sessions: dict[str, paramiko.SSHClient] = {}
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, ssh: Any, *, twin_endpoint: str | None = None) -> SshClient:
+        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts)."""
+        return cls(ssh.private_key_file, user=ssh.user, port=ssh.port, connect_timeout_s=ssh.connect_timeout_s,
+                   command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint)
+
+    def __enter__(self) -> SshClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            session.close()
+
+    # -- running commands --------------------------------------------------------------------------
+
+    def run(self, ip: str, command: str, timeout_s: float | None = None) -> CommandResult:
+        """Run ``command`` on host ``ip``; its exit status is data, not an error.
+
+        Raises TransientError (retry) or PermanentError (fix something first), naming the host.
+        """
+        timeout = timeout_s or self.command_timeout_s
+        try:
+            return self._run_once(ip, command, timeout)
+        except _StaleSession:  # the kept connection died (host rebooted, idle timeout): one fresh try
+            return self._run_once(ip, command, timeout)
+
+    def _run_once(self, ip: str, command: str, timeout: float) -> CommandResult:
+        with self._host_lock(ip):
+            reused = ip in self._sessions
+            session = self._session(ip)
+        try:
+            return _exec(session, command, timeout)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            self._forget(ip)
+            if reused and isinstance(e, paramiko.SSHException) and "not active" in str(e):
+                raise _StaleSession() from e
+            raise _wrap(ip, e, f"running {command.split()[0] if command.split() else command!r}") from e
+
+    def run_many(self, ips: Iterable[str], command: str, concurrency: int = 10,
+                 timeout_s: float | None = None) -> dict[str, CommandResult | errors.TkeflowError]:
+        """Run ``command`` on every host, at most ``concurrency`` at once; failures are per host."""
+        targets = list(dict.fromkeys(ips))
+        if not targets:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets))),
+                                thread_name_prefix="ssh-fanout") as pool:
+            futures = {ip: pool.submit(self._run_captured, ip, command, timeout_s) for ip in targets}
+            return {ip: future.result() for ip, future in futures.items()}
+
+    def _run_captured(self, ip: str, command: str, timeout_s: float | None) -> CommandResult | errors.TkeflowError:
+        try:
+            return self.run(ip, command, timeout_s)
+        except errors.TkeflowError as e:
+            return e
+        except Exception as e:  # a bug for one host must not lose the results of all the others
+            log.exception("ssh to %s failed unexpectedly", ip)
+            return errors.PermanentError(f"{ip}: unexpected {type(e).__name__}: {e}")
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _host_lock(self, ip: str) -> threading.Lock:
+        with self._lock:
+            return self._host_locks.setdefault(ip, threading.Lock())
+
+    def _forget(self, ip: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(ip, None)
+        if session is not None:
+            session.close()
+
+    def _session(self, ip: str) -> paramiko.SSHClient:
+        """The kept connection to ``ip``, or a new one (caller holds the host's lock)."""
+        session = self._sessions.get(ip)
+        transport = session.get_transport() if session else None
+        if session is not None and transport is not None and transport.is_active():
+            return session
+        self._forget(ip)
+        session = self._connect(ip)
+        with self._lock:
+            self._sessions[ip] = session
+        return session
+
+    def _connect(self, ip: str) -> paramiko.SSHClient:
+        address = self._address(ip)
+        session = paramiko.SSHClient()
+        session.set_missing_host_key_policy(_RejectUnknownHost())
+        if address.host_key:
+            key_type, key_b64 = address.host_key.split()[:2]
+            session.get_host_keys().add(_known_name(ip, self.port), key_type, _public_key(key_type, key_b64))
+        elif self._known_hosts.is_file():
+            session.load_system_host_keys(str(self._known_hosts))
+        try:
+            sock = socket.create_connection((address.host, address.port), timeout=self.connect_timeout_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small commands: no Nagle wait
+            # Connect *as* the private IP: known-host lookup and messages name the real host.
+            session.connect(ip, self.port, username=self.user, pkey=self._pkey, sock=sock,
+                            timeout=self.connect_timeout_s, banner_timeout=self.connect_timeout_s,
+                            auth_timeout=self.connect_timeout_s, allow_agent=False, look_for_keys=False)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            session.close()
+            raise _wrap(ip, e, "connecting", address) from e
+        return session
+
+    def _address(self, ip: str) -> _Address:
+        if self._twin is None and not self._twin_endpoint:
+            return _Address(ip, self.port)
+        if self._twin is None or (ip not in self._twin and self._twin_endpoint):
+            self._twin = self._fetch_twin_map()
+        address = self._twin.get(ip)
+        if address is None:
+            raise errors.NotFoundError(f"{ip}: no twin host has this private IP (GET /_twin/ssh does not list it)")
+        return address
+
+    def _fetch_twin_map(self) -> dict[str, _Address]:
+        endpoint = str(self._twin_endpoint)
+        base = endpoint if endpoint.startswith(("http://", "https://")) else f"http://{endpoint}"
+        url = base.rstrip("/") + "/_twin/ssh"
+        try:
+            with urllib.request.urlopen(url, timeout=self.connect_timeout_s) as response:  # noqa: S310 (twin URL)
+                return _twin_addresses(json.load(response))
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise errors.TransientError(f"could not read the twin's SSH address map from {url}: {e}") from e
+
+
+def _twin_addresses(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, _Address]:
+    return {ip: _Address(str(v["host"]), int(v["port"]), str(v["host_key"]), v.get("instance_id"))
+            for ip, v in raw.items()}
+
+
+def _known_name(ip: str, port: int) -> str:
+    return ip if port == 22 else f"[{ip}]:{port}"
+
+
+def _public_key(key_type: str, key_b64: str) -> paramiko.PKey:
+    return paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
+
+
+def _load_private_key(path: Path, passphrase: str | None) -> paramiko.PKey:
+    """Ed25519, RSA or ECDSA private key; errors name the file and what to do, never its content."""
+    try:
+        return paramiko.PKey.from_path(path, password=passphrase or None)
+    except FileNotFoundError as e:
+        raise errors.PermanentError(f"SSH private key file {path} does not exist") from e
+    except paramiko.PasswordRequiredException as e:
+        raise errors.PermanentError(f"SSH private key {path} is encrypted: put its passphrase in "
+                                    f"${PASSPHRASE_ENV}") from e
+    except (paramiko.SSHException, ValueError, OSError) as e:
+        raise errors.PermanentError(f"SSH private key {path} could not be loaded ({type(e).__name__}): "
+                                    "is it an Ed25519, RSA or ECDSA private key, and the passphrase right?") from e
+
+
+def _exec(session: paramiko.SSHClient, command: str, timeout: float) -> CommandResult:
+    transport = session.get_transport()
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("SSH session not active")
+    deadline = time.monotonic() + timeout
+    channel = transport.open_session(timeout=timeout)
+    try:
+        channel.exec_command(command)
+        stdout = _read_to_eof(channel, channel.recv, deadline)
+        stderr = _read_to_eof(channel, channel.recv_stderr, deadline)
+        if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(f"no exit status within {timeout:g}s")
+        status = channel.recv_exit_status()
+        if status == -1:
+            raise EOFError("the host closed the channel without an exit status")
+        return CommandResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+    except socket.timeout as e:
+        raise TimeoutError(f"command did not finish within {timeout:g}s") from e
+    finally:
+        channel.close()
+
+
+def _read_to_eof(channel: paramiko.Channel, recv: Any, deadline: float) -> bytes:
+    chunks = []
+    while True:
+        channel.settimeout(max(0.001, deadline - time.monotonic()))
+        chunk = recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _wrap(ip: str, e: BaseException, doing: str, address: _Address | None = None) -> errors.TkeflowError:
+    """paramiko/socket error -> TransientError or PermanentError with what to check."""
+    where = f"{ip}" + (f" ({address.instance_id})" if address and address.instance_id else "")
+    if isinstance(e, paramiko.BadHostKeyException):
+        return errors.PermanentError(
+            f"{where}: the host key CHANGED (offered {e.key.get_name()} {e.key.fingerprint}, known "
+            f"{e.expected_key.get_name()} {e.expected_key.fingerprint}). If the host was reinstalled "
+            "(adding it to a cluster reinstalls the OS), update known_hosts; otherwise suspect a "
+            "man-in-the-middle and do not connect.", code="HostKeyChanged")
+    if isinstance(e, _UnknownHostKey):
+        return errors.PermanentError(
+            f"{where}: host key unknown (offered {e.key.get_name()} {e.key.fingerprint}); add the host's key to "
+            "known_hosts after checking its fingerprint on the console (keys are never accepted blindly)",
+            code="HostKeyUnknown")
+    if isinstance(e, paramiko.AuthenticationException):
+        return errors.PermanentError(
+            f"{where}: authentication failed while {doing}: check that the private key matches a key pair "
+            "bound to the instance and the login user", code="AuthFailed")
+    if isinstance(e, (TimeoutError, socket.timeout)):
+        return errors.TransientError(f"{where}: timed out while {doing}: {e}", code="Timeout")
+    if isinstance(e, paramiko.ssh_exception.NoValidConnectionsError | ConnectionError | EOFError):
+        return errors.TransientError(f"{where}: connection lost or refused while {doing}: {e}", code="ConnectionError")
+    return errors.TransientError(f"{where}: SSH failure while {doing}: {type(e).__name__}: {e}", code="SshError")
+
+
+# -- parsing what the inspection commands print ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    """One row of ``lsblk``; ``parent`` is the disk a partition sits on."""
+
+    name: str
+    size_bytes: int
+    type: str
+    fstype: str | None
+    mountpoint: str | None
+    uuid: str | None
+    serial: str | None = None
+    parent: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.name if self.name.startswith("/") else f"/dev/{self.name}"
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    source: str
+    fstype: str
+    options: str = ""
+
+
+@dataclass(frozen=True)
+class FilesystemUsage:
+    """One line of ``df -B1``."""
+
+    source: str
+    size_bytes: int
+    used_bytes: int
+    available_bytes: int
+    target: str
+
+
+_SIZE_UNITS = {"B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+
+
+def _size_bytes(value: Any) -> int:
+    """lsblk sizes: a number (-b, util-linux 2.33+), a numeric string (2.32) or ``50G``/``931.5G``."""
+    if value is None:
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    match = re.fullmatch(r"([\d.]+)([BKMGTP])", text)
+    if not match:
+        raise errors.PermanentError(f"unexpected lsblk size {text!r}")
+    return int(float(match.group(1)) * 1024 ** _SIZE_UNITS[match.group(2)])
+
+
+def _load_json(text: str, tool: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise errors.PermanentError(f"{tool} printed something that is not JSON: {text[:200]!r}") from e
+
+
+def parse_lsblk_json(text: str) -> list[BlockDevice]:
+    """``lsblk -J [-b] [-o ...]`` -> every device, partitions right after their disk."""
+    out: list[BlockDevice] = []
+
+    def visit(node: Mapping[str, Any], parent: str | None) -> None:
+        mountpoint = node.get("mountpoint")
+        if mountpoint is None and node.get("mountpoints"):
+            mountpoint = next((m for m in node["mountpoints"] if m), None)
+        out.append(BlockDevice(str(node["name"]), _size_bytes(node.get("size")), str(node.get("type", "")),
+                               node.get("fstype") or None, mountpoint or None, node.get("uuid") or None,
+                               node.get("serial") or None, parent))
+        for child in node.get("children", []):
+            visit(child, str(node["name"]))
+
+    for device in _load_json(text, "lsblk").get("blockdevices", []):
+        visit(device, None)
+    return out
+
+
+def parse_findmnt_json(text: str) -> list[Mount]:
+    """``findmnt -J [...]`` -> every mount of the tree, flattened; no output (exit 1) -> []."""
+    out: list[Mount] = []
+
+    def visit(node: Mapping[str, Any]) -> None:
+        out.append(Mount(str(node.get("target", "")), str(node.get("source", "")), str(node.get("fstype", "")),
+                         str(node.get("options", ""))))
+        for child in node.get("children", []):
+            visit(child)
+
+    for filesystem in _load_json(text, "findmnt").get("filesystems", []):
+        visit(filesystem)
+    return out
+
+
+_BLKID_TAG = re.compile(r'([A-Z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_blkid(text: str) -> dict[str, dict[str, str]]:
+    """``blkid`` (full format) or ``blkid -o export`` -> device path -> tags (UUID, TYPE, ...)."""
+    devices: dict[str, dict[str, str]] = {}
+    if "DEVNAME=" in text:
+        for block in re.split(r"\n\s*\n", text.strip()):
+            tags = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if "DEVNAME" in tags:
+                devices[tags.pop("DEVNAME")] = tags
+        return devices
+    for line in text.splitlines():
+        device, sep, rest = line.partition(":")
+        if sep:
+            devices[device.strip()] = dict(_BLKID_TAG.findall(rest))
+    return devices
+
+
+def parse_df_bytes(text: str) -> list[FilesystemUsage]:
+    """``df -B1`` -> usage per mounted filesystem (the header line is skipped)."""
+    out = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1].isdigit():
+            out.append(FilesystemUsage(fields[0], int(fields[1]), int(fields[2]), int(fields[3]),
+                                       " ".join(fields[5:])))
+    return out
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """/etc/os-release -> {"ID": "tencentos", "VERSION_ID": "3.1", ...} with quotes removed."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip().strip('"') for key, value in pairs}
