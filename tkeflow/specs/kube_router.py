@@ -69,6 +69,8 @@ class KubeRouterSpec(ClusterRef):
                 raise rule_error("R-KR-1", f"{arg} breaks firewall-only mode (pod networking is the VPC's, "
                                  "the service proxy is kube-proxy's)", f"remove {arg}: the flow always sets "
                                  "--run-router=false --run-firewall=true --run-service-proxy=false")
+            if expected is not None:
+                continue  # restating firewall-only mode is harmless
             if name in MANAGED_FLAGS or not re.match(r"^--?[a-z]", name):
                 raise rule_error("schema", f"{arg} is set by the flow or is not a flag",
                                  "use the spec's own field for it (e.g. iptables_sync_period), or remove it")
