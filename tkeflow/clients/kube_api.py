@@ -8,6 +8,8 @@ tkeflow.clients.errors; this module knows the kubernetes client's own exception 
 from __future__ import annotations
 
 import functools
+import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -22,24 +24,39 @@ from tkeflow.clients import errors as client_errors
 # client 37), and urllib3/socket failures underneath.
 THIRD_PARTY_ERRORS: tuple[type[BaseException], ...] = (
     kube_exceptions.OpenApiException,
+    json.JSONDecodeError,  # a 200 whose body is not JSON
     urllib3.exceptions.HTTPError,
     pydantic.ValidationError,
     OSError,
 )
 
 
+def _is_cert_verify_failure(exc: BaseException) -> bool:
+    """Whether a TLS certificate check failed anywhere in the chain (urllib3 nests it in .reason)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        reason = getattr(current, "reason", None)
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
 def translate(exc: BaseException, what: str) -> errors.TkeflowError:
     """The tkeflow error for a kubernetes-client exception raised while doing ``what``."""
+    if _is_cert_verify_failure(exc):  # a wrong CA does not fix itself: permanent
+        return errors.PermanentError(
+            f"{what} failed: the API server's certificate does not verify against the kubeconfig's CA",
+            code="TLSVerifyFailed",
+        )
     if isinstance(exc, kube_exceptions.ApiException):
-        if not exc.status:  # the client's own transport failure (TLS, unpreparable request)
-            reason = str(exc.reason or "")
-            if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
-                return errors.PermanentError(
-                    f"{what} failed: the API server's certificate does not match the kubeconfig's CA",
-                    code="TLSVerifyFailed",
-                )
+        if not exc.status:  # the client's own transport failure
             return client_errors.from_connection_error(exc, what=what)
         return client_errors.from_kube_api_error(exc.status, exc.reason, exc.body, what=what)
+    if isinstance(exc, json.JSONDecodeError):
+        return errors.TransientError(f"{what} failed: the API server's answer is not JSON ({exc.msg})", code="BadResponse")
     if isinstance(exc, (kube_exceptions.OpenApiException, pydantic.ValidationError)):
         return errors.PermanentError(f"{what}: invalid arguments: {exc}", code="InvalidArguments")
     return client_errors.from_connection_error(exc, what=what)
