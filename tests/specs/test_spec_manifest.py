@@ -118,3 +118,8 @@ def test_resolve_kind_accepts_kebab_and_case() -> None:
     assert specs.resolve_kind("node-upgrade") == "NodeUpgrade"
     assert specs.resolve_kind("gpupool") == "GpuPool"
     assert specs.resolve_kind("TwinWorld") is None
+
+
+def test_cluster_spec_name_must_match_metadata_name() -> None:
+    assert specs.parse_manifest(at(example("cluster"), "spec.name", "demo")).spec.name == "demo"
+    assert [p.path for p in problems_of(at(example("cluster"), "spec.name", "other"))] == ["spec.name"]

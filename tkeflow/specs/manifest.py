@@ -108,7 +108,7 @@ def parse_manifest(data: Any, source: str | None = None) -> Manifest:
     if problems:
         raise SpecError(problems, source)
     kind = data["kind"]
-    data, path_map = _with_cluster_name(kind, data)
+    data, path_map = _with_cluster_name(kind, data, source)
     try:
         model = manifest_model(kind).model_validate(data)
     except ValidationError as exc:
@@ -124,14 +124,18 @@ def _name_kind(problem: Problem, kind: str) -> Problem:
     return Problem(problem.path, problem.rule, problem.message, problem.fix.replace("KIND", kind))
 
 
-def _with_cluster_name(kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _with_cluster_name(kind: str, data: dict[str, Any], source: str | None) -> tuple[dict[str, Any], dict[str, str]]:
     """A Cluster's spec carries metadata.name as its name (R-CRT-1 then reports at metadata.name)."""
     if kind != "Cluster" or not isinstance(data.get("spec"), dict) or not isinstance(data.get("metadata"), dict):
         return data, {}
     spec = dict(data["spec"])
-    if "name" in spec:
-        return data, {}
     name = data["metadata"].get("name")
+    if "name" in spec:
+        if spec["name"] != name:
+            raise SpecError([Problem("spec.name", SCHEMA_RULE, f"spec.name {spec['name']!r} differs from "
+                                     f"metadata.name {name!r}", "remove spec.name: the cluster is named by "
+                                     "metadata.name")], source)
+        return data, {}
     if name is not None:
         spec["name"] = name
     return {**data, "spec": spec}, {"spec.name": "metadata.name"}
