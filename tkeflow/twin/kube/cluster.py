@@ -26,7 +26,7 @@ from tkeflow.twin.kube.apiserver.eviction import Evictor, PdbStatusUpdater
 from tkeflow.twin.kube.apiserver.handlers import Api
 from tkeflow.twin.kube.apiserver.objects import Admission
 from tkeflow.twin.kube.apiserver.server import ApiServer
-from tkeflow.twin.kube.store import Store
+from tkeflow.twin.kube.store import HISTORY_SIZE, Store
 from tkeflow.twin.kube.types import KubeTimings, NodeSpec
 
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -86,7 +86,8 @@ class KubeCluster:
 
     def __init__(self, cluster_id: str, name: str = "", version: str = "1.30.0",
                  container_cidr: str = "172.20.0.0/16", service_cidr: str = "172.21.0.0/20",
-                 clock: Clock | None = None, timings: KubeTimings | None = None, network: Any = None):
+                 clock: Clock | None = None, timings: KubeTimings | None = None, network: Any = None,
+                 history_size: int = HISTORY_SIZE):
         self.cluster_id = cluster_id
         self.name = name or cluster_id
         self.version = version
@@ -96,7 +97,7 @@ class KubeCluster:
         self.clock = clock or Clock()
         self.timings = timings or KubeTimings()
         self.network = network
-        self.store = Store()
+        self.store = Store(history_size)
         self.token = secrets.token_urlsafe(32)
         self._tls = tls.generate(cluster_id)
         self.ca_pem = self._tls.ca_pem.decode()

@@ -186,7 +186,7 @@ class Store:
     def _candidates(
         self, table: _Table, namespace: str | None, node: str | None, start_after: Key | None
     ) -> Iterator[tuple[Key, Obj]]:
-        if node is not None:
+        if node:
             keys = sorted(k for k in table.by_node.get(node, {}) if not namespace or k[0] == namespace)
             return ((k, table.objects[k]) for k in keys if start_after is None or k > start_after)
         keys = table.keys_sorted()

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})  # R-CRT-12
 _DEPENDENT_KINDS = ("replicasets.apps", "pods", "controllerrevisions.apps", "jobs.batch")
 _TERMINAL_PHASES = ("Succeeded", "Failed")
+# The namespace controller's reaction time: long enough that `kubectl delete -f` of a namespace and its
+# contents finds the contents still there (as on a real cluster), short enough for tests.
+NAMESPACE_SYNC_DELAY_S = 0.2
 
 
 class Deleter:
@@ -126,7 +129,7 @@ class Deleter:
             return current
         self._store.mark_deleting("namespaces", None, name, 0)
         marked = self._store.update_status("namespaces", {"metadata": {"name": name}, "status": {"phase": "Terminating"}})
-        self._clock.call_later(0.0, lambda: self._empty_namespace(name))
+        self._clock.call_later(NAMESPACE_SYNC_DELAY_S, lambda: self._empty_namespace(name))
         return marked
 
     def _empty_namespace(self, name: str) -> None:

@@ -102,3 +102,37 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
     for res in found.values():
         entries.extend(_resource_entries(res))
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
+
+
+def _openapi_path(res: resources.Resource) -> str:
+    prefix = "/api/v1" if not res.group else f"/apis/{res.group}/{res.version}"
+    scope = "/namespaces/{namespace}" if res.namespaced else ""
+    return f"{prefix}{scope}/{res.plural}/{{name}}"
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    """/openapi/v3: one document per group version, as kube-apiserver lists them."""
+    paths = {}
+    for group_version in resources.BY_GROUP_VERSION:
+        key = "api/v1" if group_version == "v1" else f"apis/{group_version}"
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=0"}
+    return {"paths": paths}
+
+
+def openapi_v3(group_version: str, git_version: str) -> dict[str, Any] | None:
+    """A minimal OpenAPI v3 document: per resource, the PATCH operation with its GVK and the
+    ``fieldValidation`` query parameter. That is what kubectl's query-param verifier reads to leave
+    validation to the server (``kubectl create -f`` without a full schema). No schemas (not emulated).
+    """
+    found = resources.BY_GROUP_VERSION.get(group_version)
+    if not found:
+        return None
+    params = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}]
+    paths = {}
+    for res in found.values():
+        gvk = {"group": res.group, "version": res.version, "kind": res.kind}
+        operation = {"operationId": f"patch{res.kind}", "parameters": params, "x-kubernetes-group-version-kind": gvk,
+                     "x-kubernetes-action": "patch", "responses": {"200": {"description": "OK"}}}
+        paths[_openapi_path(res)] = {"patch": operation}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": git_version}, "paths": paths,
+            "components": {"schemas": {}}}

@@ -113,6 +113,11 @@ class Api:
             doc = discovery.group_list()
         elif path == "/api/v1":
             doc = discovery.resource_list("v1")
+        elif path == "/openapi/v3":
+            doc = discovery.openapi_v3_root()
+        elif path.startswith("/openapi/v3/"):
+            group_version = path.removeprefix("/openapi/v3/").removeprefix("api/").removeprefix("apis/")
+            doc = discovery.openapi_v3(group_version, self._git_version())
         elif path.startswith("/apis/"):
             parts = path.split("/")[2:]
             doc = discovery.api_group(parts[0]) if len(parts) == 1 else discovery.resource_list("/".join(parts[:2]))

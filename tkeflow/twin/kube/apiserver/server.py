@@ -97,8 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         if response.stream is None:
             self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            self.wfile.write(response.body)
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(response.body)  # headers and body in one write
+            self.flush_headers()
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -132,6 +133,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay between small writes
         # the TLS handshake runs lazily in the connection's own thread, not in the accept loop
         return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
@@ -162,7 +164,7 @@ class ApiServer:
             server = _Server(self.port, self._context, self._token, self._dispatch)
             self.port = server.server_address[1]
             self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, name=f"kube-apiserver-{self.port}", daemon=True)
+            self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"kube-apiserver-{self.port}", daemon=True)
             self._thread.start()
 
     def close(self) -> None:
