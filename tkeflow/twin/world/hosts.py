@@ -63,6 +63,7 @@ class Cvm:
     cluster_id: str | None = None  # the TKE cluster it belongs to, if any
     services: dict[str, str] = field(default_factory=dict)  # systemd unit -> active|inactive|failed
     os_install_count: int = 0  # audit: each OS (re)install increments it
+    container_dir: str | None = None  # DockerGraphPath once the host is a node (set by the cloud twin)
     created_time: str = "2026-11-01T00:00:00Z"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 

@@ -1,0 +1,45 @@
+"""`tkeflow twin serve`: run the digital twin (cloud API, cluster APIs, SSH hosts) until interrupted.
+
+Prints, and writes to ``--env-file`` when given, the shell lines that point every tkeflow command and
+the SDK examples at it: TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY (the twin account's
+twin-only keys) and TKEFLOW_TWIN_ENDPOINT=127.0.0.1:PORT.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import typer
+
+
+def env_lines(env: dict[str, str]) -> str:
+    order = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT")
+    return "".join(f"{name}={env[name]}\n" for name in order)
+
+
+def register(app: typer.Typer) -> None:
+    twin_app = typer.Typer(help="The digital twin of TKE (cloud API, Kubernetes APIs, SSH hosts).",
+                           no_args_is_help=True)
+
+    @twin_app.command("serve")
+    def serve(
+        world: Path = typer.Option(None, "--world", help="TwinWorld file (default configs/twin/world.yaml)."),
+        port: int = typer.Option(0, "--port", help="Port of the cloud API on 127.0.0.1 (0 = a free one)."),
+        env_file: Path = typer.Option(None, "--env-file", help="Also write the shell lines to this file."),
+    ) -> None:
+        """Serve the twin on 127.0.0.1 and print the environment that points clients at it."""
+        from tkeflow.twin.server import Twin  # the CLI may start the twin; the twin never imports the CLI
+
+        with Twin.start(world_path=world, port=port) as twin:
+            lines = env_lines(twin.env())
+            if env_file is not None:
+                env_file.write_text(lines)
+            typer.echo(lines, nl=False)
+            typer.echo(f"# twin serving on {twin.url} (admin under {twin.url}/_twin/); Ctrl-C stops it", err=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                typer.echo("# twin stopped", err=True)
+
+    app.add_typer(twin_app, name="twin")

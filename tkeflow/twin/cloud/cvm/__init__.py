@@ -1,0 +1,1 @@
+"""CVM service of the cloud twin (backend state logic, responses, rendering)."""

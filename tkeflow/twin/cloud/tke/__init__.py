@@ -1,0 +1,1 @@
+"""TKE service of the cloud twin (backend state logic, responses, rendering)."""

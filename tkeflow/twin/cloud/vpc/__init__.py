@@ -1,0 +1,1 @@
+"""VPC service of the cloud twin (backend state logic, responses, rendering)."""
