@@ -1,0 +1,77 @@
+"""R-KR-3 cases and R-KR-4 same-node reporting (tkeflow/rules/netpol.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tkeflow.rules import netpol as np
+
+A1 = np.Peer("nsa/a1", "172.20.0.10", "nsa")
+A2 = np.Peer("nsa/a2", "172.20.1.10", "nsa")
+B = np.Peer("nsb/b", "172.20.2.10", "nsb", {"app": "nsb"})
+C = np.Peer("nsc/c", "172.20.3.10", "nsc")
+D = np.Peer("default/d", "172.20.4.10", "default")
+EXT = np.Peer("ext", "14.215.1.1")
+OTHER_EXT = np.Peer("other", "8.8.8.8")
+
+
+def reach(case: int, src: np.Peer, dst: np.Peer, port: int = 80) -> bool:
+    return np.expected_reachable(case, np.Probe(src, dst, port))
+
+
+def test_case_1_nsa_only_from_nsa() -> None:
+    assert reach(1, A1, A2) and not reach(1, B, A1) and not reach(1, EXT, A1)
+    assert reach(1, A1, B)  # nsa's egress is not restricted
+
+
+def test_case_2_nothing_reaches_nsa() -> None:
+    assert not reach(2, A1, A2) and not reach(2, B, A1) and reach(2, B, C)
+
+
+def test_case_3_only_app_nsb_namespaces_on_6379() -> None:
+    assert reach(3, B, A1, 6379) and not reach(3, B, A1, 80) and not reach(3, C, A1, 6379)
+    assert not reach(3, A2, A1, 6379)
+    assert not np.expected_reachable(3, np.Probe(B, A1, 6379, protocol="UDP"))
+
+
+def test_case_4_egress_allow_list() -> None:
+    assert reach(4, A1, EXT, 5978) and not reach(4, A1, EXT, 80) and not reach(4, A1, OTHER_EXT, 5978)
+    assert not reach(4, A1, A2, 5978) and reach(4, B, OTHER_EXT, 443)
+
+
+def test_case_5_default_only_from_external_on_80() -> None:
+    assert reach(5, EXT, D, 80) and not reach(5, EXT, D, 443) and not reach(5, B, D, 80)
+    assert not reach(5, OTHER_EXT, D, 80) and reach(5, B, C, 80)
+
+
+def test_namespaces_can_be_test_namespaces() -> None:
+    ns = np.Namespaces(nsa="kr-nsa", default="kr-default")
+    a = np.Peer("kr-nsa/a", "172.20.0.1", "kr-nsa")
+    assert not np.expected_reachable(2, np.Probe(B, a, 80), ns)
+    assert np.expected_reachable(2, np.Probe(B, A1, 80), ns)
+    assert np.case_policies(5, ns)[0]["metadata"]["namespace"] == "kr-default"
+
+
+@pytest.mark.parametrize("case", sorted(np.CASES))
+def test_policies_use_networking_v1(case: int) -> None:
+    policies = np.case_policies(case)
+    assert policies and all(p["apiVersion"] == "networking.k8s.io/v1" for p in policies)
+
+
+def test_unknown_case() -> None:
+    with pytest.raises(ValueError):
+        np.case_policies(6)
+    with pytest.raises(ValueError):
+        reach(0, A1, A2)
+
+
+def test_r_kr_4_mismatches_split_by_node_placement() -> None:
+    observed = [
+        (np.Probe(B, A1, 80, same_node=True), True),  # the doc's finding: same node not isolated
+        (np.Probe(B, A1, 80, same_node=False), False),
+        (np.Probe(A2, A1, 80, same_node=False), True),
+    ]
+    result = np.compare(1, observed)
+    assert not result.ok and result.probes == 3
+    assert len(result.same_node) == 1 and result.cross_node == [] and result.same_node[0].expected is False
+    assert np.compare(1, observed[1:]).ok
