@@ -143,11 +143,16 @@ class SshClient:
             reused = ip in self._sessions
             session = self._session(ip)
         try:
-            return _exec(session, command, timeout)
+            channel = _open_channel(session, timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
             self._forget(ip)
-            if reused and isinstance(e, paramiko.SSHException) and "not active" in str(e):
+            if reused:  # the kept connection died before this command was sent: safe to reconnect
                 raise _StaleSession() from e
+            raise _wrap(ip, e, "opening a session") from e
+        try:
+            return _exec(channel, command, timeout)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            self._forget(ip)
             raise _wrap(ip, e, f"running {command.split()[0] if command.split() else command!r}") from e
 
     def run_many(self, ips: Iterable[str], command: str, concurrency: int = 10,
@@ -252,10 +257,13 @@ def _public_key(key_type: str, key_b64: str) -> paramiko.PKey:
 def _load_private_key(path: Path, passphrase: str | None) -> paramiko.PKey:
     """Ed25519, RSA or ECDSA private key; errors name the file and what to do, never its content."""
     try:
-        return paramiko.PKey.from_path(path, password=passphrase or None)
+        return paramiko.PKey.from_path(path, password=passphrase.encode() if passphrase else None)  # type: ignore[arg-type]
     except FileNotFoundError as e:
         raise errors.PermanentError(f"SSH private key file {path} does not exist") from e
-    except paramiko.PasswordRequiredException as e:
+    except (paramiko.PasswordRequiredException, TypeError) as e:
+        # cryptography's OpenSSH loader says "password-protected" with a TypeError instead
+        if isinstance(e, TypeError) and "password" not in str(e):
+            raise errors.PermanentError(f"SSH private key {path} could not be loaded ({e})") from e
         raise errors.PermanentError(f"SSH private key {path} is encrypted: put its passphrase in "
                                     f"${PASSPHRASE_ENV}") from e
     except (paramiko.SSHException, ValueError, OSError) as e:
@@ -263,12 +271,15 @@ def _load_private_key(path: Path, passphrase: str | None) -> paramiko.PKey:
                                     "is it an Ed25519, RSA or ECDSA private key, and the passphrase right?") from e
 
 
-def _exec(session: paramiko.SSHClient, command: str, timeout: float) -> CommandResult:
+def _open_channel(session: paramiko.SSHClient, timeout: float) -> paramiko.Channel:
     transport = session.get_transport()
     if transport is None or not transport.is_active():
         raise paramiko.SSHException("SSH session not active")
+    return transport.open_session(timeout=timeout)
+
+
+def _exec(channel: paramiko.Channel, command: str, timeout: float) -> CommandResult:
     deadline = time.monotonic() + timeout
-    channel = transport.open_session(timeout=timeout)
     try:
         channel.exec_command(command)
         stdout = _read_to_eof(channel, channel.recv, deadline)

@@ -236,6 +236,12 @@ class SshFleet:
         """The public host key of a CVM as ``<type> <base64>`` (what known_hosts holds)."""
         return host_key_line(derive_host_key(self.seed, instance_id))
 
+    def connections(self, instance_id: str) -> int:
+        """Open SSH connections to a CVM (tests and benchmarks check that clients reuse them)."""
+        with self._lock:
+            host = self._hosts.get(instance_id)
+            return sum(1 for t in host.transports if t.is_active()) if host else 0
+
     def address(self, instance_id: str) -> tuple[str, int]:
         with self._lock:
             return self._bind_host, self._hosts[instance_id].port

@@ -1,0 +1,259 @@
+"""tkeflow.clients.ssh against the twin's SSH hosts (issue 2 "ssh", issue 4 "SSH hosts", issue 6).
+
+Host keys are always checked (RejectPolicy): a changed key is a PermanentError naming the host,
+an unknown one too. Errors are tkeflow's own (TransientError to retry, PermanentError to fix),
+chained from paramiko's, and carry no key material. run_many fans out in bounded waves. The parsers
+read both util-linux 2.32 (TencentOS 3 / CentOS 8) and 2.37 output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from tests.twin.ssh.ssh_twin_helpers import DEMO_KEY, DEMO_KEY_ID, demo_hosts, make_cvm
+from tkeflow import errors
+from tkeflow.clients import ssh
+from tkeflow.twin.ssh import SshFleet
+from tkeflow.twin.world.hosts import Cvm
+
+DEMO_PUB = DEMO_KEY.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def hosts() -> list[Cvm]:
+    return demo_hosts()
+
+
+@pytest.fixture
+def fleet(hosts: list[Cvm]) -> Iterator[SshFleet]:
+    with SshFleet(hosts, seed="client-tests", keys={DEMO_KEY_ID: DEMO_PUB}) as running:
+        yield running
+
+
+@pytest.fixture
+def client(fleet: SshFleet) -> Iterator[ssh.SshClient]:
+    with ssh.SshClient(DEMO_KEY, twin_map=fleet.mapping(), connect_timeout_s=5, command_timeout_s=5) as c:
+        yield c
+
+
+def _write_key(path: Path, private: object, passphrase: bytes | None = None) -> str:
+    """Write an OpenSSH private key file; returns its public line."""
+    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,  # type: ignore[attr-defined]
+                                           encryption))
+    return private.public_key().public_bytes(serialization.Encoding.OpenSSH,  # type: ignore[attr-defined]
+                                             serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_run_returns_the_command_result_and_reuses_the_connection(client: ssh.SshClient, fleet: SshFleet) -> None:
+    result = client.run("10.0.1.12", "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID")
+    assert result.ok and result.stderr == ""
+    vdb = next(d for d in ssh.parse_lsblk_json(result.stdout) if d.name == "vdb")
+    assert (vdb.size_bytes, vdb.fstype, vdb.mountpoint, vdb.path) == (200 * 1024**3, "ext4", "/data", "/dev/vdb")
+    assert client.run("10.0.1.12", "systemctl is-active kubelet") == ssh.CommandResult(3, "inactive\n", "")
+    assert client.run("10.0.1.12", "no-such-tool").exit_status == 127
+    assert fleet.connections("ins-host0002") == 1
+
+
+def test_a_formatted_disk_is_seen_on_the_next_command_r_add_3(client: ssh.SshClient, hosts: list[Cvm]) -> None:
+    assert ssh.parse_blkid(client.run("10.0.1.11", "blkid").stdout).get("/dev/vdb") is None
+    hosts[0].data_disks[0].format("ext4", "11111111-2222-4333-8444-555555555555", "/var/lib/docker")
+    mounts = ssh.parse_findmnt_json(client.run("10.0.1.11", "findmnt -J --target /var/lib/docker").stdout)
+    assert mounts == [ssh.Mount("/var/lib/docker", "/dev/vdb", "ext4", "rw,relatime")]
+    assert ssh.parse_blkid(client.run("10.0.1.11", "blkid").stdout)["/dev/vdb"]["TYPE"] == "ext4"
+
+
+def test_a_changed_host_key_is_permanent_and_names_the_host(hosts: list[Cvm]) -> None:
+    with SshFleet(hosts, seed="before-reinstall", keys={DEMO_KEY_ID: DEMO_PUB}) as before:
+        pinned = before.mapping()
+    with SshFleet(hosts, seed="after-reinstall", keys={DEMO_KEY_ID: DEMO_PUB}) as after:
+        now = after.mapping()
+        stale = {ip: {**entry, "host_key": pinned[ip]["host_key"]} for ip, entry in now.items()}
+        with ssh.SshClient(DEMO_KEY, twin_map=stale) as client, pytest.raises(errors.PermanentError) as caught:
+            client.run("10.0.1.11", "hostname")
+    message = str(caught.value)
+    assert "10.0.1.11 (ins-host0001)" in message and "host key CHANGED" in message and "known_hosts" in message
+    assert caught.value.code == "HostKeyChanged"
+    assert isinstance(caught.value.__cause__, paramiko.BadHostKeyException)
+    for key in (pinned["10.0.1.11"]["host_key"], now["10.0.1.11"]["host_key"]):
+        assert str(key).split()[1] not in message  # fingerprints only, never key material
+
+
+def test_real_hosts_use_known_hosts_and_refuse_unknown_keys(fleet: SshFleet, tmp_path: Path) -> None:
+    entry = fleet.mapping()["10.0.1.13"]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    real = ssh.SshClient(DEMO_KEY, port=int(entry["port"]), known_hosts_file=known_hosts, twin_endpoint=None)
+    with real, pytest.raises(errors.PermanentError, match="host key unknown") as caught:
+        real.run("127.0.0.1", "hostname")
+    assert caught.value.code == "HostKeyUnknown"
+    known_hosts.write_text(f"[127.0.0.1]:{entry['port']} {entry['host_key']}\n")
+    with ssh.SshClient(DEMO_KEY, port=int(entry["port"]), known_hosts_file=known_hosts) as trusted:
+        assert trusted.run("127.0.0.1", "hostname").stdout == "VM-1-13-tencentos\n"
+
+
+def test_a_key_not_bound_to_the_instance_fails_authentication_r_crt_9(fleet: SshFleet, tmp_path: Path) -> None:
+    key_file = tmp_path / "stranger"
+    _write_key(key_file, ed25519.Ed25519PrivateKey.generate())
+    with ssh.SshClient(key_file, twin_map=fleet.mapping()) as stranger, pytest.raises(errors.PermanentError) as caught:
+        stranger.run("10.0.1.11", "hostname")
+    assert caught.value.code == "AuthFailed" and "10.0.1.11" in str(caught.value)
+    assert key_file.read_text().splitlines()[1] not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ecdsa"])
+def test_rsa_and_ecdsa_keys_log_in_and_passphrases_come_from_env(kind: str, hosts: list[Cvm], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    private = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / f"id_{kind}"
+    public = _write_key(key_file, private, passphrase=b"open sesame")
+    hosts[0].key_ids.append("skey-other001")
+    with SshFleet(hosts, seed="s", keys={DEMO_KEY_ID: DEMO_PUB, "skey-other001": public}) as fleet:
+        monkeypatch.delenv(ssh.PASSPHRASE_ENV, raising=False)
+        with pytest.raises(errors.PermanentError, match=ssh.PASSPHRASE_ENV):
+            ssh.SshClient(key_file, twin_map=fleet.mapping())
+        monkeypatch.setenv(ssh.PASSPHRASE_ENV, "open sesame")
+        with ssh.SshClient(key_file, twin_map=fleet.mapping()) as client:
+            assert client.run("10.0.1.11", "hostname").ok
+
+
+def test_missing_key_file_is_permanent(tmp_path: Path) -> None:
+    with pytest.raises(errors.PermanentError, match="does not exist"):
+        ssh.SshClient(tmp_path / "nope")
+
+
+def test_a_stopped_host_is_transient_and_does_not_stop_the_others(client: ssh.SshClient, hosts: list[Cvm],
+                                                                   fleet: SshFleet) -> None:
+    hosts[1].state = "STOPPED"
+    fleet.sync()
+    results = client.run_many([c.private_ip for c in hosts], "hostname", concurrency=3)
+    assert list(results) == [c.private_ip for c in hosts]
+    failed = results["10.0.1.12"]
+    assert isinstance(failed, errors.TransientError) and "10.0.1.12" in str(failed)
+    assert all(isinstance(r, ssh.CommandResult) and r.ok for ip, r in results.items() if ip != "10.0.1.12")
+
+
+def test_a_kept_connection_that_died_is_replaced(client: ssh.SshClient, hosts: list[Cvm], fleet: SshFleet) -> None:
+    assert client.run("10.0.1.11", "hostname").ok
+    hosts[0].state = "STOPPED"
+    fleet.sync()  # drops the session, as a reboot does
+    hosts[0].state = "RUNNING"
+    fleet.sync()
+    assert client.run("10.0.1.11", "hostname").ok
+
+
+def test_a_slow_command_times_out_as_transient(hosts: list[Cvm]) -> None:
+    with SshFleet(hosts, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}, command_latency_s=2.0) as fleet, \
+            ssh.SshClient(DEMO_KEY, twin_map=fleet.mapping()) as client:
+        started = time.monotonic()
+        with pytest.raises(errors.TransientError, match="within 0.2s") as caught:
+            client.run("10.0.1.11", "hostname", timeout_s=0.2)
+        assert time.monotonic() - started < 1.5
+        assert caught.value.code == "Timeout" and caught.value.__cause__ is not None
+
+
+def test_run_many_runs_in_waves_of_the_concurrency() -> None:
+    """30 hosts, concurrency 8, latency L: about ceil(30/8) = 4 waves of L, never 1 and never 30."""
+    latency = 0.3
+    world = [make_cvm(f"ins-fan{i:05d}", f"10.0.5.{i}") for i in range(1, 31)]
+    with SshFleet(world, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}, command_latency_s=latency) as fleet, \
+            ssh.SshClient(DEMO_KEY, twin_map=fleet.mapping()) as client:
+        started = time.monotonic()
+        results = client.run_many([c.private_ip for c in world], "findmnt -J", concurrency=8)
+        elapsed = time.monotonic() - started
+    ideal = math.ceil(30 / 8) * latency
+    assert all(isinstance(r, ssh.CommandResult) and r.ok for r in results.values())
+    assert ideal * 0.95 <= elapsed < 2 * ideal, f"{elapsed:.2f}s for an ideal of {ideal:.2f}s"
+
+
+def test_the_twin_map_is_fetched_from_the_endpoint_and_refreshed_for_new_hosts(
+        hosts: list[Cvm], monkeypatch: pytest.MonkeyPatch) -> None:
+    world = {c.instance_id: c for c in hosts}
+    with SshFleet(world, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}) as fleet:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = json.dumps(fleet.mapping()).encode() if self.path == "/_twin/ssh" else b"{}"
+                self.send_response(200 if self.path == "/_twin/ssh" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            monkeypatch.setenv(ssh.TWIN_ENDPOINT_ENV, f"127.0.0.1:{server.server_address[1]}")
+            with ssh.SshClient(DEMO_KEY) as client:
+                assert client.run("10.0.1.21", "nvidia-smi -L").stdout.startswith("GPU 0: Tesla T4")
+                world["ins-late0001"] = make_cvm("ins-late0001", "10.0.1.99")
+                assert client.run("10.0.1.99", "hostname").stdout == "VM-1-99-tencentos\n"
+                with pytest.raises(errors.NotFoundError, match="10.9.9.9"):
+                    client.run("10.9.9.9", "hostname")
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_an_unreachable_twin_endpoint_is_transient(tmp_path: Path) -> None:
+    with ssh.SshClient(DEMO_KEY, twin_endpoint="127.0.0.1:1") as client, pytest.raises(errors.TransientError):
+        client.run("10.0.1.11", "hostname")
+
+
+# -- parsers ---------------------------------------------------------------------------------------
+
+LSBLK_2_32 = """{
+   "blockdevices": [
+      {"name": "vda", "size": "53687091200", "type": "disk", "fstype": null, "mountpoint": null, "uuid": null,
+         "children": [
+            {"name": "vda1", "size": "53686042624", "type": "part", "fstype": "ext4", "mountpoint": "/",
+             "uuid": "4b499d76-769a-40a0-93dc-4a31a59add28"}
+         ]
+      },
+      {"name": "vdb", "size": "107374182400", "type": "disk", "fstype": null, "mountpoint": null, "uuid": null}
+   ]
+}"""
+
+
+def test_parse_lsblk_reads_util_linux_2_32_strings_and_human_sizes() -> None:
+    devices = ssh.parse_lsblk_json(LSBLK_2_32)
+    assert devices[1] == ssh.BlockDevice("vda1", 53686042624, "part", "ext4", "/", "4b499d76-769a-40a0-93dc-4a31a59add28",
+                                         None, "vda")
+    assert devices[2] == ssh.BlockDevice("vdb", 107374182400, "disk", None, None, None)
+    human = ssh.parse_lsblk_json('{"blockdevices": [{"name": "vdb", "size": "931.5G", "type": "disk", '
+                                 '"mountpoints": [null, "/data"]}]}')
+    assert human[0].size_bytes == int(931.5 * 1024**3) and human[0].mountpoint == "/data"
+    with pytest.raises(errors.PermanentError):
+        ssh.parse_lsblk_json("lsblk: unknown column")
+
+
+def test_parse_blkid_full_and_export_formats() -> None:
+    full = ('/dev/vda1: UUID="4b49" BLOCK_SIZE="4096" TYPE="ext4" PARTUUID="a1b2-01"\n'
+            '/dev/vdb: UUID="9f3c" TYPE="xfs"\n')
+    assert ssh.parse_blkid(full) == {"/dev/vda1": {"UUID": "4b49", "BLOCK_SIZE": "4096", "TYPE": "ext4",
+                                                   "PARTUUID": "a1b2-01"},
+                                     "/dev/vdb": {"UUID": "9f3c", "TYPE": "xfs"}}
+    export = "DEVNAME=/dev/vdb\nUUID=9f3c\nTYPE=xfs\n\nDEVNAME=/dev/vdc\nTYPE=ext4\n"
+    assert ssh.parse_blkid(export) == {"/dev/vdb": {"UUID": "9f3c", "TYPE": "xfs"}, "/dev/vdc": {"TYPE": "ext4"}}
+    assert ssh.parse_blkid("") == {}
+
+
+def test_parse_findmnt_df_and_os_release() -> None:
+    assert ssh.parse_findmnt_json("") == []
+    df = ("Filesystem      1B-blocks        Used   Available Use% Mounted on\n"
+          "/dev/vdb     214748364800 37580963840 166429982720  19% /data dir\n")
+    assert ssh.parse_df_bytes(df) == [ssh.FilesystemUsage("/dev/vdb", 214748364800, 37580963840, 166429982720,
+                                                          "/data dir")]
+    assert ssh.parse_os_release('# c\nID="tencentos"\nVERSION_ID="3.1"\n') == {"ID": "tencentos", "VERSION_ID": "3.1"}
