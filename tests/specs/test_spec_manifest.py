@@ -123,3 +123,27 @@ def test_resolve_kind_accepts_kebab_and_case() -> None:
 def test_cluster_spec_name_must_match_metadata_name() -> None:
     assert specs.parse_manifest(at(example("cluster"), "spec.name", "demo")).spec.name == "demo"
     assert [p.path for p in problems_of(at(example("cluster"), "spec.name", "other"))] == ["spec.name"]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_spec_survives_a_json_round_trip_as_a_flow_parameter(path: Path) -> None:
+    """Prefect stores flow parameters as JSON and validates them again (flows/deployments.py)."""
+    manifest = specs.load_manifest(path)
+    model = type(manifest.spec)
+    again = model.model_validate(manifest.spec.model_dump(mode="json"))
+    assert again == manifest.spec
+
+
+def test_cluster_schema_does_not_require_spec_name_in_a_file() -> None:
+    schema = specs.manifest_json_schema("Cluster")
+    assert "name" not in schema["$defs"]["ClusterSpec"]["required"]
+    assert "region" in schema["$defs"]["ClusterSpec"]["required"]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_validate_against_the_editor_schema(path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    jsonschema.validate(doc, specs.manifest_json_schema(doc["kind"]))

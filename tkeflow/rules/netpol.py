@@ -90,7 +90,10 @@ def _in_external(ip: str) -> bool:
 def expected_reachable(case: int, probe: Probe, ns: Namespaces = Namespaces()) -> bool:
     """Whether ``probe`` should connect once case ``case``'s policies are in place (R-KR-3)."""
     src, dst = probe.source, probe.destination
-    tcp_on = lambda port: probe.protocol == "TCP" and probe.port == port  # noqa: E731
+
+    def tcp_on(port: int) -> bool:
+        return probe.protocol == "TCP" and probe.port == port
+
     if case == 1:
         return src.namespace == ns.nsa if dst.namespace == ns.nsa else True
     if case == 2:

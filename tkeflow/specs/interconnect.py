@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
 
 from tkeflow.specs.base import SpecModel, Violation, rule_error
 from tkeflow.specs.common import ClusterRef, Region, id_pattern
@@ -30,6 +30,12 @@ class ProbeHost(SpecModel):
 
     host: str = Field(description="IPv4 address of the host.")
     port: int = Field(80, ge=1, le=65535, description="TCP port that answers.")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        """Editors accept the short form too: "192.168.10.10:80"."""
+        as_object = handler(core_schema)
+        return {"anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$"}, as_object]}
 
     @model_validator(mode="before")
     @classmethod

@@ -76,6 +76,9 @@ def manifest_model(kind: str) -> type[BaseModel]:
 def manifest_json_schema(kind: str) -> dict[str, Any]:
     """JSON Schema of a manifest of ``kind``, for editors (by alias: apiVersion)."""
     schema = manifest_model(kind).model_json_schema(by_alias=True)
+    cluster = schema.get("$defs", {}).get("ClusterSpec")
+    if kind == "Cluster" and cluster:  # in a file the name comes from metadata.name (see _with_cluster_name)
+        cluster["required"] = [k for k in cluster.get("required", []) if k != "name"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 
