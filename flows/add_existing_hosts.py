@@ -1,0 +1,160 @@
+"""Add existing CVMs to a TKE cluster (R-ADD), deciding per host where the container directory goes.
+
+Steps, as issue 6 and the TKE guide order them:
+1. pre-flight, read-only: the cluster is Running; each host exists, is RUNNING, sits in the
+   cluster's VPC (R-ADD-1) and in no other cluster; the login is valid (R-ADD-5); the security
+   groups are the given ones or those of the cluster's other nodes (R-ADD-4). Any failure stops the
+   run before a mutating call. Hosts already in the cluster are skipped: none is reinstalled twice.
+2. inspect every host over SSH in parallel (bounded, host keys checked): disks, filesystems, mounts;
+3. decide per host (R-ADD-3, tkeflow/rules/data_disk.py) and publish the decisions;
+4. approval (R-ADD-2: every host's OS is reinstalled and it moves to the cluster's project);
+5. ONE AddExistedInstances call for the batch, per-host overrides; partial failure reported;
+6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report.
+``dry_run`` stops after step 3: pre-flight, inspection and decisions, with zero mutating calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks import hosts
+from tasks import hosts_join as join
+from tasks.approval import require_approval
+from tasks.artifacts import artifact_key, markdown_table, publish_table
+from tasks.validation import Check, ValidationReport, check_rows, finish_validation
+from tkeflow.errors import PermanentError
+from tkeflow.rules import data_disk
+from tkeflow.specs import ExistingHostsSpec
+
+FLOW_NAME = "add-existing-hosts"
+
+Decisions = dict[str, data_disk.DataDiskDecision]
+
+
+def host_rows(pre: hosts.Preflight, inspections: dict[str, hosts.Inspection], decisions: Decisions,
+              results: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The per-host table: disks seen, decision, reason, result (the plan leaves result to 'planned')."""
+    rows = []
+    for host in pre.to_add:
+        inspection = inspections.get(host.instance_id)
+        decision = decisions.get(host.instance_id)
+        disks = "; ".join(d.describe() for d in inspection.disks) if inspection and inspection.ok else ""
+        rows.append({
+            "host": host.instance_id, "ip": host.private_ip, "data disks seen": disks or "none",
+            "decision": decision.summary if decision else "left out",
+            "reason": decision.reason if decision else (inspection.error if inspection else "not inspected"),
+            "rule": decision.rule if decision else "R-ADD-3",
+            "result": (results or {}).get(host.instance_id, "planned" if decision else "not added"),
+        })
+    for host in pre.already_in:
+        rows.append({"host": host.instance_id, "ip": host.private_ip, "data disks seen": "(not inspected)",
+                     "decision": "skipped", "reason": f"already in {pre.cluster.cluster_id}: not reinstalled again",
+                     "rule": "R-ADD-2", "result": (results or {}).get(host.instance_id, "skipped")})
+    return rows
+
+
+def _stop_on_failed_preflight(pre: hosts.Preflight) -> None:
+    if pre.failed:
+        raise PermanentError("pre-flight failed, nothing was changed: " + "; ".join(
+            f"{c.name} ({c.target}){' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in pre.failed))
+
+
+def _approval_preview(pre: hosts.Preflight, rows: list[dict[str, Any]], decisions: Decisions) -> str:
+    wiped = [d.instance_id for d in decisions.values() if d.destroys_data]
+    lines = [f"# Add {len(decisions)} hosts to {pre.cluster.cluster_id}", "",
+             "**R-ADD-2: the operating system of every host below is reinstalled, and each host moves into the "
+             "cluster's project.** Anything on its system disk is lost.", ""]
+    if wiped:
+        lines += [f"**R-ADD-3: approved formats destroy the data on the data disk of: {', '.join(wiped)}.**", ""]
+    return "\n".join(lines + [markdown_table(rows)])
+
+
+def _join_checks(pre: hosts.Preflight, inspections: dict[str, hosts.Inspection],
+                 result: join.JoinResult | None) -> tuple[list[Check], dict[str, str]]:
+    """One 'host joined' check per host of the spec, and its result text for the table."""
+    checks, texts = [], {}
+    joined = set(result.added + result.already_in) if result else set()
+    for host in pre.to_add:
+        inspection = inspections[host.instance_id]
+        failed_why = inspection.error or (result.failed.get(host.instance_id) if result else None)
+        ok = host.instance_id in joined
+        detail = "joined" if ok else f"not added: {failed_why or 'no reply for it'}"
+        checks.append(Check(name="host joined", target=host.instance_id, ok=ok, rule="R-ADD-2", detail=detail))
+        texts[host.instance_id] = detail
+    for host in pre.already_in:
+        checks.append(Check(name="host joined", target=host.instance_id, ok=True, rule="R-ADD-2",
+                            detail="already in the cluster: skipped, not reinstalled again"))
+        texts[host.instance_id] = "skipped (already in the cluster)"
+    return checks, texts
+
+
+def _ready_checks(targets: list[hosts.HostTarget], ready: dict[str, bool], texts: dict[str, str]) -> list[Check]:
+    checks = []
+    for host in targets:
+        ok = ready.get(host.private_ip, False)
+        checks.append(Check(name="node Ready", target=host.instance_id, ok=ok, rule="R-CRT-10",
+                            detail=f"node {host.private_ip} " + ("Ready" if ok else "not Ready")))
+        texts[host.instance_id] += ", Ready" if ok else ", NOT Ready"
+    return checks
+
+
+def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str, hosts.Inspection],
+            decisions: Decisions, result: join.JoinResult | None) -> ValidationReport:
+    """Step 6: wait Ready, validate over SSH, publish the per-host table, return the report."""
+    cluster_id = pre.cluster.cluster_id
+    checks, texts = _join_checks(pre, inspections, result)
+    joined_ids = set(result.added + result.already_in) if result else set()
+    joined = [h for h in pre.to_add if h.instance_id in joined_ids] + pre.already_in
+    ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
+    checks += _ready_checks(joined, ready, texts)
+    added = [h.instance_id for h in pre.to_add if h in joined]
+    disk_checks = join.validate_host_disks(spec, cluster_id, inspections, decisions, added)
+    for check in disk_checks:
+        texts[check.target] += "" if check.ok else f", FAILED {check.name}: {check.detail}"
+    checks += disk_checks + [c for c in pre.checks if c.warning]
+    key = artifact_key(FLOW_NAME, cluster_id)
+    publish_table(f"{key}-hosts", host_rows(pre, inspections, decisions, texts),
+                  f"Hosts added to {cluster_id}: disks seen, decision, reason, result")
+    summary = {"cluster_id": cluster_id, "added": result.added if result else [],
+               "skipped": [h.instance_id for h in pre.already_in],
+               "failed": dict(result.failed) if result else {},
+               "formatted": sorted(i for i in added if decisions[i].formats_disk)}
+    return finish_validation(key, FLOW_NAME, cluster_id, checks, summary=summary)
+
+
+def _run_name() -> str:
+    """``add-hosts-<cluster id or name>``: the cluster as the spec names it (a template cannot pick one)."""
+    spec = flow_run.parameters.get("spec")
+    fields = spec if isinstance(spec, dict) else getattr(spec, "__dict__", {})
+    return f"add-hosts-{fields.get('cluster_id') or fields.get('cluster_name') or 'cluster'}"
+
+
+@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=False)
+def add_existing_hosts(spec: ExistingHostsSpec, dry_run: bool = False) -> ValidationReport:
+    """Add existing CVMs to a cluster: pre-flight, inspect, decide (R-ADD-3), approve, join, validate."""
+    logger = get_run_logger()
+    pre = hosts.preflight_hosts(spec)
+    for warning in (c for c in pre.checks if c.warning):
+        logger.warning("%s: %s (%s)", warning.name, warning.detail, warning.rule)
+    key = artifact_key(FLOW_NAME, pre.cluster.cluster_id)
+    if pre.failed:
+        publish_table(f"{key}-preflight", check_rows(pre.checks), "Pre-flight of add-existing-hosts: failed")
+    _stop_on_failed_preflight(pre)
+    inspections = hosts.inspect_hosts(spec, pre.to_add)
+    decisions = hosts.decide_data_disks(spec, inspections)
+    rows = host_rows(pre, inspections, decisions)
+    publish_table(f"{key}-plan", rows, f"Plan: hosts to add to {pre.cluster.cluster_id} and their R-ADD-3 decisions")
+    if dry_run:
+        logger.info("Dry run: decisions published as artifact %s-plan; nothing was changed", key)
+        return ValidationReport(flow=FLOW_NAME, target=pre.cluster.cluster_id, ok=True, checks=pre.checks,
+                                summary={"dry_run": True, "plan": rows})
+    result = None
+    if decisions:
+        require_approval(f"Adding {len(decisions)} hosts to {pre.cluster.cluster_id} (OS reinstall, R-ADD-2)",
+                         spec.approve_reinstall, _approval_preview(pre, rows, decisions), "spec.approve_reinstall")
+        settings = {i: join.advanced_settings(spec, d, inspections[i]) for i, d in decisions.items()}
+        result = join.add_existed_instances(spec, pre.cluster.cluster_id, settings, pre.security_group_ids)
+    return _finish(spec, pre, inspections, decisions, result)

@@ -1,0 +1,303 @@
+"""Read-only tasks of the add-existing-hosts flow: pre-flight, SSH inspection, the R-ADD-3 decisions.
+
+Who calls it: flows/add_existing_hosts.py (steps 1-3), and the benchmark through that flow. The
+mutating steps (AddExistedInstances, waits, validation) are in tasks/hosts_join.py.
+
+Why these shapes: pre-flight returns Checks rather than raising, so every problem of every host is
+reported at once and the flow stops before any mutating call (R-ADD-1 names the host in another VPC).
+Inspection is one task that fans out over SSH with bounded concurrency (tkeflow/clients/ssh.py
+run_many) in ONE round trip per host, because with 100 hosts a Prefect task per host would cost more
+than the SSH commands themselves; a host whose inspection fails is reported and left out, the others
+go on. The decision itself is the pure rule in tkeflow/rules/data_disk.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from tasks.cloud import resolve_cluster_id, secret_exists, tencent_cloud
+from tasks.retry import cloud_task
+from tasks.validation import Check
+from tkeflow import errors
+from tkeflow.clients import ssh
+from tkeflow.rules import data_disk
+from tkeflow.specs import ExistingHostsSpec
+
+# One round trip per host: lsblk for the devices (SERIAL is the cloud disk ID on a CVM), blkid to
+# cross-check filesystems (a udev cache can miss one; the safe side is "has a filesystem"), df for
+# used bytes of mounted filesystems (lsblk's FSUSED needs util-linux 2.33, older hosts lack it).
+INSPECT_COMMAND = "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,UUID,MOUNTPOINT,SERIAL; blkid -o export; df -B1"
+# A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
+SSH_RETRY_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    """One CVM of the spec as DescribeInstances shows it."""
+
+    instance_id: str
+    private_ip: str
+    zone: str
+    vpc_id: str
+    state: str
+    instance_type: str
+    cloud_disks: tuple[data_disk.CloudDataDisk, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    cluster_id: str
+    vpc_id: str
+    status: str
+    member_ids: frozenset[str] = frozenset()
+
+
+@dataclass
+class Preflight:
+    """What pre-flight found: the cluster, the hosts to add and the ones already in it (skipped)."""
+
+    cluster: ClusterView
+    to_add: list[HostTarget] = field(default_factory=list)
+    already_in: list[HostTarget] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One host as SSH showed it: its data disks merged with the CVM's DataDisks, or why it failed."""
+
+    host: HostTarget
+    disks: tuple[data_disk.DataDiskSeen, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# -- 1. pre-flight ------------------------------------------------------------------------------------
+
+
+def _host_target(instance: dict[str, Any]) -> HostTarget:
+    vpc = instance.get("VirtualPrivateCloud") or {}
+    ips = instance.get("PrivateIpAddresses") or []
+    disks = tuple(data_disk.CloudDataDisk(str(d.get("DiskId") or ""), int(d.get("DiskSize") or 0), d.get("DiskType"))
+                  for d in instance.get("DataDisks") or [])
+    return HostTarget(instance_id=instance["InstanceId"], private_ip=ips[0] if ips else "",
+                      zone=(instance.get("Placement") or {}).get("Zone", ""), vpc_id=vpc.get("VpcId", ""),
+                      state=instance.get("InstanceState", ""), instance_type=instance.get("InstanceType", ""),
+                      cloud_disks=disks)
+
+
+def _cluster_view(cloud: Any, cluster_id: str) -> ClusterView:
+    found = cloud.describe_clusters([cluster_id])
+    if not found:
+        raise errors.NotFoundError(f"cluster {cluster_id} does not exist in {cloud.region}")
+    cluster = found[0]
+    members = frozenset(i["InstanceId"] for i in cloud.describe_cluster_instances(cluster_id, role="ALL"))
+    return ClusterView(cluster_id=cluster_id, vpc_id=(cluster.get("ClusterNetworkSettings") or {}).get("VpcId", ""),
+                       status=cluster.get("ClusterStatus", ""), member_ids=members)
+
+
+def _host_check(host: HostTarget, cluster: ClusterView, other_cluster: str | None) -> Check:
+    """R-ADD-1 and state: a host can join only when RUNNING, in the cluster's VPC and in no other cluster."""
+    name = "host can join"
+    if host.state != "RUNNING":
+        return Check(name=name, target=host.instance_id, ok=False, rule="R-CRT-10",
+                     detail=f"is {host.state}, not RUNNING: start it first")
+    if host.vpc_id != cluster.vpc_id:
+        return Check(name=name, target=host.instance_id, ok=False, rule="R-ADD-1",
+                     detail=f"is in {host.vpc_id}, the cluster is in {cluster.vpc_id}: only CVMs of the cluster's "
+                            "VPC can be added (R-ADD-1); remove it from instance_ids")
+    if other_cluster:
+        return Check(name=name, target=host.instance_id, ok=False, rule="R-ADD-1",
+                     detail=f"already belongs to cluster {other_cluster}: remove it there first, or from instance_ids")
+    if host.instance_id in cluster.member_ids:
+        return Check(name=name, target=host.instance_id, ok=True, rule="R-ADD-2",
+                     detail=f"already in {cluster.cluster_id}: skipped, it is not reinstalled again")
+    return Check(name=name, target=host.instance_id, ok=True, rule="R-ADD-1",
+                 detail=f"{host.private_ip} RUNNING in {host.vpc_id}, in no cluster")
+
+
+def _other_clusters_of(cloud: Any, cluster: ClusterView, instance_ids: Sequence[str]) -> dict[str, str]:
+    """instance ID -> the other cluster it belongs to (one DescribeClusterInstances per cluster of the VPC)."""
+    owners: dict[str, str] = {}
+    for other in cloud.describe_clusters():
+        other_id = other["ClusterId"]
+        if other_id == cluster.cluster_id or (other.get("ClusterNetworkSettings") or {}).get("VpcId") != cluster.vpc_id:
+            continue
+        for instance in cloud.describe_cluster_instances(other_id, instance_ids=list(instance_ids)):
+            owners[instance["InstanceId"]] = other_id
+    return owners
+
+
+def _login_checks(cloud: Any, spec: ExistingHostsSpec) -> list[Check]:
+    """R-ADD-5 / R-CRT-9: the key pairs exist, or the password's Secret block does (its value never read here)."""
+    login = spec.login
+    if login.key_ids:
+        found = {k["KeyId"] for k in cloud.describe_key_pairs(login.key_ids)}
+        missing = [k for k in login.key_ids if k not in found]
+        return [Check(name="login key pairs exist", target=", ".join(login.key_ids), ok=not missing, rule="R-ADD-5",
+                      detail=f"missing: {', '.join(missing)}" if missing else "found")]
+    if login.password_secret:
+        exists = secret_exists(login.password_secret)
+        return [Check(name="login password secret exists", target=login.password_secret, ok=exists, rule="R-CRT-9",
+                      detail="found" if exists else f"create the Prefect Secret block {login.password_secret}")]
+    return [Check(name="login", target="hosts", ok=True, warning=True, rule="R-CRT-9",
+                  detail="no key pair and no password: TKE generates a password you will not see")]
+
+
+def _node_security_groups(cloud: Any, cluster: ClusterView, joining: set[str]) -> list[str]:
+    """R-ADD-4: the security groups most of the cluster's other nodes carry (empty if it has none)."""
+    others = sorted(cluster.member_ids - joining)
+    if not others:
+        return []
+    counts = Counter(tuple(i.get("SecurityGroupIds") or []) for i in cloud.describe_instances(others))
+    groups, _ = counts.most_common(1)[0]
+    return list(groups)
+
+
+def _ssh_key_check(spec: ExistingHostsSpec) -> list[Check]:
+    if not spec.ssh.private_key_file:
+        return [Check(name="SSH key to inspect hosts", target="spec.ssh.private_key_file", ok=False, rule="R-ADD-3",
+                      detail="give ssh.private_key_file: the hosts' disks are inspected before the decision")]
+    return []
+
+
+@cloud_task(task_run_name="preflight-hosts")
+def preflight_hosts(spec: ExistingHostsSpec) -> Preflight:
+    """Step 1, read-only: cluster Running; each host exists, RUNNING, in its VPC (R-ADD-1), in no other cluster."""
+    cloud = tencent_cloud(spec.region)
+    cluster = _cluster_view(cloud, resolve_cluster_id(cloud, spec.cluster_id, spec.cluster_name))
+    result = Preflight(cluster=cluster, checks=_ssh_key_check(spec))
+    result.checks.append(Check(name="cluster Running", target=cluster.cluster_id, ok=cluster.status == "Running",
+                               rule="R-CRT-10", detail=f"status {cluster.status}"))
+    instances = {i["InstanceId"]: _host_target(i) for i in cloud.describe_instances(spec.instance_ids)}
+    owners = _other_clusters_of(cloud, cluster, [i for i in spec.instance_ids if i not in cluster.member_ids])
+    for instance_id in spec.instance_ids:
+        host = instances.get(instance_id)
+        if host is None:
+            result.checks.append(Check(name="host exists", target=instance_id, ok=False, rule="R-ADD-1",
+                                       detail=f"no CVM {instance_id} in {spec.region}: fix instance_ids"))
+            continue
+        check = _host_check(host, cluster, owners.get(instance_id))
+        result.checks.append(check)
+        if check.ok:
+            (result.already_in if instance_id in cluster.member_ids else result.to_add).append(host)
+    result.checks += _login_checks(cloud, spec)
+    result.security_group_ids = list(spec.security_group_ids) or _node_security_groups(
+        cloud, cluster, {h.instance_id for h in result.to_add})
+    result.checks.append(Check(name="security groups", target="hosts", ok=True, rule="R-ADD-4",
+                               warning=not result.security_group_ids,
+                               detail=(", ".join(result.security_group_ids) + (" (given)" if spec.security_group_ids
+                                       else " (as the cluster's other nodes)")) if result.security_group_ids
+                               else "the cluster has no other node to copy from and none given: TKE's default"))
+    return result
+
+
+# -- 2. inspection over SSH -------------------------------------------------------------------------
+
+
+def split_inspection_output(text: str) -> tuple[str, str, str, str]:
+    """INSPECT_COMMAND's stdout (maybe followed by more JSON) -> (lsblk JSON, blkid export, df table, rest)."""
+    decoder = json.JSONDecoder()
+    start = text.index("{")
+    _, end = decoder.raw_decode(text, start)
+    rest = text[end:]
+    df_at = rest.find("Filesystem")
+    if df_at < 0:
+        raise errors.PermanentError("df printed no table: is coreutils df on the host?")
+    df_text = rest[df_at:]
+    trailing_at = df_text.find("{")  # df prints no braces: what follows is the next command's JSON
+    if trailing_at < 0:
+        return text[start:end], rest[:df_at], df_text, ""
+    return text[start:end], rest[:df_at], df_text[:trailing_at], df_text[trailing_at:]
+
+
+def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
+    """Whole disks as SSH shows them: lsblk devices with blkid's filesystems and df's used bytes."""
+    lsblk_json, blkid_text, df_text, _ = split_inspection_output(stdout)
+    devices = ssh.parse_lsblk_json(lsblk_json)
+    probed = ssh.parse_blkid(blkid_text)
+    used = {u.source: u.used_bytes for u in ssh.parse_df_bytes(df_text)}
+    disks = []
+    for disk in (d for d in devices if d.type == "disk"):
+        parts = [d for d in devices if d.parent == disk.name]
+        tags = probed.get(disk.path, {})
+        disks.append(data_disk.BlockDevice(
+            device=disk.path, size_bytes=disk.size_bytes, serial=disk.serial,
+            filesystem=disk.fstype or tags.get("TYPE") or None, uuid=disk.uuid or tags.get("UUID") or None,
+            mountpoint=disk.mountpoint, used_bytes=used.get(disk.path) if disk.mountpoint else None,
+            partitions=len(parts), is_system=any(p.mountpoint == "/" for p in [disk, *parts])))
+    return disks
+
+
+def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.TkeflowError) -> Inspection:
+    """One host's inspection from its command outcome (an error or a failed command is reported, not raised)."""
+    if isinstance(outcome, errors.TkeflowError):
+        return Inspection(host, error=f"SSH to {host.private_ip} failed: {outcome}")
+    if not outcome.ok:
+        return Inspection(host, error=f"inspection exited {outcome.exit_status}: {outcome.stderr.strip()[:300]}")
+    try:
+        seen = block_devices_seen(outcome.stdout)
+    except (ValueError, errors.TkeflowError) as e:
+        return Inspection(host, error=f"could not read the inspection output: {e}")
+    return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen))
+
+
+def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str,
+                 concurrency: int) -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """run_many, then again for the hosts that failed transiently (a few rounds): never all hosts twice."""
+    outcomes = client.run_many(ips, command, concurrency=concurrency)
+    for _ in range(SSH_RETRY_ROUNDS):
+        again = [ip for ip, o in outcomes.items() if isinstance(o, errors.TransientError)]
+        if not again:
+            break
+        outcomes.update(client.run_many(again, command, concurrency=concurrency))
+    return outcomes
+
+
+@task(task_run_name="inspect-hosts", persist_result=False)
+def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str, Inspection]:
+    """Step 2: every host's disks over SSH, ``spec.ssh.concurrency`` at a time, host keys checked."""
+    if not hosts:
+        return {}
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        outcomes = run_on_hosts(client, [h.private_ip for h in hosts], INSPECT_COMMAND, spec.ssh.concurrency)
+    inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
+    for failed in (i for i in inspections.values() if not i.ok):
+        get_run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)
+    return inspections
+
+
+# -- 3. the decisions (R-ADD-3) --------------------------------------------------------------------
+
+
+def choice_for(spec: ExistingHostsSpec, instance_id: str) -> data_disk.DataDiskChoice:
+    """The spec's wish for one host; approve_format must name THIS host (R-ADD-3)."""
+    return data_disk.DataDiskChoice(container_dir_on_data_disk=spec.container_dir_on_data_disk,
+                                    mount_target=spec.mount_target,
+                                    format_approved=instance_id in spec.approve_format)
+
+
+@task(task_run_name="decide-data-disks", persist_result=False)
+def decide_data_disks(spec: ExistingHostsSpec,
+                      inspections: dict[str, Inspection]) -> dict[str, data_disk.DataDiskDecision]:
+    """Step 3: the R-ADD-3 decision for every inspected host, each with its reason."""
+    decisions = {}
+    for instance_id, inspection in inspections.items():
+        if inspection.ok:
+            host = data_disk.HostDisks(instance_id=instance_id, data_disks=inspection.disks)
+            decisions[instance_id] = data_disk.decide_data_disk(host, choice_for(spec, instance_id))
+    return decisions

@@ -1,0 +1,235 @@
+"""Mutating and validating tasks of the add-existing-hosts flow: the join, the wait, the checks.
+
+Who calls it: flows/add_existing_hosts.py (steps 5-6), after the read-only steps of tasks/hosts.py
+and the approval.
+
+Why it looks like this:
+- ONE AddExistedInstances call for the batch (R-ADD-2 reinstalls every host: one call keeps the
+  cluster in Scaling once), with InstanceAdvancedSettingsOverrides in the same order as
+  InstanceIds, carrying each host's R-ADD-3 decision. Every attempt first re-reads which hosts are
+  in the cluster already, so a retry after a lost reply never reinstalls a host twice.
+- Partial failure: hosts the API reports failed for a transient reason (InternalError, throttling,
+  a timeout) are tried again in a smaller call; the others are reported with the API's reason and
+  the rest of the batch goes on.
+- Validation reads only what a real account offers: the nodes (watch), and over SSH where the
+  container directory is mounted and whether the disks the decision did not choose still carry the
+  filesystem, UUID and used space they had before. The twin's world is never consulted.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.blocks.system import Secret
+
+from tasks.cloud import kube_for, tencent_cloud
+from tasks.hosts import (
+    INSPECT_COMMAND, HostTarget, Inspection, block_devices_seen, run_on_hosts, split_inspection_output,
+)
+from tasks.retry import cloud_task
+from tasks.validation import Check
+from tkeflow import errors
+from tkeflow.clients import ssh
+from tkeflow.clients.kube_waits import is_node_ready
+from tkeflow.rules import data_disk
+from tkeflow.specs import ExistingHostsSpec
+
+JOIN_ATTEMPTS = 3  # calls for the hosts that failed transiently (the first call included)
+JOIN_BACKOFF_S = 1.0
+_TRANSIENT_REASONS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
+
+
+@dataclass
+class JoinResult:
+    added: list[str] = field(default_factory=list)
+    already_in: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # instance ID -> reason
+
+
+# -- 5. the join --------------------------------------------------------------------------------------
+
+
+def advanced_settings(spec: ExistingHostsSpec, decision: data_disk.DataDiskDecision,
+                      inspection: Inspection) -> dict[str, Any]:
+    """One host's InstanceAdvancedSettings: R-ADD-3's MountTarget/DockerGraphPath/DataDisks only when decided."""
+    settings: dict[str, Any] = {"Unschedulable": 1 if spec.unschedulable else 0}
+    if not decision.formats_disk:
+        return settings
+    disk = next(d for d in inspection.disks if d.device == decision.device)
+    settings.update({
+        "MountTarget": decision.mount_target,
+        "DockerGraphPath": decision.docker_graph_path,
+        "DataDisks": [{"DiskType": disk.disk_type or "CLOUD_PREMIUM", "FileSystem": "ext4",
+                       "DiskSize": disk.size_bytes // data_disk.GIB, "AutoFormatAndMount": True,
+                       "MountTarget": decision.mount_target, "DiskPartition": decision.device}],
+    })
+    return settings
+
+
+def _login_settings(spec: ExistingHostsSpec) -> dict[str, Any]:
+    """R-ADD-5 / R-CRT-9: key pairs, else the Secret block's password (straight into the call, never logged)."""
+    if spec.login.key_ids:
+        return {"KeyIds": list(spec.login.key_ids)}
+    if spec.login.password_secret:
+        return {"Password": str(Secret.load(spec.login.password_secret).get())}
+    return {}
+
+
+def join_request(spec: ExistingHostsSpec, cluster_id: str, instance_ids: list[str], settings: dict[str, dict[str, Any]],
+                 security_group_ids: list[str]) -> dict[str, Any]:
+    """The AddExistedInstances parameters (without the login, which the task adds at the last moment)."""
+    request: dict[str, Any] = {
+        "ClusterId": cluster_id,
+        "InstanceIds": instance_ids,
+        "InstanceAdvancedSettings": {"Unschedulable": 1 if spec.unschedulable else 0},
+        "InstanceAdvancedSettingsOverrides": [settings[i] for i in instance_ids],  # same order as InstanceIds
+    }
+    if security_group_ids:
+        request["SecurityGroupIds"] = list(security_group_ids)  # R-ADD-4
+    return request
+
+
+def _is_transient(reason: str) -> bool:
+    return any(word in reason.lower() for word in _TRANSIENT_REASONS)
+
+
+def _members(cloud: Any, cluster_id: str, instance_ids: list[str]) -> set[str]:
+    return {i["InstanceId"] for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
+
+
+def _call_join(cloud: Any, request: dict[str, Any], login: dict[str, Any]) -> dict[str, str]:
+    """One AddExistedInstances; returns instance ID -> failure reason ('' for success)."""
+    reply = cloud.call("tke", "AddExistedInstances", {**request, "LoginSettings": login} if login else request)
+    outcome = {i: "" for i in reply.get("SuccInstanceIds") or []}
+    reasons = list(reply.get("FailedReasons") or [])
+    for index, instance_id in enumerate(reply.get("FailedInstanceIds") or []):
+        outcome[instance_id] = reasons[index] if index < len(reasons) else "failed (no reason given)"
+    for instance_id in reply.get("TimeoutInstanceIds") or []:
+        outcome[instance_id] = "timed out while joining"
+    return outcome
+
+
+@cloud_task(task_run_name="add-existed-instances-{cluster_id}")
+def add_existed_instances(spec: ExistingHostsSpec, cluster_id: str, settings: dict[str, dict[str, Any]],
+                          security_group_ids: list[str]) -> JoinResult:
+    """Step 5: AddExistedInstances once for the batch; transient per-host failures retried, the rest reported."""
+    logger = get_run_logger()
+    cloud = tencent_cloud(spec.region)
+    result = JoinResult()
+    pending = list(settings)
+    login = _login_settings(spec)
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        joined = _members(cloud, cluster_id, pending)  # converge: never reinstall a host twice
+        (result.already_in if attempt == 1 else result.added).extend(i for i in pending if i in joined)
+        pending = [i for i in pending if i not in joined]
+        if not pending:
+            break
+        outcome = _call_join(cloud, join_request(spec, cluster_id, pending, settings, security_group_ids), login)
+        result.added += [i for i in pending if outcome.get(i) == ""]
+        failed = {i: outcome.get(i, "not in the reply") for i in pending if outcome.get(i) != ""}
+        pending = [i for i, reason in failed.items() if _is_transient(reason)]
+        logger.info("AddExistedInstances attempt %s: %s joined, %s failed (%s transient)",
+                    attempt, len(outcome) - len(failed), len(failed), len(pending))
+        result.failed.update({i: r for i, r in failed.items() if i not in pending or attempt == JOIN_ATTEMPTS})
+        if not pending or attempt == JOIN_ATTEMPTS:
+            break
+        threading.Event().wait(JOIN_BACKOFF_S * 2 ** (attempt - 1))  # backoff before the smaller retry call
+    for instance_id, reason in result.failed.items():
+        logger.warning("%s did not join: %s", instance_id, reason)
+    return result
+
+
+# -- 6. wait and validate ------------------------------------------------------------------------------
+
+
+@cloud_task(task_run_name="wait-hosts-ready-{cluster_id}")
+def wait_hosts_ready(spec: ExistingHostsSpec, cluster_id: str, node_names: list[str]) -> dict[str, bool]:
+    """Watch until every joined host is a Ready node (node name = private IP); returns name -> Ready."""
+    if not node_names:
+        return {}
+    with kube_for(cluster_id, spec.region) as kube:
+        try:
+            kube.wait_nodes_ready(node_names, timeout_s=spec.node_ready_timeout_s)
+        except errors.PermanentError as e:  # WaitTimeout: the checks below name the nodes that are not Ready
+            get_run_logger().warning("%s", e)
+        ready = {n.metadata.name for n in kube.list_nodes() if is_node_ready(n)}
+    return {name: name in ready for name in node_names}
+
+
+def validation_command(mount_target: str) -> str:
+    return f"{INSPECT_COMMAND}; findmnt -J -o TARGET,SOURCE,FSTYPE -T {shlex.quote(mount_target)}"
+
+
+def _container_dir_check(host: HostTarget, decision: data_disk.DataDiskDecision, before: Inspection,
+                         mount_source: str | None, mount_target: str) -> Check:
+    """R-ADD-3: the container directory sits on the chosen data disk, and on no data disk where not set."""
+    name = "container dir placement"
+    where = f"{mount_target} on {mount_source or 'nothing'}"
+    if decision.formats_disk:
+        ok = mount_source == decision.device
+        return Check(name=name, target=host.instance_id, ok=ok, rule="R-ADD-3",
+                     detail=f"{where}" + ("" if ok else f", expected {decision.device}"))
+    data_devices = {d.device for d in before.disks if d.device}
+    ok = mount_source not in data_devices
+    return Check(name=name, target=host.instance_id, ok=ok, rule="R-ADD-3",
+                 detail=f"{where} (not set: stays off the data disks)" if ok else f"{where}: a data disk, yet not decided")
+
+
+def _disks_kept_check(host: HostTarget, decision: data_disk.DataDiskDecision, before: Inspection,
+                      after: list[data_disk.BlockDevice]) -> Check:
+    """R-ADD-3: every data disk the decision did not choose keeps its filesystem, UUID and used space."""
+    now = {d.device: d for d in after}
+    changed, kept = [], []
+    for disk in before.disks:
+        if disk.device is None or disk.device == decision.device:
+            continue
+        seen = now.get(disk.device)
+        if seen is None or (seen.filesystem, seen.uuid) != (disk.filesystem, disk.uuid) or (
+                None not in (seen.used_bytes, disk.used_bytes) and seen.used_bytes != disk.used_bytes):
+            state = "gone" if seen is None else f"{seen.filesystem or 'no filesystem'} {seen.uuid or ''}".strip()
+            changed.append(f"{disk.device} was {disk.filesystem or 'no filesystem'} {disk.uuid or ''}, now {state}")
+        else:
+            kept.append(disk.device)
+    if changed:
+        return Check(name="other data disks untouched", target=host.instance_id, ok=False, rule="R-ADD-3",
+                     detail="; ".join(changed))
+    return Check(name="other data disks untouched", target=host.instance_id, ok=True, rule="R-ADD-3",
+                 detail=f"kept: {', '.join(kept)}" if kept else "no other data disk")
+
+
+def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_disk.DataDiskDecision,
+                 outcome: ssh.CommandResult | errors.TkeflowError) -> list[Check]:
+    host = before.host
+    if isinstance(outcome, errors.TkeflowError) or not outcome.ok:
+        why = str(outcome) if isinstance(outcome, errors.TkeflowError) else outcome.stderr.strip()[:300]
+        return [Check(name="disks after the join", target=host.instance_id, ok=False, rule="R-ADD-3",
+                      detail=f"SSH check failed: {why}")]
+    try:
+        after = block_devices_seen(outcome.stdout)
+        mounts = ssh.parse_findmnt_json(split_inspection_output(outcome.stdout)[3])
+    except (ValueError, errors.TkeflowError) as e:
+        return [Check(name="disks after the join", target=host.instance_id, ok=False, rule="R-ADD-3",
+                      detail=f"could not read the check's output: {e}")]
+    source = mounts[0].source if mounts else None
+    return [_container_dir_check(host, decision, before, source, spec.mount_target),
+            _disks_kept_check(host, decision, before, after)]
+
+
+@task(task_run_name="validate-host-disks-{cluster_id}", persist_result=False)
+def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: dict[str, Inspection],
+                        decisions: dict[str, data_disk.DataDiskDecision], instance_ids: list[str]) -> list[Check]:
+    """Over SSH, per joined host: container dir where decided (findmnt), untouched disks as inspected."""
+    hosts = [inspections[i] for i in instance_ids]
+    if not hosts:
+        return []
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        outcomes = run_on_hosts(client, [h.host.private_ip for h in hosts], validation_command(spec.mount_target),
+                                spec.ssh.concurrency)
+    checks: list[Check] = []
+    for before in hosts:
+        checks += _host_checks(spec, before, decisions[before.host.instance_id], outcomes[before.host.private_ip])
+    return checks
