@@ -8,6 +8,7 @@ read both util-linux 2.32 (TencentOS 3 / CentOS 8) and 2.37 output.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import threading
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from tests.twin.ssh.ssh_twin_helpers import DEMO_KEY, DEMO_KEY_ID, demo_hosts, make_cvm
 from tkeflow import errors
 from tkeflow.clients import ssh
-from tkeflow.twin.ssh import SshFleet
+from tkeflow.twin.ssh import SshFleet, derive_host_key, host_key_line
 from tkeflow.twin.world.hosts import Cvm
 
 DEMO_PUB = DEMO_KEY.with_suffix(".pub").read_text().strip()
@@ -257,3 +258,53 @@ def test_parse_findmnt_df_and_os_release() -> None:
     assert ssh.parse_df_bytes(df) == [ssh.FilesystemUsage("/dev/vdb", 214748364800, 37580963840, 166429982720,
                                                           "/data dir")]
     assert ssh.parse_os_release('# c\nID="tencentos"\nVERSION_ID="3.1"\n') == {"ID": "tencentos", "VERSION_ID": "3.1"}
+
+
+# -- the error boundary (STYLE.md 4): no paramiko/socket exception leaks out of SshClient ------------
+
+FOREIGN_MODULES = ("paramiko", "socket", "ssl", "urllib", "cryptography")
+
+
+def _assert_wrapped(outcome: object) -> None:
+    assert isinstance(outcome, errors.TkeflowError), f"{type(outcome).__module__}.{type(outcome).__name__} leaked"
+    for cls in type(outcome).__mro__:
+        assert not cls.__module__.startswith(FOREIGN_MODULES), f"{cls} is a third-party type"
+    assert outcome.__cause__ is not None or isinstance(outcome, errors.NotFoundError)
+
+
+def test_every_failure_of_run_and_run_many_is_a_tkeflow_error(hosts: list[Cvm], tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger"
+    _write_key(stranger, ed25519.Ed25519PrivateKey.generate())
+    hosts[2].state = "STOPPED"
+    with SshFleet(hosts, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}, command_latency_s=1.0) as fleet:
+        good = fleet.mapping()
+        bad_key = {ip: {**e, "host_key": host_key_line(derive_host_key("other", str(e["instance_id"])))}
+                   for ip, e in good.items()}
+        cases = [
+            (ssh.SshClient(DEMO_KEY, twin_map=bad_key), "10.0.1.11", None),  # changed host key
+            (ssh.SshClient(stranger, twin_map=good), "10.0.1.11", None),  # authentication
+            (ssh.SshClient(DEMO_KEY, twin_map=good), "10.0.1.13", None),  # refused (stopped CVM)
+            (ssh.SshClient(DEMO_KEY, twin_map=good), "10.0.1.11", 0.05),  # command timeout
+            (ssh.SshClient(DEMO_KEY, twin_map=good), "10.9.9.9", None),  # unknown host
+            (ssh.SshClient(DEMO_KEY, twin_endpoint="127.0.0.1:1"), "10.0.1.11", None),  # no twin map
+        ]
+        for client, ip, timeout in cases:
+            with client:
+                with pytest.raises(Exception) as caught:
+                    client.run(ip, "hostname", timeout_s=timeout)
+                _assert_wrapped(caught.value)
+                _assert_wrapped(client.run_many([ip], "hostname", timeout_s=timeout)[ip])
+    public = {name for name, _ in inspect.getmembers(ssh.SshClient, inspect.isfunction) if not name.startswith("_")}
+    assert public == {"run", "run_many", "close"}, "a new public method needs a case above"
+
+
+def test_from_spec_takes_the_existing_hosts_ssh_settings(fleet: SshFleet, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    from tkeflow.specs.existing_hosts import SshSettings
+
+    settings = SshSettings(private_key_file=str(DEMO_KEY), connect_timeout_s=3, command_timeout_s=4)
+    with ssh.SshClient.from_spec(settings) as client:
+        assert (client.user, client.port, client.connect_timeout_s, client.command_timeout_s) == ("root", 22, 3, 4)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* there
+    with pytest.raises(errors.PermanentError, match="no SSH private key file given"):
+        ssh.SshClient.from_spec(SshSettings())

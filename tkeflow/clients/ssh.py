@@ -90,7 +90,7 @@ class _RejectUnknownHost(paramiko.RejectPolicy):
 class SshClient:
     """SSH sessions to hosts addressed by private IP; use as a context manager or call ``close()``."""
 
-    def __init__(self, private_key_file: str | os.PathLike[str], *, user: str = "root", port: int = 22,
+    def __init__(self, private_key_file: str | os.PathLike[str] | None, *, user: str = "root", port: int = 22,
                  connect_timeout_s: float = 10.0, command_timeout_s: float = 60.0,
                  known_hosts_file: str | os.PathLike[str] | None = None,
                  passphrase_env: str = PASSPHRASE_ENV, twin_endpoint: str | None = None,
@@ -99,7 +99,7 @@ class SshClient:
         self.port = port
         self.connect_timeout_s = connect_timeout_s
         self.command_timeout_s = command_timeout_s
-        self._pkey = _load_private_key(Path(private_key_file), os.environ.get(passphrase_env))
+        self._pkey = _load_private_key(_key_path(private_key_file), os.environ.get(passphrase_env))
         self._known_hosts = Path(known_hosts_file or Path.home() / ".ssh" / "known_hosts")
         self._twin_endpoint = twin_endpoint or os.environ.get(TWIN_ENDPOINT_ENV) or None
         self._twin: dict[str, _Address] | None = _twin_addresses(twin_map) if twin_map is not None else None
@@ -109,7 +109,8 @@ class SshClient:
 
     @classmethod
     def from_spec(cls, ssh: Any, *, twin_endpoint: str | None = None) -> SshClient:
-        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts)."""
+        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts); its
+        ``concurrency`` is for ``run_many``."""
         return cls(ssh.private_key_file, user=ssh.user, port=ssh.port, connect_timeout_s=ssh.connect_timeout_s,
                    command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint)
 
@@ -136,7 +137,10 @@ class SshClient:
         try:
             return self._run_once(ip, command, timeout)
         except _StaleSession:  # the kept connection died (host rebooted, idle timeout): one fresh try
-            return self._run_once(ip, command, timeout)
+            try:
+                return self._run_once(ip, command, timeout)
+            except _StaleSession as e:
+                raise _wrap(ip, e.__cause__ or e, "opening a session") from e.__cause__
 
     def _run_once(self, ip: str, command: str, timeout: float) -> CommandResult:
         with self._host_lock(ip):
@@ -252,6 +256,18 @@ def _known_name(ip: str, port: int) -> str:
 
 def _public_key(key_type: str, key_b64: str) -> paramiko.PKey:
     return paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
+
+
+def _key_path(given: str | os.PathLike[str] | None) -> Path:
+    """The key file given, else the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa (ssh's defaults)."""
+    if given is not None:
+        return Path(given).expanduser()
+    defaults = [Path.home() / ".ssh" / name for name in ("id_ed25519", "id_ecdsa", "id_rsa")]
+    found = next((path for path in defaults if path.is_file()), None)
+    if found is None:
+        raise errors.PermanentError("no SSH private key file given (spec.ssh.private_key_file) and none of "
+                                    + ", ".join(str(p) for p in defaults) + " exists")
+    return found
 
 
 def _load_private_key(path: Path, passphrase: str | None) -> paramiko.PKey:
