@@ -11,7 +11,6 @@ Seeded like a fresh cluster: namespaces default, kube-system, kube-public, kube-
 from __future__ import annotations
 
 import base64
-import inspect
 import ipaddress
 import secrets
 from typing import Any
@@ -22,63 +21,15 @@ from tkeflow.twin.clock import Clock
 from tkeflow.twin.kube import errors, tls
 from tkeflow.twin.kube.apiserver import resources
 from tkeflow.twin.kube.apiserver.deletion import Deleter
-from tkeflow.twin.kube.apiserver.eviction import Evictor, PdbStatusUpdater
+from tkeflow.twin.kube.apiserver.eviction import Evictor
 from tkeflow.twin.kube.apiserver.handlers import Api
 from tkeflow.twin.kube.apiserver.objects import Admission
 from tkeflow.twin.kube.apiserver.server import ApiServer
+from tkeflow.twin.kube.controllers import Controllers
 from tkeflow.twin.kube.store import HISTORY_SIZE, Store
 from tkeflow.twin.kube.types import KubeTimings, NodeSpec
 
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-def _controllers(store: Store, clock: Clock, timings: KubeTimings, network: Any, **context: Any) -> Any:
-    """The controllers engineer's ``Controllers``, given whichever context arguments it takes."""
-    try:
-        from tkeflow.twin.kube.controllers import Controllers  # noqa: PLC0415 (keeps import cycles out)
-    except ImportError:  # until the controllers package lands: nodes only, no kubelets
-        return _NodesOnly(store)
-
-    accepted = inspect.signature(Controllers).parameters
-    extra = {k: v for k, v in context.items() if k in accepted}
-    return Controllers(store, clock, timings, network, **extra)
-
-
-class _NodesOnly:
-    """Stand-in used until tkeflow.twin.kube.controllers exports Controllers: Ready nodes, nothing else."""
-
-    def __init__(self, store: Store):
-        self._store = store
-
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-    def add_node(self, spec: NodeSpec) -> None:
-        ready = [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
-        capacity = {"cpu": str(spec.cpu), "memory": f"{spec.memory_gib}Gi", "pods": str(spec.max_pods)}
-        self._store.create("nodes", {
-            "metadata": {"name": spec.name, "labels": {"kubernetes.io/hostname": spec.name, **spec.labels}},
-            "spec": {"unschedulable": spec.unschedulable, "taints": spec.taints},
-            "status": {"conditions": ready, "capacity": capacity, "allocatable": capacity,
-                       "addresses": [{"type": "InternalIP", "address": spec.private_ip}],
-                       "nodeInfo": {"kubeletVersion": f"v{spec.version}", "kubeProxyVersion": f"v{spec.version}",
-                                    "osImage": spec.os_image, "architecture": "amd64", "operatingSystem": "linux",
-                                    "bootID": spec.instance_id, "machineID": spec.instance_id,
-                                    "systemUUID": spec.instance_id, "kernelVersion": "5.4.241-1-tlinux4",
-                                    "containerRuntimeVersion": spec.container_runtime}},
-        })
-
-    def remove_node(self, name: str) -> None:
-        self._store.delete("nodes", None, name)
-
-    def node_down(self, name: str) -> None:
-        return None
-
-    def node_up(self, name: str, version: str | None = None) -> None:
-        return None
 
 
 class KubeCluster:
@@ -102,12 +53,12 @@ class KubeCluster:
         self._tls = tls.generate(cluster_id)
         self.ca_pem = self._tls.ca_pem.decode()
         self._admission = Admission(self.store, service_cidr)
-        self._deleter = Deleter(self.store, self.clock, self.timings)
+        self._deleter = Deleter(self.store)
         api = Api(self.store, self._admission, self._deleter, Evictor(self.store, self._deleter),
                   git_version=lambda: self.git_version, server_address=lambda: f"127.0.0.1:{self._server.port}")
         self._server = ApiServer(self._tls.server_context(), self.token, api.dispatch)
-        self._pdb_status: PdbStatusUpdater | None = None
-        self.controllers: Any = None
+        self.controllers = Controllers(self.store, self.clock, self.timings, network, cluster_id=cluster_id,
+                                       container_cidr=container_cidr, service_cidr=service_cidr, version=version)
         self._started = False
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -115,10 +66,6 @@ class KubeCluster:
         if self._started:
             return self
         self._seed()
-        self._pdb_status = PdbStatusUpdater(self.store, self.clock)
-        self.controllers = _controllers(self.store, self.clock, self.timings, self.network,
-                                        cluster_id=self.cluster_id, container_cidr=self.container_cidr,
-                                        service_cidr=self.service_cidr)
         self.controllers.start()
         self._server.open()
         self._started = True
@@ -126,10 +73,7 @@ class KubeCluster:
 
     def stop(self) -> None:
         self._server.close()
-        if self.controllers is not None:
-            self.controllers.stop()
-        if self._pdb_status is not None:
-            self._pdb_status.stop()
+        self.controllers.stop()
         if self._own_clock:
             self.clock.stop()
         self._started = False
@@ -173,6 +117,7 @@ class KubeCluster:
     def set_master_version(self, version: str) -> None:
         """The master upgrade is done: /version reports ``version`` from now on."""
         self.version = version
+        self.controllers.version = version
 
     def kubeconfig(self) -> str:
         """The kubeconfig DescribeClusterKubeconfig returns: HTTPS server, CA data, bearer token."""
@@ -202,7 +147,8 @@ class KubeCluster:
         self.controllers.node_down(name)
 
     def node_up(self, name: str, version: str | None = None) -> None:
-        self.controllers.node_up(name, version)
+        """The node's kubelet is back (at ``version``, default the master's), NotReady then Ready."""
+        self.controllers.node_up(name, version or self.version)
 
     def delete_namespace(self, name: str) -> dict[str, Any]:
         """As DELETE /api/v1/namespaces/<name> (R-CRT-12: protected namespaces raise Forbidden)."""

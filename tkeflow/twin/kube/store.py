@@ -45,6 +45,15 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _finalizers(resource: str, obj: Obj) -> list[str]:
+    """What holds an object being deleted: metadata.finalizers, and for namespaces spec.finalizers
+    (``kubernetes``, removed by the namespace controller once the namespace is empty)."""
+    held = list(obj["metadata"].get("finalizers") or [])
+    if resource == "namespaces":
+        held += (obj.get("spec") or {}).get("finalizers") or []
+    return held
+
+
 @dataclass(frozen=True)
 class Event:
     rv: int
@@ -253,7 +262,8 @@ class Store:
 
         ``expect_rv=None`` writes unconditionally (the object's own resourceVersion is ignored);
         the API server passes the client's resourceVersion here for PUT and PATCH.
-        An update that empties ``metadata.finalizers`` of an object being deleted removes it.
+        An update that empties the finalizers of an object being deleted removes it (for namespaces
+        both metadata.finalizers and spec.finalizers).
         """
         with self._lock:
             result = self._update_locked(resource, copy.deepcopy(obj), expect_rv)
@@ -273,7 +283,7 @@ class Store:
         self._carry_identity(info, old, new, deleting)
         if old.get("spec") != new.get("spec") and "spec" in new:
             meta["generation"] = int(old["metadata"].get("generation", 0)) + 1
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not deleting:
+        if meta.get("deletionTimestamp") and not _finalizers(resource, new) and not deleting:
             return self._remove_locked(resource, table, key, new)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
@@ -311,7 +321,7 @@ class Store:
             raise errors.NotFound(resource, name)
         if expect_uid and old["metadata"].get("uid") != expect_uid:
             raise errors.Conflict(resource, name, "the UID in the precondition does not match the UID in record")
-        if old["metadata"].get("finalizers"):
+        if _finalizers(resource, old):
             if old["metadata"].get("deletionTimestamp"):
                 return old
             marked = {**old, "metadata": {**old["metadata"], "deletionTimestamp": now_rfc3339(),

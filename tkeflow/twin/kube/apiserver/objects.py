@@ -40,8 +40,13 @@ class Admission:
         self._ip_lock = threading.Lock()
 
     def next_cluster_ip(self) -> str:
+        """The next free service IP (IPs taken by services created outside admission are skipped)."""
+        used = {s.get("spec", {}).get("clusterIP") for s in self._store.list("services")[0]}
         with self._ip_lock:
-            return str(next(self._service_hosts))
+            for host in self._service_hosts:
+                if str(host) not in used:
+                    return str(host)
+        raise errors.InternalError("failed to allocate a serviceIP: range is full")
 
     def admit_create(self, res: resources.Resource, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
