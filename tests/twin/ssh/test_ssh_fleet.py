@@ -201,3 +201,27 @@ def test_hundreds_of_hosts_cost_one_accept_thread(demo_keys: dict[str, str]) -> 
 def test_demo_world_helper_matches_the_contract_ips() -> None:
     assert [c.private_ip for c in demo_hosts()] == ["10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14",
                                                       "10.0.1.21", "10.1.1.11"]
+
+
+def test_add_and_remove_serve_cvms_outside_the_world_source(fleet: SshFleet) -> None:
+    extra = make_cvm("ins-extra001", "10.0.1.77")
+    fleet.add(extra)
+    entry = fleet.mapping()["10.0.1.77"]
+    assert execute(connect(entry), "hostname")[1] == "VM-1-77-tencentos\n"
+    fleet.remove("ins-extra001")
+    assert "10.0.1.77" not in fleet.mapping()
+    assert _refused(int(entry["port"]))
+
+
+def test_rekey_on_reinstall_changes_the_host_key_like_a_real_reinstall_r_add_2(hosts: list[Cvm],
+                                                                              demo_keys: dict[str, str]) -> None:
+    with SshFleet(hosts, seed="s", keys=demo_keys, rekey_on_reinstall=True) as fleet:
+        before = fleet.mapping()["10.0.1.11"]
+        hosts[0].os_install_count += 1  # what the cloud twin does when it reinstalls the OS
+        after = fleet.mapping()["10.0.1.11"]
+        assert after["host_key"] != before["host_key"] and after["port"] == before["port"]
+        with pytest.raises(paramiko.BadHostKeyException):
+            connect(after, known=before)
+        assert execute(connect(after), "hostname")[0] == 0
+    with SshFleet(hosts, seed="s", keys=demo_keys) as steady:
+        assert steady.mapping()["10.0.1.11"]["host_key"] == steady.host_key("ins-host0001")

@@ -68,13 +68,16 @@ class SshFleet:
     again on every sync). ``keys``: key pair ID -> public key line (``ssh-ed25519 AAAA... comment``),
     or a callable returning it. ``reachable(cvm, ip)`` answers ping; by default a host reaches the
     RUNNING CVMs of its own VPC. ``command_latency_s`` (a number or a callable such as
-    ``lambda: world.timings.ssh_command_latency_s``) delays each command's reply via the clock.
+    ``lambda: world.timings.ssh_command_latency_s``) delays each command's reply via the clock
+    (the twin's shared Clock when given, else the fleet's own). ``rekey_on_reinstall``: a real OS
+    reinstall (AddExistedInstances, R-ADD-2) regenerates the host keys; with it on, the key also
+    depends on ``Cvm.os_install_count``, so clients pinned to the old key see it change.
     """
 
     def __init__(self, cvms: CvmSource, seed: str, reachable: Callable[[Cvm, str], bool] | None = None, *,
                  keys: KeySource | None = None, clock: Clock | None = None,
                  command_latency_s: float | Callable[[], float] = 0.0, poll_interval_s: float = 0.2,
-                 bind_host: str = "127.0.0.1"):
+                 bind_host: str = "127.0.0.1", rekey_on_reinstall: bool = False):
         self._cvms = cvms
         self.seed = seed
         self._reachable = reachable
@@ -84,10 +87,13 @@ class SshFleet:
         self.command_latency_s = command_latency_s
         self._poll_interval_s = poll_interval_s
         self._bind_host = bind_host
+        self._rekey_on_reinstall = rekey_on_reinstall
         self._hosts: dict[str, _Host] = {}  # instance ID -> host
+        self._added: dict[str, Cvm] = {}  # CVMs given to add(), served even if the world omits them
         self._lock = threading.RLock()
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -98,6 +104,8 @@ class SshFleet:
             return self
         if self._clock is None:
             self._clock = Clock()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.sync()
         self._thread = threading.Thread(target=self._serve, name="twin-ssh-accept", daemon=True)
@@ -112,9 +120,9 @@ class SshFleet:
         with self._lock:
             for instance_id in list(self._hosts):
                 self._drop(instance_id)
-        self._selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        for closable in (self._selector, self._wake_r, self._wake_w):
+            if closable is not None:
+                closable.close()
         if self._own_clock and self._clock is not None:
             self._clock.stop()
 
@@ -138,8 +146,9 @@ class SshFleet:
         """Match the served hosts to the world: new CVMs get a port, gone ones lose it, state applies."""
         cvms = {cvm.instance_id: cvm for cvm in self._world_cvms() if cvm.private_ip}
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self._selector is None:
                 return
+            cvms.update(self._added)
             for instance_id in [i for i in self._hosts if i not in cvms]:
                 self._drop(instance_id)
             for instance_id, cvm in cvms.items():
@@ -152,15 +161,16 @@ class SshFleet:
                 host.transports = {t for t in host.transports if t.is_active()}
 
     def add(self, cvm: Cvm) -> None:
-        """Serve one more CVM now (the next sync keeps it only if the world still lists it)."""
+        """Serve a CVM the world source does not list (until ``remove``); applied now if started."""
         with self._lock:
-            if cvm.instance_id not in self._hosts:
-                self._hosts[cvm.instance_id] = host = self._new_host(cvm)
-                self._apply_state(host)
+            self._added[cvm.instance_id] = cvm
+        self.sync()
 
     def remove(self, instance_id: str) -> None:
+        """Stop serving a CVM given to ``add`` (a CVM of the world follows the world instead)."""
         with self._lock:
-            self._drop(instance_id)
+            self._added.pop(instance_id, None)
+        self.sync()
 
     def _new_host(self, cvm: Cvm) -> _Host:
         reservation = _bound_socket(self._bind_host, 0)
@@ -186,12 +196,13 @@ class SshFleet:
             host.reservation.close()
             host.reservation = None
         host.listener = listener
+        assert self._selector is not None, "listeners open only once the fleet started"
         self._selector.register(listener, selectors.EVENT_READ, host)
         self._wake()
 
     def _refuse(self, host: _Host) -> None:
         """The CVM stopped (or is being reinstalled): connections refused, open sessions dropped."""
-        if host.listener is not None:
+        if host.listener is not None and self._selector is not None:
             self._selector.unregister(host.listener)
             host.listener.close()
             host.listener = None
@@ -234,7 +245,14 @@ class SshFleet:
 
     def host_key(self, instance_id: str) -> str:
         """The public host key of a CVM as ``<type> <base64>`` (what known_hosts holds)."""
-        return host_key_line(derive_host_key(self.seed, instance_id))
+        with self._lock:
+            host = self._hosts.get(instance_id)
+        return host_key_line(self._host_key(host.cvm if host else None, instance_id))
+
+    def _host_key(self, cvm: Cvm | None, instance_id: str) -> paramiko.PKey:
+        if self._rekey_on_reinstall and cvm is not None:
+            return derive_host_key(self.seed, f"{instance_id}/install-{cvm.os_install_count}")
+        return derive_host_key(self.seed, instance_id)
 
     def connections(self, instance_id: str) -> int:
         """Open SSH connections to a CVM (tests and benchmarks check that clients reuse them)."""
@@ -275,19 +293,22 @@ class SshFleet:
 
     def _wake(self) -> None:
         try:
-            self._wake_w.send(b"\0")
+            if self._wake_w is not None:
+                self._wake_w.send(b"\0")
         except OSError:  # closed during stop, or the pipe is full: the loop is awake anyway
             pass
 
     def _serve(self) -> None:
+        selector, wake_r = self._selector, self._wake_r
+        assert selector is not None and wake_r is not None
         while not self._stopping.is_set():
             try:
-                events = self._selector.select(timeout=self._poll_interval_s)
+                events = selector.select(timeout=self._poll_interval_s)
             except (OSError, ValueError):  # selector closed by stop()
                 return
             for key, _ in events:
                 if key.data is None:
-                    self._wake_r.recv(4096)
+                    wake_r.recv(4096)
                 else:
                     self._accept(key.data)
             try:
@@ -308,7 +329,7 @@ class SshFleet:
                 _reset(conn)
                 self._refuse(host)
                 return
-            host_key = derive_host_key(self.seed, host.cvm.instance_id)
+            host_key = self._host_key(host.cvm, host.cvm.instance_id)
         try:
             transport = serve_connection(conn, host.cvm, host_key, self)
         except (OSError, paramiko.SSHException):
