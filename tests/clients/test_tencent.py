@@ -279,3 +279,110 @@ def test_limiter_is_shared_per_service_and_region(monkeypatch: pytest.MonkeyPatc
         assert bucket.rate == 7 and bucket.burst == 7
     finally:
         ratelimit.reset_limiters()
+
+
+# --- against the cloud twin (real SDK over a socket) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def running_twin() -> Iterator[Any]:
+    from tkeflow.twin.server import Twin
+
+    with Twin.start(ssh=False) as twin:
+        yield twin
+
+
+@pytest.fixture
+def twin_cloud(running_twin: Any) -> Iterator[tencent.TencentCloud]:
+    _request(running_twin, "DELETE", "/_twin/calls")
+    yield tencent.TencentCloud("ap-guangzhou", secret_id=running_twin.secret_id, secret_key=running_twin.secret_key,
+                               endpoint=running_twin.endpoint, rate_limited=False)
+    _post(running_twin, "/_twin/faults", {"clear": True})
+
+
+def _request(twin: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{twin.endpoint}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read() or b"null")
+
+
+def _post(twin: Any, path: str, body: dict[str, Any]) -> Any:
+    return _request(twin, "POST", path, body)
+
+
+def _calls(twin: Any, action: str) -> list[dict[str, Any]]:
+    return [c for c in twin.calls() if c["action"] == action]
+
+
+def test_twin_pagination_walks_every_page(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+    instances = twin_cloud.describe_instances(filters={"vpc-id": "vpc-gzdemo01"}, page_size=2)
+    assert [i["InstanceId"] for i in instances] == ["ins-host0001", "ins-host0002", "ins-host0003", "ins-host0004", "ins-gpu00001"]
+    assert [(c["params"]["Offset"], c["params"]["Limit"]) for c in _calls(running_twin, "DescribeInstances")] == [(0, 2), (2, 2), (4, 2)]
+
+
+def test_twin_vpc_pagination_uses_strings(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+    subnets = twin_cloud.describe_subnets(page_size=1)
+    assert {s["SubnetId"] for s in subnets} == {"subnet-gz3app01", "subnet-gz4app01", "subnet-gz3peer1"}
+    assert [c["params"]["Offset"] for c in _calls(running_twin, "DescribeSubnets")] == ["0", "1", "2"]
+
+
+def test_twin_typed_helpers(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+    shanghai = tencent.TencentCloud("ap-shanghai", secret_id=running_twin.secret_id, secret_key=running_twin.secret_key,
+                                    endpoint=running_twin.endpoint, rate_limited=False)
+    assert shanghai.find_cluster_by_name("sh-peer")["ClusterId"] == "cls-shpeer01"
+    assert len(shanghai.describe_cluster_instances("cls-shpeer01")) == 2
+    assert "1.32.2" in shanghai.describe_available_cluster_versions("cls-shpeer01")
+    quota = twin_cloud.describe_account_quota(zone="ap-guangzhou-3")
+    assert quota and quota[0]["TotalQuota"] == 30
+    offers = twin_cloud.describe_zone_instance_config_infos(zone="ap-guangzhou-3", instance_type="GN7.2XLARGE32")
+    assert offers[0]["GpuCount"] == 1
+    assert twin_cloud.describe_route_tables(vpc_id="vpc-gzdemo01")[0]["RouteTableId"] == "rtb-gzdemo01"
+    with pytest.raises(errors.NotFoundError):
+        twin_cloud.describe_cluster_instances("cls-doesnotexist")
+
+
+def test_twin_throttling_is_transient_and_not_retried_by_the_sdk(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+    _post(running_twin, "/_twin/faults", {"actions": {"DescribeVpcs": {"throttle_rate": 1}}})
+    with pytest.raises(errors.TransientError) as caught:
+        twin_cloud.describe_vpcs()
+    assert caught.value.code == "RequestLimitExceeded" and caught.value.request_id
+    assert len(_calls(running_twin, "DescribeVpcs")) == 1  # tasks retry by type; the SDK must not
+
+
+def test_twin_auth_failure_is_permanent_after_one_call(running_twin: Any) -> None:
+    wrong = tencent.TencentCloud("ap-guangzhou", secret_id=running_twin.secret_id, secret_key="W" * 32,
+                                 endpoint=running_twin.endpoint, rate_limited=False)
+    before = len(_calls(running_twin, "DescribeClusters"))
+    with pytest.raises(errors.PermanentError) as caught:
+        wrong.describe_clusters()
+    assert caught.value.code.startswith("AuthFailure")
+    assert "TENCENTCLOUD_SECRET_KEY" in str(caught.value) and "W" * 32 not in str(caught.value)
+    assert len(_calls(running_twin, "DescribeClusters")) - before <= 1
+
+
+def test_twin_rate_limiter_bounds_calls_per_second(running_twin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TKEFLOW_API_RATE", "20")
+    monkeypatch.setenv("TKEFLOW_API_BURST", "2")
+    ratelimit.reset_limiters()
+    cloud = tencent.TencentCloud("ap-guangzhou", secret_id=running_twin.secret_id, secret_key=running_twin.secret_key,
+                                 endpoint=running_twin.endpoint)
+    stop = time.monotonic() + 0.5
+    start = time.monotonic()
+
+    def hammer() -> None:
+        while time.monotonic() < stop:
+            cloud.call("vpc", "DescribeVpcs", {})
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    elapsed = time.monotonic() - start
+    made = cloud.calls.snapshot()["vpc.DescribeVpcs"]
+    ratelimit.reset_limiters()
+    assert made <= 2 + 20 * elapsed + 1  # burst + rate x time: 4 threads cannot push past it
+    assert made >= 5

@@ -197,6 +197,7 @@ class DescribeMixin:
         self,
         *,
         zone: str | None = None,
+        instance_type: str | None = None,
         instance_types: Sequence[str] | None = None,
         instance_family: str | None = None,
         charge_type: str | None = None,
@@ -205,8 +206,9 @@ class DescribeMixin:
         criteria: dict[str, FilterValues] = {}
         if zone:
             criteria["zone"] = zone
-        if instance_types:
-            criteria["instance-type"] = list(instance_types)
+        wanted_types = ([instance_type] if instance_type else []) + list(instance_types or [])
+        if wanted_types:
+            criteria["instance-type"] = wanted_types
         if instance_family:
             criteria["instance-family"] = instance_family
         if charge_type:
