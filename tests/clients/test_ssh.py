@@ -308,3 +308,14 @@ def test_from_spec_takes_the_existing_hosts_ssh_settings(fleet: SshFleet, monkey
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* there
     with pytest.raises(errors.PermanentError, match="no SSH private key file given"):
         ssh.SshClient.from_spec(SshSettings())
+
+
+def test_a_timed_out_command_keeps_the_connection_for_the_next_one(hosts: list[Cvm]) -> None:
+    latency = {"s": 1.0}
+    with SshFleet(hosts, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}, command_latency_s=lambda: latency["s"]) as fleet, \
+            ssh.SshClient(DEMO_KEY, twin_map=fleet.mapping()) as client:
+        with pytest.raises(errors.TransientError):
+            client.run("10.0.1.11", "hostname", timeout_s=0.1)
+        latency["s"] = 0.0
+        assert client.run("10.0.1.11", "hostname").ok
+        assert fleet.connections("ins-host0001") == 1

@@ -106,6 +106,7 @@ class SshClient:
         self._sessions: dict[str, paramiko.SSHClient] = {}
         self._host_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._twin_lock = threading.Lock()  # one fetch of the twin's map, however many threads ask
 
     @classmethod
     def from_spec(cls, ssh: Any, *, twin_endpoint: str | None = None) -> SshClient:
@@ -156,7 +157,9 @@ class SshClient:
         try:
             return _exec(channel, command, timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
-            self._forget(ip)
+            transport = session.get_transport()
+            if transport is None or not transport.is_active():  # a slow command keeps the connection
+                self._forget(ip)
             raise _wrap(ip, e, f"running {command.split()[0] if command.split() else command!r}") from e
 
     def run_many(self, ips: Iterable[str], command: str, concurrency: int = 10,
@@ -227,9 +230,10 @@ class SshClient:
     def _address(self, ip: str) -> _Address:
         if self._twin is None and not self._twin_endpoint:
             return _Address(ip, self.port)
-        if self._twin is None or (ip not in self._twin and self._twin_endpoint):
-            self._twin = self._fetch_twin_map()
-        address = self._twin.get(ip)
+        with self._twin_lock:
+            if self._twin is None or (ip not in self._twin and self._twin_endpoint):
+                self._twin = self._fetch_twin_map()
+            address = self._twin.get(ip)
         if address is None:
             raise errors.NotFoundError(f"{ip}: no twin host has this private IP (GET /_twin/ssh does not list it)")
         return address
