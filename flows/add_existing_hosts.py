@@ -108,10 +108,12 @@ def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str
     checks, texts = _join_checks(pre, inspections, result)
     joined_ids = set(result.added + result.already_in) if result else set()
     joined = [h for h in pre.to_add if h.instance_id in joined_ids] + pre.already_in
+    added = [h.instance_id for h in pre.to_add if h in joined]
+    # The disks are checked as soon as the hosts are initialized, while the nodes turn Ready.
+    disks_future = join.validate_host_disks.submit(spec, cluster_id, inspections, decisions, added)
     ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready, texts)
-    added = [h.instance_id for h in pre.to_add if h in joined]
-    disk_checks = join.validate_host_disks(spec, cluster_id, inspections, decisions, added)
+    disk_checks = disks_future.result()
     for check in disk_checks:
         texts[check.target] += "" if check.ok else f", FAILED {check.name}: {check.detail}"
     checks += disk_checks + [c for c in pre.checks if c.warning]

@@ -14,12 +14,14 @@ go on. The decision itself is the pure rule in tkeflow/rules/data_disk.py.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 from tasks.cloud import resolve_cluster_id, secret_exists, tencent_cloud
 from tasks.retry import cloud_task
@@ -84,6 +86,14 @@ class Inspection:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def run_logger() -> Any:
+    """The run's logger; the module's own when a task's logic runs outside a run (``task.fn`` in a unit test)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 # -- 1. pre-flight ------------------------------------------------------------------------------------
@@ -169,9 +179,12 @@ def _node_security_groups(cloud: Any, cluster: ClusterView, joining: set[str]) -
 
 
 def _ssh_key_check(spec: ExistingHostsSpec) -> list[Check]:
-    if not spec.ssh.private_key_file:
+    """The key that inspects the hosts loads (a missing or encrypted key fails here, before anything)."""
+    try:
+        ssh.SshClient.from_spec(spec.ssh).close()
+    except errors.PermanentError as e:
         return [Check(name="SSH key to inspect hosts", target="spec.ssh.private_key_file", ok=False, rule="R-ADD-3",
-                      detail="give ssh.private_key_file: the hosts' disks are inspected before the decision")]
+                      detail=f"{e}: the hosts' disks are inspected before the decision")]
     return []
 
 
@@ -277,7 +290,7 @@ def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str,
         outcomes = run_on_hosts(client, [h.private_ip for h in hosts], INSPECT_COMMAND, spec.ssh.concurrency)
     inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
     for failed in (i for i in inspections.values() if not i.ok):
-        get_run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)
+        run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)
     return inspections
 
 

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import shlex
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.blocks.system import Secret
 
 from tasks.cloud import kube_for, tencent_cloud
 from tasks.hosts import (
-    INSPECT_COMMAND, HostTarget, Inspection, block_devices_seen, run_on_hosts, split_inspection_output,
+    INSPECT_COMMAND, HostTarget, Inspection, block_devices_seen, run_logger, run_on_hosts,
+    split_inspection_output,
 )
 from tasks.retry import cloud_task
 from tasks.validation import Check
+from tasks.waits import poll_until
 from tkeflow import errors
 from tkeflow.clients import ssh
 from tkeflow.clients.kube_waits import is_node_ready
@@ -117,7 +120,7 @@ def _call_join(cloud: Any, request: dict[str, Any], login: dict[str, Any]) -> di
 def add_existed_instances(spec: ExistingHostsSpec, cluster_id: str, settings: dict[str, dict[str, Any]],
                           security_group_ids: list[str]) -> JoinResult:
     """Step 5: AddExistedInstances once for the batch; transient per-host failures retried, the rest reported."""
-    logger = get_run_logger()
+    logger = run_logger()
     cloud = tencent_cloud(spec.region)
     result = JoinResult()
     pending = list(settings)
@@ -155,7 +158,7 @@ def wait_hosts_ready(spec: ExistingHostsSpec, cluster_id: str, node_names: list[
         try:
             kube.wait_nodes_ready(node_names, timeout_s=spec.node_ready_timeout_s)
         except errors.PermanentError as e:  # WaitTimeout: the checks below name the nodes that are not Ready
-            get_run_logger().warning("%s", e)
+            run_logger().warning("%s", e)
         ready = {n.metadata.name for n in kube.list_nodes() if is_node_ready(n)}
     return {name: name in ready for name in node_names}
 
@@ -219,17 +222,41 @@ def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_dis
             _disks_kept_check(host, decision, before, after)]
 
 
-@task(task_run_name="validate-host-disks-{cluster_id}", persist_result=False)
+def _instance_states(cloud: Any, cluster_id: str, instance_ids: list[str]) -> dict[str, str]:
+    return {i["InstanceId"]: str(i.get("InstanceState"))
+            for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
+
+
+def wait_instances_initialized(spec: ExistingHostsSpec, cluster_id: str, instance_ids: list[str]) -> dict[str, str]:
+    """Poll (with backoff) until no host is still initializing: its OS reinstalled, its disks set up."""
+    cloud = tencent_cloud(spec.region)
+    try:
+        return poll_until(lambda: _instance_states(cloud, cluster_id, instance_ids),
+                          lambda states: "initializing" not in states.values() and len(states) == len(instance_ids),
+                          what=f"{len(instance_ids)} hosts initialized in {cluster_id}",
+                          timeout_s=spec.node_ready_timeout_s,
+                          describe=lambda states: ", ".join(f"{n} {s}" for s, n in Counter(states.values()).items()))
+    except errors.PermanentError as e:  # timed out: check the hosts that got there; the rest fail below
+        run_logger().warning("%s", e)
+        return _instance_states(cloud, cluster_id, instance_ids)
+
+
+@cloud_task(task_run_name="validate-host-disks-{cluster_id}")
 def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: dict[str, Inspection],
                         decisions: dict[str, data_disk.DataDiskDecision], instance_ids: list[str]) -> list[Check]:
-    """Over SSH, per joined host: container dir where decided (findmnt), untouched disks as inspected."""
-    hosts = [inspections[i] for i in instance_ids]
-    if not hosts:
+    """Over SSH, per joined host, once it is initialized (so this overlaps the wait for Ready nodes):
+    the container dir where decided (findmnt), and the other disks as inspected before (R-ADD-3)."""
+    if not instance_ids:
         return []
-    with ssh.SshClient.from_spec(spec.ssh) as client:
-        outcomes = run_on_hosts(client, [h.host.private_ip for h in hosts], validation_command(spec.mount_target),
-                                spec.ssh.concurrency)
-    checks: list[Check] = []
-    for before in hosts:
-        checks += _host_checks(spec, before, decisions[before.host.instance_id], outcomes[before.host.private_ip])
+    states = wait_instances_initialized(spec, cluster_id, instance_ids)
+    running = [inspections[i] for i in instance_ids if states.get(i) == "running"]
+    checks = [Check(name="disks after the join", target=i, ok=False, rule="R-ADD-3",
+                    detail=f"instance is {states.get(i, 'not in the cluster')}, not running: disks not checked")
+              for i in instance_ids if states.get(i) != "running"]
+    if running:
+        with ssh.SshClient.from_spec(spec.ssh) as client:
+            outcomes = run_on_hosts(client, [h.host.private_ip for h in running],
+                                    validation_command(spec.mount_target), spec.ssh.concurrency)
+        for before in running:
+            checks += _host_checks(spec, before, decisions[before.host.instance_id], outcomes[before.host.private_ip])
     return checks
