@@ -101,7 +101,7 @@ class Kubelets:
     def _finish_termination(self, key: Key, uid: str) -> None:
         pod = self.rt.cache.get("pods", key)
         if pod is not None and util.uid_of(pod) == uid:
-            self.rt.delete("pods", key[0], key[1])
+            self.rt.delete("pods", key[0], key[1], expect_uid=uid)
 
     def _start_node_pods(self, node: str) -> None:
         if node not in self.nodes.up:

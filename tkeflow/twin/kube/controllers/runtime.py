@@ -54,6 +54,7 @@ class Cache:
         self.pods_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
         self.pods_by_namespace: dict[str, set[Key]] = collections.defaultdict(set)
         self.deleted_rv: dict[tuple[str, Key], int] = {}
+        self.rvs: dict[str, dict[Key, int]] = collections.defaultdict(dict)
 
     def get(self, resource: str, key: Key) -> Obj | None:
         return self.objects[resource].get(key)
@@ -71,7 +72,9 @@ class Cache:
         table = self.objects[resource]
         old = table.get(key)
         rv = util.rv_of(new)
-        if old is not None and util.rv_of(old) >= rv:
+        # Compare with the resourceVersion recorded when the object entered the cache, not the one in
+        # its metadata: a stored dict's metadata may be shared with (and rewritten by) a later write.
+        if old is not None and self.rvs[resource].get(key, 0) >= rv:
             return None
         if old is None and self.deleted_rv.get((resource, key), 0) >= rv:
             return None
@@ -79,11 +82,13 @@ class Cache:
             self._unindex(resource, key, old)
         if deleted:
             table.pop(key, None)
+            self.rvs[resource].pop(key, None)
             self.deleted_rv[(resource, key)] = rv
             if len(self.deleted_rv) > 200_000:
                 self.deleted_rv.clear()
             return old, None
         table[key] = new
+        self.rvs[resource][key] = rv
         self._index(resource, key, new)
         return old, new
 
@@ -261,10 +266,10 @@ class Runtime:
                 return None
         return None
 
-    def delete(self, resource: str, namespace: str, name: str) -> Obj | None:
+    def delete(self, resource: str, namespace: str, name: str, expect_uid: str | None = None) -> Obj | None:
         try:
-            gone = self.store.delete(store_key(resource), namespace or None, name)
-        except errors.NotFound:
+            gone = self.store.delete(store_key(resource), namespace or None, name, expect_uid=expect_uid)
+        except (errors.NotFound, errors.Conflict):
             return None
         deleted = "deletionTimestamp" not in gone.get("metadata", {}) or not gone["metadata"].get("finalizers")
         return self._remember(resource, gone, deleted=deleted)

@@ -205,7 +205,7 @@ class Scheduler:
 
     def _unschedulable(self, key: Key, pod: Obj, reasons: collections.Counter[str], total: int) -> None:
         self.unschedulable.add(key)
-        detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        detail = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))  # as upstream
         message = f"0/{total} nodes are available" + (f": {detail}." if detail else ".")
         if total == 0:
             message = "no nodes available to schedule pods"
