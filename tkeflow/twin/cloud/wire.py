@@ -48,7 +48,7 @@ class CloudServer:
         return int(self.httpd.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="twin-cloud", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="twin-cloud", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -84,7 +84,7 @@ class CloudServer:
         if region not in world.regions:
             raise exc.UnsupportedRegion(f"The region `{region}` is not supported.")
         request = _parse(method, query, body, action)
-        entry["params"] = request
+        entry["params"] = redact(request)
         _apply_faults(self.core, action)
         ctx = Ctx(self.core, region)
         checked = params.check(SERVICES[action.service][1], f"{action.name}Request", request, action.required)
@@ -95,6 +95,18 @@ class CloudServer:
             result = action.handler(ctx, checked)
         run_effects(ctx.effects)
         return result
+
+
+SECRET_FIELDS = {"Password", "PreShareKey", "SecretKey"}  # never kept in the call log (DESIGN: secrets)
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret field's value replaced, for the call log."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_FIELDS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 def _route(service: str, version: str, name: str) -> Action:

@@ -120,13 +120,14 @@ def _start_node(core: CloudCore, cluster: model.Cluster, task: model.UpgradeTask
         instance.state = "initializing"
     if task.upgrade_type in ("reset", "major"):
         core.schedule(0, lambda effects: effects.append(lambda: core.runtime.node_down(cluster_id, cvm)))
-    core.schedule(world.timings.node_upgrade, lambda effects: _finish_node(core, cluster_id, node, effects))
+    core.schedule(world.timings.node_upgrade, lambda effects: _finish_node(core, cluster_id, task, node, effects))
 
 
-def _finish_node(core: CloudCore, cluster_id: str, node: model.UpgradeNode, effects: list[Any]) -> None:
+def _finish_node(core: CloudCore, cluster_id: str, task: model.UpgradeTask, node: model.UpgradeNode,
+                 effects: list[Any]) -> None:
+    """The node is back at the task's version (even when the task was aborted meanwhile)."""
     cluster = core.world.clusters.get(cluster_id)
-    task = cluster.upgrade if cluster else None
-    if cluster is None or task is None or node not in task.nodes:
+    if cluster is None:
         return
     instance = cluster.instances.get(node.instance_id)
     cvm = core.world.cvms.get(node.instance_id)

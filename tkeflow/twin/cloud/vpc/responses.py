@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tkeflow.twin.cloud import common
+from tkeflow.twin.cloud import exceptions as exc
 from tkeflow.twin.cloud.registry import Ctx, action
 from tkeflow.twin.cloud.vpc import backend
 from tkeflow.twin.world import model
@@ -96,8 +97,16 @@ def _in_region(items: Any, region: str) -> list[Any]:
     return [i for i in items if i.region == region]
 
 
-def _by_ids(items: list[Any], ids: list[str] | None, attr: str) -> list[Any]:
-    return [i for i in items if getattr(i, attr) in ids] if ids else items
+def _by_ids(items: list[Any], ids: list[str] | None, attr: str,
+            error: type[exc.CloudError] = exc.ResourceNotFound) -> list[Any]:
+    """The items named by ``ids``; an ID that does not exist is an error, as in the real VPC API."""
+    if not ids:
+        return items
+    known = {getattr(i, attr): i for i in items}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise error(f"The resources {missing} do not exist.")
+    return [known[i] for i in dict.fromkeys(ids)]
 
 
 # --- describe actions ----------------------------------------------------------------------------------
@@ -139,7 +148,7 @@ def describe_security_groups(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @action("vpc", "DescribeRouteTables", mutating=False)
 def describe_route_tables(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     tables = _by_ids(_in_region(ctx.world.route_tables.values(), ctx.region), p.get("RouteTableIds"),
-                     "route_table_id")
+                     "route_table_id", exc.InvalidRouteTableIdNotFound)
     tables = common.apply_filters(tables, p.get("Filters"), {
         "route-table-id": lambda t: [t.route_table_id], "route-table-name": lambda t: [t.name],
         "vpc-id": lambda t: [t.vpc_id], "association.main": lambda t: [str(t.main).lower()],
