@@ -21,6 +21,7 @@ def _cluster(clients: Clients, cluster_id: str) -> Any:
 def test_create_cluster_creating_then_running_with_real_shape(clients: Clients, cloud_twin: Any) -> None:
     """R-CRT-10: Creating -> Running; R-CRT-6: IPVS kept; tags, CIDRs and the node count rendered."""
     tke = clients.tke()
+    admin(cloud_twin, "/_twin/timings", {"cluster_create": 1.0})  # long enough to see Creating under load
     cluster_id = tke.CreateCluster(create_cluster_request(count=2)).ClusterId
     assert cluster_id.startswith("cls-")
     assert _cluster(clients, cluster_id).ClusterStatus == "Creating"
@@ -163,10 +164,11 @@ def test_kubeconfig_and_security(clients: Clients) -> None:
         == "FailedOperation.ClusterState"
 
 
-def test_master_upgrade_one_version_at_a_time(clients: Clients) -> None:
-    """R-UPG-1: DescribeAvailableClusterVersion lists the next version; Upgrading -> Running; /version follows."""
+def test_master_upgrade_one_version_at_a_time(clients: Clients, cloud_twin: Any) -> None:
+    """R-UPG-1: DescribeAvailableClusterVersion lists the next version; Upgrading -> Running."""
     tke = clients.tke()
     cluster_id = running_cluster(clients, count=0, version="1.28.3")
+    admin(cloud_twin, "/_twin/timings", {"master_upgrade": 1.0})  # long enough to see Upgrading under load
     versions = tke.DescribeAvailableClusterVersion(req(M.DescribeAvailableClusterVersionRequest, ClusterId=cluster_id))
     assert versions.Versions == ["1.30.0"] and versions.Clusters[0].ClusterId == cluster_id
     assert error_code(lambda: tke.UpdateClusterVersion(req(M.UpdateClusterVersionRequest, ClusterId=cluster_id,

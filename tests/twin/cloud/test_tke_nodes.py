@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.twin.cloud.helpers import Clients, error_code, req, running_cluster, tke_models, wait_until
+from tests.twin.cloud.helpers import Clients, admin, error_code, req, running_cluster, tke_models, wait_until
 
 pytestmark = pytest.mark.contract
 M = tke_models
@@ -106,6 +106,7 @@ def _old_cluster_with_nodes(clients: Clients, cloud_twin: Any, count: int = 2) -
     wait_until(lambda: all(i.InstanceState == "running" for i in _instances(clients, cluster_id).values()), what="nodes")
     tke.UpdateClusterVersion(req(M.UpdateClusterVersionRequest, ClusterId=cluster_id, DstVersion="1.30.0"))
     wait_until(lambda: cloud_twin.world.clusters[cluster_id].status == "Running", what="master upgraded")
+    admin(cloud_twin, "/_twin/timings", {"node_upgrade": 0.5})  # long enough to observe one node in process
     return cluster_id, list(_instances(clients, cluster_id))
 
 
