@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tkeflow import specs
 
@@ -145,3 +149,19 @@ def test_r_as_4_more_than_30_pay_as_you_go_in_one_zone_is_a_warning() -> None:
 
 def test_a_cluster_needs_workers() -> None:
     assert [(p.path, p.rule) for p in problems_of(cluster(workers=[]))] == [("spec.workers", "schema")]
+
+
+private_16s = st.integers(min_value=16, max_value=31).map(lambda n: f"172.{n}.0.0/16")
+service_20s = st.tuples(st.integers(min_value=16, max_value=31), st.integers(min_value=0, max_value=15)).map(
+    lambda t: f"172.{t[0]}.{t[1] * 16}.0/20")
+
+
+@settings(max_examples=60, deadline=None)
+@given(private_16s, service_20s)
+def test_r_crt_2_overlap_flagged_exactly_when_the_cidrs_overlap(container: str, service: str) -> None:
+    overlap = ipaddress.ip_network(container).overlaps(ipaddress.ip_network(service))
+    doc = cluster(container_cidr=container, service_cidr=service)
+    if overlap:
+        assert rules_of(doc) == {"R-CRT-2"}
+    else:
+        assert specs.parse_manifest(doc).spec.service_cidr == service
