@@ -123,3 +123,8 @@ def test_cli_schema_prints_json_schema_and_rejects_unknown_kinds() -> None:
     schema = json.loads(result.output)
     assert schema["properties"]["kind"]["const"] == "NodeUpgrade"
     assert runner.invoke(app, ["schema", "Pod"]).exit_code == 2
+
+
+def test_cli_check_a_directory_means_its_yaml_files() -> None:
+    result = runner.invoke(app, ["check", str(ROOT / "configs" / "invalid")])
+    assert result.exit_code == 1 and f"{len(INVALID)} file(s) checked" in result.output

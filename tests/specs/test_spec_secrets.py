@@ -46,3 +46,12 @@ def test_no_secret_value_ever_reaches_a_problem(suffix: str) -> None:
     with pytest.raises(specs.SpecError) as err:
         specs.parse_manifest(doc)
     assert "MARKER" not in str(err.value)
+
+
+def test_pydantic_error_of_a_spec_model_does_not_echo_a_nested_secret() -> None:
+    """The Prefect UI validates flow parameters with the model directly: its message must not leak either."""
+    spec = example("cluster")["spec"] | {"name": "demo", "login": {"password": "Zq9-MARKER-pw"}}
+    del spec["region"]  # a shape error whose input is the whole spec mapping
+    with pytest.raises(ValueError) as err:
+        specs.ClusterSpec.model_validate(spec)
+    assert "MARKER" not in str(err.value) and "R-CRT-9" in str(err.value)

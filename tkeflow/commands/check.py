@@ -82,11 +82,24 @@ def check_file(console: Console, path: Path) -> tuple[bool, int]:
     return True, len(manifest.warnings)
 
 
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for its *.yaml and *.yml files (not recursive)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def check(files: list[Path] = typer.Argument(..., help="tkeflow configs (YAML) to validate.")) -> None:
+    def check(paths: list[Path] = typer.Argument(..., metavar="FILE...", help="tkeflow configs (YAML) to "
+                                                 "validate; a directory means its YAML files.")) -> None:
         """Validate configs: print every problem (path, rule, fix) and warning; exit 1 if any file is invalid."""
         console = Console(highlight=False)
+        files = expand(paths)
         invalid = warnings = 0
         for path in files:
             valid, warned = check_file(console, path)

@@ -66,11 +66,16 @@ def _secret_violations(data: Mapping[str, Any]) -> list[Violation]:
 
 
 def _line_error(error: dict[str, Any]) -> dict[str, Any]:
-    """Turn an error of ValidationError.errors() back into a line error for from_exception_data."""
+    """Turn an error of ValidationError.errors() back into a line error for from_exception_data.
+
+    A mapping or list input is dropped: it may hold a secret deeper down, and an error must not echo it.
+    """
+    given = error.get("input")
+    safe_input = None if isinstance(given, (Mapping, list, tuple)) else given
     if error["type"] == RULE_ERROR_TYPE:
         kind: Any = PydanticCustomError(RULE_ERROR_TYPE, RULE_TEMPLATE, error["ctx"])
-        return {"type": kind, "loc": error["loc"], "input": error.get("input")}
-    line = {"type": error["type"], "loc": error["loc"], "input": error.get("input")}
+        return {"type": kind, "loc": error["loc"], "input": safe_input}
+    line = {"type": error["type"], "loc": error["loc"], "input": safe_input}
     if error.get("ctx"):
         line["ctx"] = error["ctx"]
     return line
@@ -109,8 +114,6 @@ class SpecModel(BaseModel):
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             violations = refused + cls._rules_on_partial(cls._fields_that_validate(clean, errors))
-            if not violations:
-                raise
             raise cls._combined(errors, violations) from None
         violations = refused + list(cls._rules(dict(model.__dict__)))
         if violations:
