@@ -68,7 +68,8 @@ class SshFleet:
     again on every sync). ``keys``: key pair ID -> public key line (``ssh-ed25519 AAAA... comment``),
     or a callable returning it. ``reachable(cvm, ip)`` answers ping; by default a host reaches the
     RUNNING CVMs of its own VPC. ``command_latency_s`` (a number or a callable such as
-    ``lambda: world.timings.ssh_command_latency_s``) delays each command's reply via the clock
+    ``lambda: world.timings.ssh_command_latency_s``) delays the reply to each exec request (one
+    round trip: a line of ``;``-joined commands counts once) via the clock
     (the twin's shared Clock when given, else the fleet's own). ``rekey_on_reinstall``: a real OS
     reinstall (AddExistedInstances, R-ADD-2) regenerates the host keys; with it on, the key also
     depends on ``Cvm.os_install_count``, so clients pinned to the old key see it change.
