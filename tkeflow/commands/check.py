@@ -95,7 +95,7 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def check(paths: list[Path] = typer.Argument(..., metavar="FILE...", help="tkeflow configs (YAML) to "
+    def check(paths: list[Path] = typer.Argument(..., metavar="FILE", help="tkeflow configs (YAML) to "
                                                  "validate; a directory means its YAML files.")) -> None:
         """Validate configs: print every problem (path, rule, fix) and warning; exit 1 if any file is invalid."""
         console = Console(highlight=False)
