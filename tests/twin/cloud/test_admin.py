@@ -1,0 +1,84 @@
+"""The twin's /_twin/ control endpoints: faults, timings, reset, world dump, call log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from tests.twin.cloud.helpers import Clients, admin, error_code, req, running_cluster, tke_models, vpc_models
+
+M = tke_models
+
+
+def test_throttling_and_internal_errors_per_action(clients: Clients, cloud_twin: Any) -> None:
+    tke = clients.tke()
+    admin(cloud_twin, "/_twin/faults", {"actions": {"DescribeClusters": {"throttle_rate": 1.0}}})
+    assert error_code(lambda: tke.DescribeClusters(M.DescribeClustersRequest())) == "RequestLimitExceeded"
+    tke.DescribeClusterStatus(M.DescribeClusterStatusRequest())  # other actions are untouched
+    admin(cloud_twin, "/_twin/faults", {"actions": {"DescribeClusters": {"error_rate": 1.0}}})
+    assert error_code(lambda: tke.DescribeClusters(M.DescribeClustersRequest())) == "InternalError"
+    admin(cloud_twin, "/_twin/faults", {"actions": {"DescribeClusters": None}})
+    assert tke.DescribeClusters(M.DescribeClustersRequest()).TotalCount == 0  # no cluster in ap-guangzhou yet
+    calls = admin(cloud_twin, "/_twin/calls")
+    assert [c["error_code"] for c in calls[-4:]] == ["RequestLimitExceeded", None, "InternalError", None]
+
+
+def test_partial_rates_and_latency(clients: Clients, cloud_twin: Any) -> None:
+    tke = clients.tke()
+    admin(cloud_twin, "/_twin/faults", {"default": {"throttle_rate": 0.5}})
+    codes = []
+    for _ in range(40):
+        try:
+            tke.DescribeClusters(M.DescribeClustersRequest())
+            codes.append(None)
+        except Exception as e:  # noqa: BLE001 - counting outcomes
+            codes.append(getattr(e, "code", "?"))
+    assert 5 < codes.count("RequestLimitExceeded") < 35 and set(codes) <= {None, "RequestLimitExceeded"}
+    admin(cloud_twin, "/_twin/faults", {"clear": True})
+    admin(cloud_twin, "/_twin/faults", {"actions": {"vpc.DescribeVpcs": {"latency_s": 0.3}}})
+    start = time.monotonic()
+    clients.vpc().DescribeVpcs(vpc_models.DescribeVpcsRequest())
+    assert time.monotonic() - start >= 0.3
+    assert admin(cloud_twin, "/_twin/faults")["actions"]["vpc.DescribeVpcs"]["latency_s"] == 0.3
+
+
+def test_world_dump_and_reset(clients: Clients, cloud_twin: Any) -> None:
+    dump = admin(cloud_twin, "/_twin/world")
+    host = dump["cvms"]["ins-host0002"]
+    assert host["os_install_count"] == 1 and host["data_disks"][0]["format_count"] == 0
+    assert host["data_disks"][0]["holds_data"] is True and "lock" not in host
+    assert set(dump["clusters"]) == {"cls-shpeer01"}
+    cluster_id = running_cluster(clients, count=1)
+    assert cluster_id in admin(cloud_twin, "/_twin/world")["clusters"]
+    assert admin(cloud_twin, "/_twin/reset", {}) == {"ok": True}
+    assert set(admin(cloud_twin, "/_twin/world")["clusters"]) == {"cls-shpeer01"}
+    assert admin(cloud_twin, "/_twin/calls") == []
+    assert error_code(lambda: clients.tke().DescribeClusterInstances(req(
+        M.DescribeClusterInstancesRequest, ClusterId=cluster_id))) == "ResourceNotFound.ClusterNotFound"
+
+
+def test_timings_at_run_time(cloud_twin: Any) -> None:
+    out = admin(cloud_twin, "/_twin/timings", {"cluster_create": 5})
+    assert out["cluster_create"] == 5 and cloud_twin.world.timings.cluster_create == 5
+    with pytest.raises(Exception) as info:
+        admin(cloud_twin, "/_twin/timings", {"warp_speed": 1})
+    assert "400" in str(info.value)
+
+
+def test_calls_clear_and_secrets_redacted(clients: Clients, cloud_twin: Any) -> None:
+    admin(cloud_twin, "/_twin/calls", method="DELETE")
+    cluster_id = running_cluster(clients, count=0)
+    clients.tke().AddExistedInstances(req(M.AddExistedInstancesRequest, ClusterId=cluster_id, InstanceIds=["ins-host0003"],
+                                          LoginSettings={"Password": "Secret-Pass1"}))
+    calls = admin(cloud_twin, "/_twin/calls")
+    add = [c for c in calls if c["action"] == "AddExistedInstances"][0]
+    assert add["mutating"] is True and add["params"]["LoginSettings"]["Password"] == "***"
+    assert "Secret-Pass1" not in str(calls)
+
+
+def test_health_and_unknown_route(cloud_twin: Any) -> None:
+    assert admin(cloud_twin, "/_twin/health") == {"ok": True}
+    with pytest.raises(Exception) as info:
+        admin(cloud_twin, "/_twin/nothing")
+    assert "404" in str(info.value)
