@@ -150,6 +150,8 @@ def _load_cluster(world: model.World, region: str, doc: dict[str, Any]) -> None:
                             container_cidr=doc["container_cidr"], service_cidr=doc["service_cidr"],
                             status=doc.get("status", "Running"), ipvs=bool(doc.get("ipvs", False)),
                             created_time=CREATED, tags=dict(doc.get("tags") or {}))
+    for kind in doc.get("endpoints") or []:  # R-CRT-11: "intranet" and/or "extranet", already open
+        cluster.endpoints[kind == "extranet"] = "Created"
     for instance_id in doc.get("workers") or []:
         cvm = world.cvms[instance_id]
         cvm.cluster_id = cluster.cluster_id

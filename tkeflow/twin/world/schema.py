@@ -126,6 +126,12 @@ def _check_regions(regions: list[Any], types: set[str], ids: dict[str, str], pro
             _unique(str(cls.get("id")), cw, ids, problems)
             for key in ("container_cidr", "service_cidr"):
                 _cidr(cls.get(key), f"{cw}.{key}", problems)
+            for e, kind in enumerate(cls.get("endpoints") or []):
+                if kind not in ("intranet", "extranet"):
+                    problems.append(f"{cw}.endpoints[{e}]: {kind!r} must be intranet or extranet")
+            for w, worker in enumerate(cls.get("workers") or []):
+                if worker not in ids:
+                    problems.append(f"{cw}.workers[{w}]: {worker!r} is not an instance of this region")
 
 
 def _check_vpc(vpc: dict[str, Any], where: str, zones: set[str], ids: dict[str, str],

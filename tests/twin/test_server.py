@@ -1,0 +1,134 @@
+"""The umbrella twin: cloud API, per-cluster Kubernetes APIs and SSH hosts wired into one process.
+
+Drives the official Tencent SDK and the official kubernetes client, as the flows do: a cluster that
+turns Running gets its own API (closed until an endpoint opens, R-CRT-11), instances become nodes,
+upgrades take nodes down and back at the new version, and GET /_twin/ssh maps every CVM.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from tests.twin.cloud.helpers import FAST_TIMINGS, Clients, admin, req, running_cluster, tke_models, wait_until
+from urllib3.exceptions import MaxRetryError
+
+from tkeflow.twin.server import Twin
+
+pytestmark = pytest.mark.contract
+M = tke_models
+
+
+@pytest.fixture
+def full_twin() -> Any:
+    with Twin.start() as twin:
+        admin(twin, "/_twin/timings", FAST_TIMINGS)
+        yield twin
+
+
+def _core(clients: Clients, cluster_id: str, region: str = "ap-guangzhou") -> k8s.CoreV1Api:
+    config = clients.tke(region).DescribeClusterKubeconfig(req(M.DescribeClusterKubeconfigRequest,
+                                                               ClusterId=cluster_id)).Kubeconfig
+    api = k8s_config.new_client_from_config_dict(yaml.safe_load(config))
+    api.configuration.retries = 0
+    return k8s.CoreV1Api(api)
+
+
+def _nodes(core: k8s.CoreV1Api) -> dict[str, Any]:
+    return {n.metadata.name: n for n in core.list_node(_request_timeout=5).items}
+
+
+def _ready(node: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def _open_endpoint(clients: Clients, cluster_id: str) -> None:
+    tke = clients.tke()
+    tke.CreateClusterEndpoint(req(M.CreateClusterEndpointRequest, ClusterId=cluster_id, SubnetId="subnet-gz3app01"))
+    wait_until(lambda: tke.DescribeClusterEndpointStatus(req(M.DescribeClusterEndpointStatusRequest,
+                                                             ClusterId=cluster_id)).Status == "Created", what="endpoint")
+
+
+def test_twin_api_and_env() -> None:
+    with Twin.start(kube=False, ssh=False) as twin:
+        assert twin.endpoint == f"127.0.0.1:{twin.port}" and twin.url == f"http://{twin.endpoint}"
+        assert twin.secret_id == "AKIDtwin0000000000000000000000000000" and len(twin.secret_key) == 32
+        assert twin.env() == {"TENCENTCLOUD_SECRET_ID": twin.secret_id, "TENCENTCLOUD_SECRET_KEY": twin.secret_key,
+                              "TKEFLOW_TWIN_ENDPOINT": twin.endpoint}
+        port = twin.port
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_existing_cluster_has_its_api_and_ready_nodes(full_twin: Any) -> None:
+    clients = Clients(full_twin)
+    core = _core(clients, "cls-shpeer01", "ap-shanghai")
+    nodes = wait_until(lambda: (n := _nodes(core)) and all(_ready(x) for x in n.values()) and n, what="Ready nodes")
+    assert sorted(nodes) == ["10.2.1.11", "10.2.1.12"]
+    labels = nodes["10.2.1.11"].metadata.labels
+    assert labels["cloud.tencent.com/node-instance-id"] == "ins-shnode01"
+    assert labels["node.kubernetes.io/instance-type"] == "S5.LARGE8"
+    assert labels["topology.kubernetes.io/zone"] == "ap-shanghai-2"
+    assert nodes["10.2.1.11"].status.node_info.kubelet_version == "v1.30.0"
+
+
+def test_new_cluster_api_is_closed_until_an_endpoint_opens(full_twin: Any) -> None:
+    """R-CRT-11: the kubeconfig is handed out, but the API refuses connections until the endpoint exists."""
+    clients = Clients(full_twin)
+    cluster_id = running_cluster(clients, count=2)
+    core = _core(clients, cluster_id)
+    with pytest.raises(MaxRetryError):
+        core.list_node(_request_timeout=2)
+    _open_endpoint(clients, cluster_id)
+    nodes = wait_until(lambda: (n := _nodes(core)) and len(n) == 2 and all(_ready(x) for x in n.values()) and n,
+                       what="2 Ready nodes")
+    ips = sorted(c.private_ip for c in full_twin.world.cvms.values() if c.cluster_id == cluster_id)
+    assert sorted(nodes) == ips
+    clients.tke().DeleteClusterEndpoint(req(M.DeleteClusterEndpointRequest, ClusterId=cluster_id))
+    wait_until(lambda: not full_twin.kube(cluster_id).endpoint_open, what="API closed")
+
+
+def test_added_host_becomes_a_node_and_upgrades_take_it_down_and_up(full_twin: Any) -> None:
+    """R-ADD: the added host joins as a node; R-UPG-1/3: master first, then a reset upgrade of the node."""
+    clients = Clients(full_twin)
+    tke = clients.tke()
+    cluster_id = running_cluster(clients, count=0, version="1.28.3")
+    _open_endpoint(clients, cluster_id)
+    tke.AddExistedInstances(req(M.AddExistedInstancesRequest, ClusterId=cluster_id, InstanceIds=["ins-host0001"],
+                                InstanceAdvancedSettings={"Labels": [{"Name": "pool", "Value": "existing"}]}))
+    core = _core(clients, cluster_id)
+    node = wait_until(lambda: (n := _nodes(core).get("10.0.1.11")) is not None and _ready(n) and n, what="node Ready")
+    assert node.metadata.labels["pool"] == "existing" and node.status.node_info.kubelet_version == "v1.28.3"
+    tke.UpdateClusterVersion(req(M.UpdateClusterVersionRequest, ClusterId=cluster_id, DstVersion="1.30.0"))
+    wait_until(lambda: full_twin.world.clusters[cluster_id].status == "Running", what="master upgraded")
+    version = k8s.VersionApi(core.api_client).get_code(_request_timeout=5)
+    assert version.git_version == "v1.30.0"
+    admin(full_twin, "/_twin/timings", {"node_upgrade": 0.5})
+    tke.UpgradeClusterInstances(req(M.UpgradeClusterInstancesRequest, ClusterId=cluster_id, Operation="create",
+                                    UpgradeType="reset", InstanceIds=["ins-host0001"]))
+    wait_until(lambda: not _ready(_nodes(core)["10.0.1.11"]), what="node NotReady during the reset")
+    wait_until(lambda: _ready(n := _nodes(core)["10.0.1.11"]) and n.status.node_info.kubelet_version == "v1.30.0",
+               what="node Ready at v1.30.0")
+    assert full_twin.world.cvms["ins-host0001"].os_install_count == 3  # created, added, reset
+
+
+def test_ssh_map_covers_every_cvm(full_twin: Any) -> None:
+    mapping = admin(full_twin, "/_twin/ssh")
+    assert {"10.0.1.11", "10.0.1.21", "10.1.1.11", "10.2.1.11"} <= set(mapping)
+    entry = mapping["10.0.1.11"]
+    assert entry["host"] == "127.0.0.1" and entry["port"] > 0 and entry["instance_id"] == "ins-host0001"
+    assert entry["host_key"].split()[0] in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256")
+
+
+def test_reset_stops_cluster_apis_and_restores_the_world(full_twin: Any) -> None:
+    clients = Clients(full_twin)
+    cluster_id = running_cluster(clients, count=1)
+    kube = full_twin.kube(cluster_id)
+    assert kube is not None
+    admin(full_twin, "/_twin/reset", {})
+    assert full_twin.kube(cluster_id) is None and cluster_id not in full_twin.world.clusters
+    assert full_twin.kube("cls-shpeer01") is not None  # the world's own cluster is back
