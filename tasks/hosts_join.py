@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import shlex
 import threading
-from collections import Counter
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,11 @@ from prefect.blocks.system import Secret
 
 from tasks.cloud import kube_for, tencent_cloud
 from tasks.hosts import (
-    INSPECT_COMMAND, HostTarget, Inspection, block_devices_seen, run_logger, run_on_hosts,
+    INSPECT_COMMAND, SSH_RETRY_ROUNDS, HostTarget, Inspection, block_devices_seen, run_logger,
     split_inspection_output,
 )
 from tasks.retry import cloud_task
 from tasks.validation import Check
-from tasks.waits import poll_until
 from tkeflow import errors
 from tkeflow.clients import ssh
 from tkeflow.clients.kube_waits import is_node_ready
@@ -43,6 +43,10 @@ from tkeflow.specs import ExistingHostsSpec
 
 JOIN_ATTEMPTS = 3  # calls for the hosts that failed transiently (the first call included)
 JOIN_BACKOFF_S = 1.0
+# Polling DescribeClusterInstances for initialized hosts: one call for the batch, at least every second
+# once it has backed off, so each host's disk check starts within a second of its reinstall ending.
+INIT_POLL_FIRST_S = 0.1
+INIT_POLL_MAX_S = 1.0
 _TRANSIENT_REASONS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
 
 
@@ -227,36 +231,58 @@ def _instance_states(cloud: Any, cluster_id: str, instance_ids: list[str]) -> di
             for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
 
 
-def wait_instances_initialized(spec: ExistingHostsSpec, cluster_id: str, instance_ids: list[str]) -> dict[str, str]:
-    """Poll (with backoff) until no host is still initializing: its OS reinstalled, its disks set up."""
-    cloud = tencent_cloud(spec.region)
-    try:
-        return poll_until(lambda: _instance_states(cloud, cluster_id, instance_ids),
-                          lambda states: "initializing" not in states.values() and len(states) == len(instance_ids),
-                          what=f"{len(instance_ids)} hosts initialized in {cluster_id}",
-                          timeout_s=spec.node_ready_timeout_s,
-                          describe=lambda states: ", ".join(f"{n} {s}" for s, n in Counter(states.values()).items()))
-    except errors.PermanentError as e:  # timed out: check the hosts that got there; the rest fail below
-        run_logger().warning("%s", e)
-        return _instance_states(cloud, cluster_id, instance_ids)
+def _check_host(client: ssh.SshClient, spec: ExistingHostsSpec, before: Inspection,
+                decision: data_disk.DataDiskDecision) -> list[Check]:
+    """One host's disk checks over SSH; a transient SSH failure is tried again a few times."""
+    outcome: ssh.CommandResult | errors.TkeflowError = errors.TransientError("not tried")
+    for _ in range(SSH_RETRY_ROUNDS + 1):
+        try:
+            outcome = client.run(before.host.private_ip, validation_command(spec.mount_target))
+            break
+        except errors.TransientError as e:
+            outcome = e
+        except errors.TkeflowError as e:
+            outcome = e
+            break
+    return _host_checks(spec, before, decision, outcome)
+
+
+def _not_checked(instance_id: str, state: str) -> Check:
+    return Check(name="disks after the join", target=instance_id, ok=False, rule="R-ADD-3",
+                 detail=f"instance is {state}, not running: disks not checked")
 
 
 @cloud_task(task_run_name="validate-host-disks-{cluster_id}")
 def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: dict[str, Inspection],
                         decisions: dict[str, data_disk.DataDiskDecision], instance_ids: list[str]) -> list[Check]:
-    """Over SSH, per joined host, once it is initialized (so this overlaps the wait for Ready nodes):
-    the container dir where decided (findmnt), and the other disks as inspected before (R-ADD-3)."""
-    if not instance_ids:
-        return []
-    states = wait_instances_initialized(spec, cluster_id, instance_ids)
-    running = [inspections[i] for i in instance_ids if states.get(i) == "running"]
-    checks = [Check(name="disks after the join", target=i, ok=False, rule="R-ADD-3",
-                    detail=f"instance is {states.get(i, 'not in the cluster')}, not running: disks not checked")
-              for i in instance_ids if states.get(i) != "running"]
-    if running:
-        with ssh.SshClient.from_spec(spec.ssh) as client:
-            outcomes = run_on_hosts(client, [h.host.private_ip for h in running],
-                                    validation_command(spec.mount_target), spec.ssh.concurrency)
-        for before in running:
-            checks += _host_checks(spec, before, decisions[before.host.instance_id], outcomes[before.host.private_ip])
+    """Over SSH, each joined host as soon as it is initialized (running), while the nodes turn Ready:
+    the container dir where decided (findmnt), the other disks as inspected before (R-ADD-3).
+
+    Initialization is polled with backoff capped at INIT_POLL_MAX_S (one call for the whole batch);
+    the SSH checks run ``spec.ssh.concurrency`` at a time, host keys checked.
+    """
+    cloud = tencent_cloud(spec.region)
+    pending = {i: inspections[i] for i in instance_ids}
+    checks: list[Check] = []
+    deadline = time.monotonic() + spec.node_ready_timeout_s
+    interval = INIT_POLL_FIRST_S
+    with ssh.SshClient.from_spec(spec.ssh) as client, \
+            ThreadPoolExecutor(max_workers=spec.ssh.concurrency, thread_name_prefix="check-disks") as pool:
+        futures = []
+        while pending:
+            states = _instance_states(cloud, cluster_id, list(pending))
+            for instance_id in [i for i in pending if states.get(i) in ("running", "failed")]:
+                before = pending.pop(instance_id)
+                if states[instance_id] == "failed":
+                    checks.append(_not_checked(instance_id, "failed"))
+                    continue
+                futures.append(pool.submit(_check_host, client, spec, before, decisions[instance_id]))
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            threading.Event().wait(min(interval, remaining))
+            interval = min(interval * 2, INIT_POLL_MAX_S)
+        checks += [_not_checked(i, "still initializing") for i in pending]
+        for future in futures:
+            checks += future.result()
     return checks
