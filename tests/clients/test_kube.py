@@ -126,7 +126,6 @@ def test_wait_node_ready_at_version_wakes_on_the_change(cluster: KubeCluster, kc
     assert kube_waits.kubelet_version(node) == "v1.32.2-tke.1"
 
 
-@pytest.mark.xfail(reason="twin: Controllers.node_up(name, version) leaves nodeInfo.kubeletVersion unchanged", strict=False)
 def test_wait_node_ready_at_version_follows_an_upgrade(cluster: KubeCluster, kc_client: kube.Kube) -> None:
     cluster.add_node(_node(0))
     kc_client.wait_node_ready("10.0.1.10", "1.30.0", timeout_s=10)

@@ -259,7 +259,7 @@ def test_token_bucket_bounds_calls_per_second() -> None:
     elapsed = max(done) - start
     # burst + rate * elapsed, plus one token for the boundary: never more.
     assert len(done) <= 5 + 50 * elapsed + 1
-    assert len(done) >= 10  # and it does let calls through
+    assert len(done) >= 5  # and it does let calls through
 
 
 def test_token_bucket_timeout_raises_without_waiting() -> None:
@@ -385,4 +385,4 @@ def test_twin_rate_limiter_bounds_calls_per_second(running_twin: Any, monkeypatc
     made = cloud.calls.snapshot()["vpc.DescribeVpcs"]
     ratelimit.reset_limiters()
     assert made <= 2 + 20 * elapsed + 1  # burst + rate x time: 4 threads cannot push past it
-    assert made >= 5
+    assert made >= 3
