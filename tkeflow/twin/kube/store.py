@@ -86,6 +86,8 @@ class _Table:
         if old is None:
             self.sorted_keys = None
         self.objects[key] = obj
+        # encoded at write time, as etcd holds serialized objects: lists and watches only join bytes
+        self.encoded[key] = (obj, json.dumps(obj, separators=(",", ":")).encode())
         self.by_namespace[key[0]][key[1]] = obj
         if index_node:
             if old is not None:
@@ -230,10 +232,14 @@ class Store:
         return data
 
     # ---- writes ------------------------------------------------------------------------
-    def create(self, resource: str, obj: Obj) -> Obj:
-        """Store a new object: sets uid, resourceVersion, creationTimestamp, generation; AlreadyExists."""
+    def create(self, resource: str, obj: Obj, *, take: bool = False) -> Obj:
+        """Store a new object: sets uid, resourceVersion, creationTimestamp, generation; AlreadyExists.
+
+        ``take=True`` stores ``obj`` itself instead of a copy (bulk seeding: the caller must not
+        touch it afterwards).
+        """
         info = resources.lookup(resource)
-        new = copy.deepcopy(obj)
+        new = obj if take else copy.deepcopy(obj)
         meta = new.setdefault("metadata", {})
         new["apiVersion"], new["kind"] = info.api_version, info.kind
         if not info.namespaced:
