@@ -95,7 +95,7 @@ def test_bad_config_makes_no_call_at_all(twin, twin_calls):
 
 
 def test_succeeds_with_30_percent_of_calls_throttled(twin, twin_calls):
-    twin_post(twin, "/_twin/faults", {"throttle_rate": 0.3, "seed": 7})
+    twin_post(twin, "/_twin/faults", {"default": {"throttle_rate": 0.3}})
 
     report = run_flow(cluster_spec())
 
