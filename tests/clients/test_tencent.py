@@ -28,6 +28,8 @@ class StubCloud:
 
     def __init__(self) -> None:
         self.replies: dict[str, tuple[int, str, bytes]] = {}
+        self.hold = threading.Event()  # set: answer at once; clear: stall until set (or 5 s)
+        self.hold.set()
         self.seen: list[tuple[str, dict[str, Any]]] = []
         stub = self
 
@@ -36,12 +38,16 @@ class StubCloud:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 action = self.headers["X-TC-Action"]
                 stub.seen.append((action, json.loads(body or b"{}")))
+                stub.hold.wait(5)
                 status, ctype, data = stub.replies.get(action, (200, "application/json", _ok({"TotalCount": 0})))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up first (the timeout test)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -74,6 +80,7 @@ def stub_server() -> Iterator[StubCloud]:
 def stub(stub_server: StubCloud) -> StubCloud:
     stub_server.replies.clear()
     stub_server.seen.clear()
+    stub_server.hold.set()
     return stub_server
 
 
@@ -129,6 +136,18 @@ def test_non_200_is_transient_server_network_error(stub: StubCloud, cloud: tence
     with pytest.raises(errors.TransientError) as caught:
         cloud.call("tke", "DescribeClusters", {})
     assert caught.value.code == "ServerNetworkError"
+
+
+def test_request_timeout_is_transient(stub: StubCloud) -> None:
+    cloud = tencent.TencentCloud("ap-guangzhou", secret_id="AKIDx", secret_key=SECRET_KEY, endpoint=stub.endpoint,
+                                 rate_limited=False, req_timeout=0.3)
+    stub.hold.clear()
+    try:
+        with pytest.raises(errors.TransientError) as caught:
+            cloud.call("tke", "DescribeClusters", {})
+    finally:
+        stub.hold.set()
+    assert caught.value.code == "ClientNetworkError" and "timed out" in str(caught.value).lower()
 
 
 def test_refused_connection_is_transient() -> None:
