@@ -177,3 +177,92 @@ def plan_batches(order: Sequence[str], batch_size: int, started: Sequence[str] =
         rest = rest[fill:]
     batches.extend(tuple(rest[i:i + batch_size]) for i in range(0, len(rest), batch_size))
     return batches
+
+
+# --- eviction pre-check (R-NODE-2): what would stop or hurt a drain, listed before anything starts ----
+
+@dataclass(frozen=True)
+class EvictionBlocker:
+    """A pod whose eviction would block the drain or lose data; ``blocking`` False is only a warning."""
+
+    pod: str  # namespace/name
+    node: str
+    reason: str
+    fix: str
+    rule: str
+    blocking: bool = True
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A metav1.LabelSelector against labels; an empty selector matches every pod (policy/v1 PDB)."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or ():
+        key, operator, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or ())
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _uses_local_storage(pod_spec: Mapping[str, Any]) -> bool:
+    return any("emptyDir" in (volume or {}) for volume in pod_spec.get("volumes") or ())
+
+
+def moves_on_drain(pod: Mapping[str, Any]) -> bool:
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    owners = meta.get("ownerReferences") or []
+    if any(o.get("kind") in ("DaemonSet", "Node") for o in owners):
+        return False
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
+        return False
+    return status.get("phase") not in ("Succeeded", "Failed")
+
+
+def eviction_blockers(pods: Sequence[Mapping[str, Any]], pdbs: Sequence[Mapping[str, Any]],
+                      drained_nodes: Sequence[str], delete_local_data: bool) -> list[EvictionBlocker]:
+    """R-NODE-2 pre-check over the pods a drain of ``drained_nodes`` would evict (API-shaped dicts).
+
+    - A PodDisruptionBudget that allows 0 disruptions now would refuse the eviction (HTTP 429) until
+      it changes: the drain would wait out its timeout (the kOps/Kubespray complaint), so say so first.
+    - A pod with local storage (emptyDir) loses its data: allowed only with ``drain.delete_local_data``.
+    - A pod no controller owns is deleted by its eviction and never comes back.
+    """
+    drained = set(drained_nodes)
+    found: list[EvictionBlocker] = []
+    for pod in sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("namespace", ""), p["metadata"]["name"])):
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if node not in drained or not moves_on_drain(pod):
+            continue
+        ref = f"{meta.get('namespace', 'default')}/{meta['name']}"
+        labels = meta.get("labels") or {}
+        for pdb in pdbs:
+            pdb_meta = pdb.get("metadata") or {}
+            if pdb_meta.get("namespace") != meta.get("namespace") or not selector_matches(
+                    (pdb.get("spec") or {}).get("selector"), labels):
+                continue
+            allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
+            if allowed < 1:
+                found.append(EvictionBlocker(ref, node, f"PodDisruptionBudget {pdb_meta.get('name')} allows 0 "
+                                             "disruptions now: the eviction would be refused",
+                                             "scale the workload up, or relax the budget, then run again",
+                                             "R-NODE-2"))
+        if _uses_local_storage(spec):
+            found.append(EvictionBlocker(ref, node, "uses local storage (emptyDir): its data is lost on eviction",
+                                         "back the data up, then set drain.delete_local_data: true",
+                                         "R-NODE-2", blocking=not delete_local_data))
+        if not any(o.get("controller") for o in meta.get("ownerReferences") or ()):
+            found.append(EvictionBlocker(ref, node, "no controller owns it: evicting deletes it for good",
+                                         "run it under a Deployment/StatefulSet/Job, or delete it yourself",
+                                         "R-NODE-2"))
+    return found

@@ -1,0 +1,332 @@
+"""Node steps of the rolling upgrade on the Kubernetes side: observe, cordon, drain, wait, uncordon.
+
+Who calls it: flows/upgrade_nodes.py (the rolling-node-upgrade flow), one task per step so that the
+Prefect UI shows where a node is and how long each step took.
+
+Every step converges (DESIGN.md): it reads the node first and does nothing when its goal holds, so a
+flow killed at any point and run again continues without redoing or undoing anything. What tkeflow
+did to a node is written on the node itself (tkeflow/rules/upgrade.py: ``tkeflow.io/cordoned-by`` and
+``tkeflow.io/upgrade-target``, set and cleared in the same patch as the cordon), never in a local file.
+
+Drains go through the eviction API only, so PodDisruptionBudgets are honoured by the API server
+itself (R-NODE-2); a refused eviction waits for the budget to change (a watch, not a sleep), bounded
+by ``drain.timeout_s`` and a maximum number of rounds: never an endless loop (kOps #10400).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+
+from tasks import cloud
+from tasks.retry import cloud_task
+from tasks.waits import poll_until
+from tkeflow import errors
+from tkeflow.clients import errors as client_errors
+from tkeflow.clients.kube import LIST_PAGE_SIZE, MERGE_PATCH, Kube
+from tkeflow.clients.kube_waits import WaitTimeout, is_daemonset_ready, is_deployment_available
+from tkeflow.rules import upgrade as rules
+from tkeflow.specs.node_upgrade import DrainSettings
+
+#: A drain gives up after this many rounds of refused evictions even within its timeout (each round
+#: waits for a budget to change, so this is only reached when the API contradicts itself).
+MAX_EVICTION_ROUNDS = 200
+
+_kubes: dict[tuple[str, str, str], Kube] = {}
+_kubes_lock = threading.Lock()
+
+
+def kube(cluster_id: str, region: str) -> Kube:
+    """The cluster's Kube for this flow run (one connection pool per run, not one per task)."""
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
+    key = (run_id, cluster_id, region)
+    with _kubes_lock:
+        found = _kubes.get(key)
+    if found is None:
+        found = cloud.kube_for(cluster_id, region)
+        with _kubes_lock:
+            found = _kubes.setdefault(key, found)
+    return found
+
+
+def close_kubes() -> None:
+    """Close the clients of the current flow run (the flow calls it when it ends)."""
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
+    with _kubes_lock:
+        mine = [k for k in _kubes if k[0] == run_id]
+        clients = [_kubes.pop(k) for k in mine]
+    for client in clients:
+        client.close()
+
+
+@dataclass
+class ClusterObservation:
+    """The cluster as one read sees it, as API-shaped dicts (what tkeflow.rules takes)."""
+
+    nodes: list[dict[str, Any]]
+    pods: list[dict[str, Any]]
+    pdbs: list[dict[str, Any]]
+    deployments: list[dict[str, Any]]
+    daemonsets: list[dict[str, Any]]
+
+    def node(self, name: str) -> dict[str, Any]:
+        return next(n for n in self.nodes if n["metadata"]["name"] == name)
+
+
+def raw_items(list_fn: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a list call as the API's JSON dicts, page by page.
+
+    Why not the kubernetes models: the dicts are what tkeflow.rules takes, they cost no model round
+    trip, and a field the client's models would refuse (a PodDisruptionBudget condition without a
+    message, as the twin sends it) cannot fail a read that does not need that field.
+    """
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        extra = {"_continue": token} if token else {}
+        response = list_fn(limit=LIST_PAGE_SIZE, _preload_content=False, **extra, **kwargs)
+        page = json.loads(response.data)
+        items += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def read_node(k: Kube, name: str) -> dict[str, Any]:
+    return json.loads(k.core.read_node(name, _preload_content=False).data)
+
+
+@cloud_task(cache_policy=NO_CACHE, name="observe-cluster")
+def observe_cluster(cluster_id: str, region: str) -> ClusterObservation:
+    """Nodes, pods, PodDisruptionBudgets, Deployments and DaemonSets, read once (no change made)."""
+    k = kube(cluster_id, region)
+    return ClusterObservation(
+        nodes=raw_items(k.core.list_node),
+        pods=raw_items(k.core.list_pod_for_all_namespaces),
+        pdbs=raw_items(k.policy.list_pod_disruption_budget_for_all_namespaces),
+        deployments=raw_items(k.apps.list_deployment_for_all_namespaces),
+        daemonsets=raw_items(k.apps.list_daemon_set_for_all_namespaces),
+    )
+
+
+@cloud_task(cache_policy=NO_CACHE, name="cordon-node", task_run_name="cordon-{node}")
+def cordon_node(cluster_id: str, region: str, node: str, target_version: str, keep_cordoned: bool) -> None:
+    """R-NODE-1: no new pods on the node; marks it as ours (cordon + annotations in one patch).
+
+    A node cordoned by someone else only gets ``upgrade-target`` (so a rerun knows it was started);
+    it is never marked ours, so nothing will ever uncordon it.
+    """
+    k = kube(cluster_id, region)
+    current = read_node(k, node)
+    annotations = (current.get("metadata") or {}).get("annotations") or {}
+    unschedulable = bool((current.get("spec") or {}).get("unschedulable"))
+    ours = annotations.get(rules.CORDONED_BY_ANNOTATION) == rules.CORDONED_BY_VALUE
+    if keep_cordoned or (unschedulable and not ours):
+        if annotations.get(rules.UPGRADE_TARGET_ANNOTATION) != target_version:
+            k.core.patch_node(node, {"metadata": {"annotations": {rules.UPGRADE_TARGET_ANNOTATION: target_version}}},
+                              _content_type=MERGE_PATCH)
+        return
+    if unschedulable and ours and annotations.get(rules.UPGRADE_TARGET_ANNOTATION) == target_version:
+        return  # cordoned by an earlier run: converged
+    k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: rules.CORDONED_BY_VALUE,
+                                                          rules.UPGRADE_TARGET_ANNOTATION: target_version}},
+                             "spec": {"unschedulable": True}}, _content_type=MERGE_PATCH)
+
+
+@cloud_task(cache_policy=NO_CACHE, name="uncordon-node", task_run_name="uncordon-{node}")
+def uncordon_node(cluster_id: str, region: str, node: str, keep_cordoned: bool) -> None:
+    """Give the node back: uncordon and drop our marks in one patch; a node cordoned before the flow
+    began keeps its cordon and only loses ``upgrade-target`` (R-NODE-1; the SUC #341 complaint)."""
+    k = kube(cluster_id, region)
+    current = read_node(k, node)
+    annotations = (current.get("metadata") or {}).get("annotations") or {}
+    ours = annotations.get(rules.CORDONED_BY_ANNOTATION) == rules.CORDONED_BY_VALUE
+    if keep_cordoned or not ours:
+        if rules.UPGRADE_TARGET_ANNOTATION in annotations:
+            k.core.patch_node(node, {"metadata": {"annotations": {rules.UPGRADE_TARGET_ANNOTATION: None}}},
+                              _content_type=MERGE_PATCH)
+        return
+    k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: None,
+                                                          rules.UPGRADE_TARGET_ANNOTATION: None}},
+                             "spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
+
+
+@dataclass
+class DrainResult:
+    """What a drain evicted, and how many Ready pods each owner must have elsewhere afterwards."""
+
+    node: str
+    evicted: list[str] = field(default_factory=list)
+    want_ready: dict[str, int] = field(default_factory=dict)  # owner uid -> Ready pods wanted
+    owner_names: dict[str, str] = field(default_factory=dict)  # owner uid -> Kind namespace/name
+
+
+def _controller_uid(pod: Mapping[str, Any]) -> str | None:
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return next((o.get("uid") for o in owners if o.get("controller")), None)
+
+
+def _ready_by_owner(pods: Sequence[Mapping[str, Any]], excluded_nodes: set[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pod in pods:
+        uid = _controller_uid(pod)
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        if uid is None or meta.get("deletionTimestamp") or spec.get("nodeName") in excluded_nodes:
+            continue
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []):
+            counts[uid] = counts.get(uid, 0) + 1
+    return counts
+
+
+@cloud_task(cache_policy=NO_CACHE, name="drain-node", task_run_name="drain-{node}")
+def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) -> DrainResult:
+    """R-NODE-2: evict every pod except DaemonSet ones, honouring PDBs; then wait until they are gone.
+
+    Stops (PermanentError, the node stays cordoned) when a budget still refuses after
+    ``drain.timeout_s``, or when a pod with local storage is met without ``delete_local_data``.
+    """
+    k = kube(cluster_id, region)
+    deadline = time.monotonic() + drain.timeout_s
+    all_pods = raw_items(k.core.list_pod_for_all_namespaces)
+    on_node = [p for p in all_pods if (p.get("spec") or {}).get("nodeName") == node and rules.moves_on_drain(p)]
+    blockers = [b for b in rules.eviction_blockers(on_node, [], [node], drain.delete_local_data) if b.blocking]
+    if blockers:
+        raise errors.PermanentError(f"drain of {node} stopped before evicting anything: " + "; ".join(
+            f"{b.pod} {b.reason} ({b.fix})" for b in blockers), code="DrainBlocked")
+    result = DrainResult(node)
+    ready_now = _ready_by_owner(all_pods, set())
+    for pod in on_node:
+        uid = _controller_uid(pod)
+        if uid:
+            owner = next(o for o in pod["metadata"]["ownerReferences"] if o.get("uid") == uid)
+            result.want_ready[uid] = ready_now.get(uid, 0)
+            result.owner_names[uid] = f"{owner.get('kind')} {pod['metadata'].get('namespace')}/{owner.get('name')}"
+    pending = on_node
+    for _round in range(MAX_EVICTION_ROUNDS):
+        pending = _evict_round(k, pending, drain, result)
+        if not pending:
+            break
+        _wait_budgets_allow(k, node, pending, deadline)
+    else:
+        raise errors.PermanentError(f"drain of {node} gave up after {MAX_EVICTION_ROUNDS} refused rounds", code="DrainBlocked")
+    remaining = max(1.0, deadline - time.monotonic())
+    _wait_gone(k, node, result.evicted, remaining)
+    return result
+
+
+def _evict_round(k: Kube, pods: list[dict[str, Any]], drain: DrainSettings, result: DrainResult) -> list[dict[str, Any]]:
+    """Try to evict each pod once; return the ones a budget refused."""
+    refused = []
+    for pod in pods:
+        meta = pod["metadata"]
+        try:
+            k.evict_pod(meta.get("namespace", "default"), meta["name"], grace_period_s=drain.grace_period_s)
+        except client_errors.PdbBlocked:
+            refused.append(pod)
+            continue
+        result.evicted.append(f"{meta.get('namespace', 'default')}/{meta['name']}|{meta.get('uid')}")
+    return refused
+
+
+def _wait_budgets_allow(k: Kube, node: str, refused: list[dict[str, Any]], deadline: float) -> None:
+    """Until a budget covering a refused pod allows a disruption again, or the drain times out.
+
+    Polled with backoff (tasks/waits.py) rather than watched: the kubernetes client refuses the
+    twin's PodDisruptionBudget watch events (a condition without a message), and the poll reads
+    plain JSON. The budgets change only when a replacement pod turns Ready, which is seconds.
+    """
+    names = ", ".join(f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in refused)
+
+    def some_allow(pdbs: list[dict[str, Any]]) -> bool:
+        covering = [pdb for pdb in pdbs if any(
+            pdb["metadata"].get("namespace") == pod["metadata"].get("namespace") and rules.selector_matches(
+                (pdb.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {}) for pod in refused)]
+        return not covering or any(int((p.get("status") or {}).get("disruptionsAllowed") or 0) > 0 for p in covering)
+
+    remaining = deadline - time.monotonic()
+    advice = ("the node stays cordoned. Scale the workloads up or relax the budgets (or raise drain.timeout_s), "
+              "then run again")
+    if remaining <= 0:
+        raise errors.PermanentError(f"drain of {node} timed out: PodDisruptionBudgets still refuse evicting {names}; "
+                                    + advice, code="DrainTimeout")
+    try:
+        poll_until(lambda: raw_items(k.policy.list_pod_disruption_budget_for_all_namespaces), some_allow,
+                   what=f"a PodDisruptionBudget to allow evicting {names}", timeout_s=remaining,
+                   describe=lambda pdbs: "budgets allow 0 disruptions", first_interval_s=0.05, max_interval_s=1.0)
+    except errors.PermanentError as exc:
+        raise errors.PermanentError(f"drain of {node} timed out: {exc}; " + advice, code="DrainTimeout") from exc
+
+
+def _wait_gone(k: Kube, node: str, evicted: list[str], timeout_s: float) -> None:
+    uids = {entry.rsplit("|", 1)[1]: entry.rsplit("|", 1)[0] for entry in evicted}
+    if not uids:
+        return
+
+    def done(pods: list[Any]) -> bool:
+        return not any(p.metadata.uid in uids for p in pods)
+
+    k.wait_for(k.core.list_pod_for_all_namespaces, done, timeout_s, f"evicted pods to leave {node}",
+               explain=lambda pods: "still there: " + ", ".join(uids[p.metadata.uid] for p in pods if p.metadata.uid in uids),
+               field_selector=f"spec.nodeName={node}")
+
+
+@cloud_task(cache_policy=NO_CACHE, name="wait-pods-rescheduled")
+def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult], timeout_s: float) -> None:
+    """The evicted pods' controllers have as many Ready pods off the drained nodes as before the drain."""
+    want: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for result in drains:
+        for uid, count in result.want_ready.items():
+            want[uid] = max(want.get(uid, 0), count)
+        names.update(result.owner_names)
+    if not want:
+        return
+    drained = {r.node for r in drains}
+    k = kube(cluster_id, region)
+
+    def missing(pods: list[Any]) -> dict[str, str]:
+        ready = _ready_by_owner([k.to_dict(p) for p in pods], drained)
+        return {uid: f"{names[uid]}: {ready.get(uid, 0)}/{n} Ready" for uid, n in want.items() if ready.get(uid, 0) < n}
+
+    k.wait_for(k.core.list_pod_for_all_namespaces, lambda pods: not missing(pods), timeout_s,
+               f"evicted pods Ready elsewhere than {', '.join(sorted(drained))}",
+               explain=lambda pods: "; ".join(missing(pods).values()))
+
+
+@cloud_task(cache_policy=NO_CACHE, name="wait-node-upgraded", task_run_name="wait-{node}-ready")
+def wait_node_upgraded(cluster_id: str, region: str, node: str, target_version: str, timeout_s: float) -> None:
+    """Watch the node until it is Ready again with its kubelet at the target version."""
+    kube(cluster_id, region).wait_node_ready(node, target_version, timeout_s=timeout_s)
+
+
+@cloud_task(cache_policy=NO_CACHE, name="validate-node", task_run_name="validate-{node}")
+def validate_node(cluster_id: str, region: str, node: str, target_version: str, deployments: list[str],
+                  timeout_s: float) -> list[str]:
+    """After a node: it is Ready at the target, every DaemonSet is Ready (its pods on this node too),
+    and every Deployment that was available before the flow began is available again. Returns problems."""
+    k = kube(cluster_id, region)
+    problems = []
+    current = read_node(k, node)
+    seen = rules.observe_node(current)
+    if not seen.ready or not rules.at_least(seen.kubelet_version, target_version):
+        problems.append(f"node {node} is {'Ready' if seen.ready else 'NotReady'} at {seen.kubelet_version}")
+    try:
+        k.wait_for(k.apps.list_daemon_set_for_all_namespaces, lambda items: all(is_daemonset_ready(d) for d in items),
+                   timeout_s, f"DaemonSet pods Ready (on {node} too)")
+        wanted = set(deployments)
+        k.wait_for(k.apps.list_deployment_for_all_namespaces,
+                   lambda items: all(is_deployment_available(d) for d in items
+                                     if f"{d.metadata.namespace}/{d.metadata.name}" in wanted),
+                   timeout_s, "Deployments available")
+    except WaitTimeout as exc:
+        problems.append(str(exc))
+    return problems

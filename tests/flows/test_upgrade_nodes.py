@@ -1,0 +1,164 @@
+"""The rolling-node-upgrade flow through a real temporary Prefect server against the twin (issue 7).
+
+Each test gets its own twin with a Running 3-node cluster at 1.30.0 (tests/flows/upgrade_world.py),
+a Deployment of 3 replicas and a PodDisruptionBudget minAvailable 2. Rules exercised: R-UPG-1 (master
+first), R-UPG-2 (capacity, pods named), R-UPG-3 (approval), R-UPG-4 (healthy first), R-UPG-5 (one
+node at a time, every node ends upgraded), R-NODE-1 (a node cordoned before stays cordoned), R-NODE-2
+(PDBs honoured, blocked evictions listed before anything starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.flows import upgrade_world as uw
+from tkeflow.errors import ApprovalRequired, ValidationFailed
+from tkeflow.specs import NodeUpgradeSpec
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+
+TARGET = "1.32.2"
+FAST = {"node_upgrade": 0.4, "node_ready": 0.2, "pod_ready": 0.1, "master_upgrade": 0.3}
+
+
+@dataclass
+class UpgradeCluster:
+    twin: Any
+    kc: Any
+    cluster_id: str
+    instance_ids: list[str]
+
+    def calls(self, mutating: bool | None = None) -> list[dict[str, Any]]:
+        return [c for c in uw.calls(self.twin.endpoint) if mutating is None or bool(c.get("mutating")) == mutating]
+
+    def spec(self, **changes: Any) -> NodeUpgradeSpec:
+        values: dict[str, Any] = {"cluster_id": self.cluster_id, "region": "ap-guangzhou", "target_version": TARGET,
+                                  "approve": True, "drain": {"timeout_s": 30}, "node_ready_timeout_s": 60,
+                                  "master_timeout_s": 60}
+        values.update(changes)
+        return NodeUpgradeSpec.model_validate(values)
+
+    def node(self, name: str) -> dict[str, Any]:
+        return self.kc.store.get("nodes", None, name)
+
+
+def start_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: int = 3,
+                  cpu: str = "500m", replicas: int = 3) -> Iterator[UpgradeCluster]:
+    from tkeflow.twin.server import Twin
+
+    path, cluster_id, instance_ids = uw.write_world(tmp_path, nodes, timings=FAST)
+    with Twin.start(world_path=path) as twin:
+        for name, value in twin.env().items():
+            monkeypatch.setenv(name, value)
+        kc = twin.kube(cluster_id)
+        kc.set_endpoint_open(True)  # as create-cluster leaves it (R-CRT-11)
+        uw.wait_store(kc, lambda: sum(1 for n in kc.store.list("nodes")[0] if uw_ready(n)) == nodes, what="nodes Ready")
+        kc.store.create("deployments.apps", uw.web_deployment(replicas=replicas, cpu=cpu))
+        kc.store.create("poddisruptionbudgets.policy", uw.pdb(min_available=replicas - 1))
+        uw.wait_store(kc, lambda: uw.deployment_available(kc), what="web available")
+        yield UpgradeCluster(twin, kc, cluster_id, instance_ids)
+
+
+def uw_ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpgradeCluster]:
+    yield from start_cluster(tmp_path, monkeypatch)
+
+
+def run(spec: NodeUpgradeSpec, dry_run: bool = False):
+    from flows.upgrade_nodes import upgrade_nodes
+
+    return upgrade_nodes(spec=spec, dry_run=dry_run)
+
+
+def test_r_upg_5_every_node_upgraded_one_at_a_time_and_no_pdb_broken(cluster):
+    monitor = uw.ClusterMonitor(cluster.kc)
+    try:
+        report = run(cluster.spec())
+    finally:
+        monitor.stop()
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert sorted(report.summary["upgraded"]) == ["10.0.2.11", "10.0.2.12", "10.0.2.13"]
+    for name in report.summary["upgraded"]:
+        node = cluster.node(name)
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == f"v{TARGET}" and not node["spec"].get("unschedulable")
+        assert "tkeflow.io/cordoned-by" not in (node["metadata"].get("annotations") or {})
+    assert monitor.max_unschedulable == 1, "R-UPG-5: never more than batch_size nodes out at once"
+    assert monitor.min_pdb_margin is not None and monitor.min_pdb_margin >= 0, "R-NODE-2: the PDB held throughout"
+    actions = [c["action"] for c in cluster.calls(mutating=True)]
+    assert actions.index("UpdateClusterVersion") < actions.index("UpgradeClusterInstances"), "R-UPG-1: master first"
+    upgrades = [c for c in cluster.calls(mutating=True) if c["action"] == "UpgradeClusterInstances"]
+    assert [len(c["params"]["InstanceIds"]) for c in upgrades] == [1, 1, 1]
+    assert uw.os_install_counts(cluster.twin.endpoint, cluster.instance_ids) == {i: 2 for i in cluster.instance_ids}
+    assert {c.name for c in report.checks} >= {"node Ready at target version", "PodDisruptionBudget respected",
+                                               "Deployment available", "node schedulable"}
+
+
+def test_r_node_1_a_node_cordoned_before_the_flow_stays_cordoned(cluster):
+    node = cluster.node("10.0.2.12")
+    node["spec"]["unschedulable"] = True
+    cluster.kc.store.update("nodes", node)
+
+    report = run(cluster.spec())
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    after = cluster.node("10.0.2.12")
+    assert after["spec"].get("unschedulable") is True, "R-NODE-1: never uncordon a node cordoned before"
+    assert after["status"]["nodeInfo"]["kubeletVersion"] == f"v{TARGET}", "R-UPG-5: it is upgraded all the same"
+    assert report.summary["kept_cordoned"] == ["10.0.2.12"]
+    assert not cluster.node("10.0.2.11")["spec"].get("unschedulable")
+
+
+def test_r_upg_2_no_room_stops_before_any_mutating_call_naming_the_pods(tmp_path, monkeypatch):
+    for big in start_cluster(tmp_path, monkeypatch, cpu="1500m", replicas=6):
+        with pytest.raises(ValidationFailed) as failure:
+            run(big.spec())
+        assert big.calls(mutating=True) == []
+        message = str(failure.value)
+        assert "room for evicted pods" in message and "default/web-" in message and "cpu 1500m" in message
+
+
+def test_dry_run_makes_no_mutating_call_and_plans_order_and_capacity(cluster):
+    report = run(cluster.spec(approve=False), dry_run=True)
+
+    assert report.ok and report.summary["dry_run"] is True
+    assert sorted(report.summary["order"]) == ["10.0.2.11", "10.0.2.12", "10.0.2.13"]
+    assert cluster.calls(mutating=True) == []
+    from tests.flows.prefect_artifacts import latest_artifact
+
+    plan = latest_artifact(f"rolling-node-upgrade-{cluster.cluster_id}-plan")
+    assert "UpdateClusterVersion" in plan and "room elsewhere" in plan and "10.0.2.13" in plan
+
+
+def test_r_node_2_a_pdb_that_allows_no_disruption_is_listed_before_anything_starts(cluster):
+    cluster.kc.store.delete("poddisruptionbudgets.policy", "default", "web")
+    cluster.kc.store.create("poddisruptionbudgets.policy", uw.pdb(min_available=3))
+    uw.wait_store(cluster.kc, lambda: "disruptionsAllowed" in (cluster.kc.store.get(
+        "poddisruptionbudgets.policy", "default", "web").get("status") or {}), what="PDB status")
+
+    with pytest.raises(ValidationFailed, match="PodDisruptionBudget web allows 0 disruptions"):
+        run(cluster.spec())
+    assert cluster.calls(mutating=True) == []
+
+
+def test_r_upg_4_an_unhealthy_node_stops_the_upgrade_naming_it(cluster):
+    cluster.kc.node_down("10.0.2.13")
+
+    with pytest.raises(ValidationFailed, match=r"node healthy on 10\.0\.2\.13"):
+        run(cluster.spec())
+    assert cluster.calls(mutating=True) == []
+
+
+def test_r_upg_3_without_approval_a_direct_run_stops_before_any_change(cluster):
+    with pytest.raises(ApprovalRequired, match="spec.approve"):
+        run(cluster.spec(approve=False))
+    assert cluster.calls(mutating=True) == []
