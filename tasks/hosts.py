@@ -156,10 +156,14 @@ def _login_checks(cloud: Any, spec: ExistingHostsSpec) -> list[Check]:
     """R-ADD-5 / R-CRT-9: the key pairs exist, or the password's Secret block does (its value never read here)."""
     login = spec.login
     if login.key_ids:
-        found = {k["KeyId"] for k in cloud.describe_key_pairs(login.key_ids)}
+        try:
+            found = {k["KeyId"] for k in cloud.describe_key_pairs(login.key_ids)}
+        except errors.NotFoundError as e:  # the API refuses the whole call when one ID is unknown
+            return [Check(name="login key pairs exist", target=", ".join(login.key_ids), ok=False, rule="R-ADD-5",
+                          detail=f"{e}: fix login.key_ids")]
         missing = [k for k in login.key_ids if k not in found]
         return [Check(name="login key pairs exist", target=", ".join(login.key_ids), ok=not missing, rule="R-ADD-5",
-                      detail=f"missing: {', '.join(missing)}" if missing else "found")]
+                      detail=f"missing: {', '.join(missing)}: fix login.key_ids" if missing else "found")]
     if login.password_secret:
         exists = secret_exists(login.password_secret)
         return [Check(name="login password secret exists", target=login.password_secret, ok=exists, rule="R-CRT-9",
