@@ -132,3 +132,36 @@ def test_reset_stops_cluster_apis_and_restores_the_world(full_twin: Any) -> None
     admin(full_twin, "/_twin/reset", {})
     assert full_twin.kube(cluster_id) is None and cluster_id not in full_twin.world.clusters
     assert full_twin.kube("cls-shpeer01") is not None  # the world's own cluster is back
+
+
+def test_tkeflow_twin_serve_prints_and_writes_the_environment(tmp_path: Any) -> None:
+    """`tkeflow twin serve --env-file`: the shell lines, and an SDK call with them reaches the twin."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env_file = Path(tmp_path) / "twin.env"
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    proc = subprocess.Popen([sys.executable, "-m", "tkeflow.cli", "twin", "serve", "--env-file", str(env_file)],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = wait_until(lambda: env_file.exists() and len(env_file.read_text().splitlines()) == 3
+                           and env_file.read_text().splitlines(), timeout=60, what="the env file")
+        values = dict(line.split("=", 1) for line in lines)
+        assert list(values) == ["TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT"]
+        assert values["TKEFLOW_TWIN_ENDPOINT"].startswith("127.0.0.1:")
+
+        class Served:
+            endpoint = values["TKEFLOW_TWIN_ENDPOINT"]
+            secret_id = values["TENCENTCLOUD_SECRET_ID"]
+            secret_key = values["TENCENTCLOUD_SECRET_KEY"]
+
+        clusters = Clients(Served).tke("ap-shanghai").DescribeClusters(M.DescribeClustersRequest())
+        assert [c.ClusterId for c in clusters.Clusters] == ["cls-shpeer01"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert out == env_file.read_text()

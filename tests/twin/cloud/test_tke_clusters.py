@@ -146,10 +146,17 @@ def test_endpoints_open_and_close(clients: Clients) -> None:
                                   IsExtranet=False))
     assert status() in ("Creating", "Created")
     wait_until(lambda: status() == "Created", what="endpoint Created")
+    endpoints = tke.DescribeClusterEndpoints(req(M.DescribeClusterEndpointsRequest, ClusterId=cluster_id))
+    assert endpoints.ClusterIntranetSubnetId == "subnet-gz3app01" and endpoints.ClusterExternalEndpoint == ""
     assert error_code(lambda: tke.CreateClusterEndpoint(req(M.CreateClusterEndpointRequest, ClusterId=cluster_id,
                                                             SubnetId="subnet-gz3app01"))) == "ResourceInUse.ResourceExistAlready"
     tke.DeleteClusterEndpoint(req(M.DeleteClusterEndpointRequest, ClusterId=cluster_id, IsExtranet=False))
     assert status() == "NotFound"
+
+
+def test_versions(clients: Clients) -> None:
+    out = clients.tke().DescribeVersions(M.DescribeVersionsRequest())
+    assert [v.Version for v in out.VersionInstanceSet] == ["1.28.3", "1.30.0", "1.32.2"]
 
 
 def test_kubeconfig_and_security(clients: Clients) -> None:

@@ -152,6 +152,8 @@ def _load_cluster(world: model.World, region: str, doc: dict[str, Any]) -> None:
                             created_time=CREATED, tags=dict(doc.get("tags") or {}))
     for kind in doc.get("endpoints") or []:  # R-CRT-11: "intranet" and/or "extranet", already open
         cluster.endpoints[kind == "extranet"] = "Created"
+        if kind == "intranet":
+            cluster.endpoint_subnet_id = cluster.subnet_id
     for instance_id in doc.get("workers") or []:
         cvm = world.cvms[instance_id]
         cvm.cluster_id = cluster.cluster_id

@@ -273,6 +273,7 @@ class Cluster:
     instances: dict[str, ClusterInstance] = field(default_factory=dict)
     node_pools: dict[str, NodePool] = field(default_factory=dict)
     endpoints: dict[bool, str] = field(default_factory=dict)  # is_extranet -> Created | Creating
+    endpoint_subnet_id: str = ""  # the intranet endpoint's subnet (R-CRT-11)
     upgrade: UpgradeTask | None = None
     password: str = ""
 

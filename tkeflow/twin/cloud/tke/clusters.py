@@ -178,6 +178,8 @@ def create_endpoint(ctx: Ctx, cluster: model.Cluster, p: dict[str, Any]) -> None
         raise exc.ResourceExistAlready(f"The {'extranet' if extranet else 'intranet'} endpoint already exists "
                                        f"({cluster.endpoints[extranet]}).")
     cluster.endpoints[extranet] = "Creating"
+    if not extranet:
+        cluster.endpoint_subnet_id = p["SubnetId"]
     cluster_id = cluster.cluster_id
 
     def created(effects: list[Any]) -> None:

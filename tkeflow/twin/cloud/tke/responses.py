@@ -178,6 +178,26 @@ def describe_cluster_security(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "SecurityPolicy": [], "Kubeconfig": config, "JnsGwEndpoint": ""}
 
 
+@action("tke", "DescribeClusterEndpoints", mutating=False, required=("ClusterId",), locked=False)
+def describe_cluster_endpoints(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    cluster = _running_cluster(ctx, p["ClusterId"])
+    config = _kubeconfig(ctx, cluster, False)
+    server = next((line.split("server:", 1)[1].strip() for line in config.splitlines() if "server:" in line), "")
+    host = server.split("://", 1)[-1]
+    return {"CertificationAuthority": ctx.runtime.certificate_authority(cluster.cluster_id) or "",
+            "ClusterExternalEndpoint": host if cluster.endpoints.get(True) == "Created" else "",
+            "ClusterIntranetEndpoint": host if cluster.endpoints.get(False) == "Created" else "",
+            "ClusterDomain": f"{cluster.cluster_id}.ccs.tencent-cloud.com", "ClusterExternalACL": [],
+            "ClusterExternalDomain": "", "ClusterIntranetDomain": "", "SecurityGroup": "",
+            "ClusterIntranetSubnetId": cluster.endpoint_subnet_id if False in cluster.endpoints else ""}
+
+
+@action("tke", "DescribeVersions", mutating=False)
+def describe_versions(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    return {"TotalCount": len(ctx.world.versions),
+            "VersionInstanceSet": [{"Name": v, "Version": v, "Remark": ""} for v in ctx.world.versions]}
+
+
 @action("tke", "DescribeAvailableClusterVersion", mutating=False)
 def describe_available_cluster_version(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     ids = list(p.get("ClusterIds") or []) + ([p["ClusterId"]] if p.get("ClusterId") else [])
