@@ -1,0 +1,155 @@
+"""The add-existing-hosts flow through a real temporary Prefect server against the twin (issue 6).
+
+The cluster is made first by the create-cluster flow (configs/cluster.yaml); then the demo config's
+four hosts are added (configs/existing-hosts.yaml). The twin's world is read only by the tests, to
+prove what the flow could not be trusted to say about itself: which disks were formatted.
+Rules exercised: R-ADD-1 (other VPC), R-ADD-2 (approval, no reinstall twice), R-ADD-3 (decisions),
+R-ADD-4 (security groups), R-ADD-5 (key login).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.conftest import CONFIGS, twin_get, twin_post
+from tkeflow import specs
+from tkeflow.errors import ApprovalRequired, PermanentError
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+
+FAST = {"cluster_create": 0.3, "instance_init": 0.3, "node_ready": 0.2, "endpoint_create": 0.1, "pod_ready": 0.1}
+DEMO_HOSTS = ["ins-host0001", "ins-host0002", "ins-host0003", "ins-host0004"]
+
+
+def hosts_spec(**changes: Any) -> specs.ExistingHostsSpec:
+    spec = specs.load_manifest(CONFIGS / "existing-hosts.yaml").spec
+    spec = spec.model_copy(update=changes)
+    ssh_key = CONFIGS.parent / spec.ssh.private_key_file  # the config's path is relative to the repo
+    return spec.model_copy(update={"ssh": spec.ssh.model_copy(update={"private_key_file": str(ssh_key)})})
+
+
+def clear_calls(twin: Any) -> None:
+    request = urllib.request.Request(f"http://{twin.endpoint}/_twin/calls", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def wait_for(what: str, fetch: Any, timeout_s: float = 20.0) -> Any:
+    """Poll ``fetch`` until it returns something truthy (no fixed sleep: short waits on an Event)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := fetch()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        threading.Event().wait(0.05)
+    return value
+
+
+@pytest.fixture
+def cluster_id(twin: Any) -> str:
+    """The demo cluster, Running with its public endpoint open, made through the twin's cloud API."""
+    from tasks.cloud import save_kubeconfig
+    from tkeflow.clients import tencent
+
+    twin_post(twin, "/_twin/timings", FAST)
+    cloud = tencent.client_for("ap-guangzhou")
+    created = cloud.call("tke", "CreateCluster", {
+        "ClusterType": "MANAGED_CLUSTER",
+        "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16", "ServiceCIDR": "172.21.0.0/20"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": "demo", "VpcId": "vpc-gzdemo01"},
+    })
+    new_id = created["ClusterId"]
+    wait_for("cluster Running", lambda: cloud.describe_clusters([new_id])[0]["ClusterStatus"] == "Running")
+    cloud.call("tke", "CreateClusterEndpoint", {"ClusterId": new_id, "IsExtranet": True})
+    wait_for("endpoint Created", lambda: cloud.call("tke", "DescribeClusterEndpointStatus", {
+        "ClusterId": new_id, "IsExtranet": True})["Status"] == "Created")
+    kubeconfig = cloud.call("tke", "DescribeClusterKubeconfig", {"ClusterId": new_id, "IsExtranet": True})
+    save_kubeconfig(new_id, kubeconfig["Kubeconfig"])  # as create-cluster keeps it (a stale one is replaced)
+    clear_calls(twin)
+    return str(new_id)
+
+
+def run_flow(spec: specs.ExistingHostsSpec, dry_run: bool = False):
+    from flows.add_existing_hosts import add_existing_hosts
+
+    return add_existing_hosts(spec=spec, dry_run=dry_run)
+
+
+def cvms(twin: Any) -> dict[str, Any]:
+    world = twin_get(twin, "/_twin/world")["cvms"]
+    return world if isinstance(world, dict) else {c["instance_id"]: c for c in world}
+
+
+def test_r_add_3_demo_hosts_each_get_their_decision_and_a_rerun_changes_nothing(twin, twin_calls, cluster_id):
+    before = cvms(twin)
+
+    report = run_flow(hosts_spec())
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    after = cvms(twin)
+    host1, host2 = after["ins-host0001"]["data_disks"][0], after["ins-host0002"]["data_disks"][0]
+    assert host1["format_count"] == 1 and host1["mountpoint"] == "/var/lib/containerd"  # one empty disk: used
+    assert host2["format_count"] == 0 and host2["holds_data"] and host2["used_gb"] == 35  # data, not approved
+    assert host2["uuid"] == before["ins-host0002"]["data_disks"][0]["uuid"]
+    for untouched in ("ins-host0003", "ins-host0004"):  # no data disk / two data disks: not set
+        assert all(d["format_count"] == 0 for d in after[untouched]["data_disks"])
+    assert all(after[i]["os_install_count"] == before[i]["os_install_count"] + 1 for i in DEMO_HOSTS)
+    assert all(after[i]["cluster_id"] == cluster_id for i in DEMO_HOSTS)
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert len(adds) == 1 and adds[0]["params"]["InstanceIds"] == DEMO_HOSTS  # one call for the batch
+    overrides = adds[0]["params"]["InstanceAdvancedSettingsOverrides"]
+    assert [o.get("MountTarget") for o in overrides] == ["/var/lib/containerd", None, None, None]
+    assert adds[0]["params"]["LoginSettings"] == {"KeyIds": ["skey-demo0001"]}  # R-ADD-5
+    assert adds[0]["params"]["SecurityGroupIds"] == ["sg-gzdemo01"]  # R-ADD-4
+    placement = {c.target: c.detail for c in report.checks if c.name == "container dir placement"}
+    assert "/dev/vdb" in placement["ins-host0001"] and "/dev/vda1" in placement["ins-host0002"]
+
+    clear_calls(twin)
+    rerun = run_flow(hosts_spec())
+
+    assert rerun.ok and sorted(rerun.summary["skipped"]) == DEMO_HOSTS
+    assert twin_calls(mutating=True) == []  # R-ADD-2: none reinstalled twice
+    assert all(cvms(twin)[i]["os_install_count"] == after[i]["os_install_count"] for i in DEMO_HOSTS)
+
+
+def test_dry_run_publishes_the_decisions_and_makes_no_mutating_call(twin, twin_calls, cluster_id):
+    report = run_flow(hosts_spec(), dry_run=True)
+
+    assert report.summary["dry_run"] is True
+    assert twin_calls(mutating=True) == []
+    decisions = {row["host"]: row for row in report.summary["plan"]}
+    assert decisions["ins-host0001"]["decision"].startswith("/dev/vdb -> /var/lib/containerd")
+    assert decisions["ins-host0002"]["reason"].startswith("holds data, not approved")
+    assert "would have no effect" in decisions["ins-host0003"]["reason"]
+    assert "2 data disks" in decisions["ins-host0004"]["reason"]
+    from tests.flows.prefect_artifacts import latest_artifact
+
+    assert "holds data, not approved" in latest_artifact(f"add-existing-hosts-{cluster_id}-plan")
+
+
+def test_r_add_1_host_in_another_vpc_fails_preflight_and_changes_nothing(twin, twin_calls, cluster_id):
+    spec = hosts_spec(instance_ids=["ins-host0001", "ins-other001"])
+
+    with pytest.raises(PermanentError, match="R-ADD-1") as failure:
+        run_flow(spec)
+
+    assert "ins-other001" in str(failure.value) and "vpc-gzpeer01" in str(failure.value)
+    assert twin_calls(mutating=True) == []
+
+
+def test_r_add_2_without_approval_stops_with_a_clear_message_and_changes_nothing(twin, twin_calls, cluster_id):
+    with pytest.raises(ApprovalRequired, match="approve_reinstall"):
+        run_flow(hosts_spec(approve_reinstall=False))
+
+    assert twin_calls(mutating=True) == []
+    assert all(c["cluster_id"] is None for i, c in cvms(twin).items() if i in DEMO_HOSTS)
+
+
+def test_r_add_3_approved_host_with_data_is_formatted(twin, twin_calls, cluster_id):
+    report = run_flow(hosts_spec(instance_ids=["ins-host0002"], approve_format=["ins-host0002"]))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    disk = cvms(twin)["ins-host0002"]["data_disks"][0]
+    assert disk["format_count"] == 1 and disk["mountpoint"] == "/var/lib/containerd" and not disk["holds_data"]
