@@ -127,3 +127,60 @@ def test_r_upg_5_property_a_killed_run_resumes_without_upgrading_twice(step_coun
         assert plan.state is NodeState.IN_PROGRESS
     if step_count == len(STEPS):
         assert plan.state is NodeState.DONE
+
+
+# --- eviction pre-check (R-NODE-2) ------------------------------------------------------------------
+
+def pod_on(name: str, node: str, labels: dict | None = None, owner: str | None = "ReplicaSet", **spec_extra) -> dict:
+    owners = [{"kind": owner, "name": "x", "uid": "u1", "controller": True}] if owner else []
+    return {"metadata": {"name": name, "namespace": "default", "labels": labels or {}, "ownerReferences": owners},
+            "spec": {"nodeName": node, **spec_extra}, "status": {"phase": "Running"}}
+
+
+def budget(allowed: int, expected: int, desired: int, current: int | None = None) -> dict:
+    return {"metadata": {"name": "web", "namespace": "default"}, "spec": {"selector": {"matchLabels": {"app": "web"}}},
+            "status": {"disruptionsAllowed": allowed, "expectedPods": expected, "desiredHealthy": desired,
+                       "currentHealthy": desired + allowed if current is None else current}}
+
+
+def test_r_node_2_a_budget_that_never_allows_a_disruption_blocks():
+    found = upgrade.eviction_blockers([pod_on("web-1", "a", {"app": "web"})], [budget(0, 3, 3)], ["a"], False)
+    assert [(b.pod, b.blocking) for b in found] == [("default/web-1", True)]
+    assert "allows 0 disruptions even with all 3 pods healthy" in found[0].reason
+
+
+def test_r_node_2_a_budget_at_zero_while_pods_recover_only_warns():
+    found = upgrade.eviction_blockers([pod_on("web-1", "a", {"app": "web"})], [budget(0, 3, 2, current=2)], ["a"], False)
+    assert [(b.blocking, b.rule) for b in found] == [(False, "R-NODE-2")]
+
+
+def test_r_node_2_budgets_with_room_other_namespaces_and_other_nodes_do_not_count():
+    pods = [pod_on("web-1", "a", {"app": "web"}), pod_on("web-2", "b", {"app": "web"}), pod_on("db-1", "a", {"app": "db"})]
+    assert upgrade.eviction_blockers(pods, [budget(1, 3, 2)], ["a"], False) == []
+    other_ns = budget(0, 3, 3)
+    other_ns["metadata"]["namespace"] = "prod"
+    assert upgrade.eviction_blockers(pods, [other_ns], ["a"], False) == []
+
+
+def test_r_node_2_local_storage_needs_the_flag_and_unmanaged_pods_block():
+    local = pod_on("cache-1", "a", volumes=[{"name": "scratch", "emptyDir": {}}])
+    bare = pod_on("debug", "a", owner=None)
+    daemon = pod_on("agent", "a", owner="DaemonSet", volumes=[{"name": "x", "emptyDir": {}}])
+    found = upgrade.eviction_blockers([local, bare, daemon], [], ["a"], delete_local_data=False)
+    assert [(b.pod, b.blocking) for b in found] == [("default/cache-1", True), ("default/debug", True)]
+    allowed = upgrade.eviction_blockers([local], [], ["a"], delete_local_data=True)
+    assert [(b.pod, b.blocking) for b in allowed] == [("default/cache-1", False)]
+
+
+@pytest.mark.parametrize(("selector", "labels", "ok"), [
+    ({"matchLabels": {"app": "web"}}, {"app": "web", "tier": "fe"}, True),
+    ({"matchLabels": {"app": "web"}}, {"app": "db"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}, {"tier": "be"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}, {"tier": "fe"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {}, True),
+    ({}, {"any": "thing"}, True),
+    (None, {"any": "thing"}, False),
+])
+def test_label_selector_semantics(selector, labels, ok):
+    assert upgrade.selector_matches(selector, labels) is ok

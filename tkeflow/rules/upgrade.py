@@ -228,12 +228,29 @@ def moves_on_drain(pod: Mapping[str, Any]) -> bool:
     return status.get("phase") not in ("Succeeded", "Failed")
 
 
+def _budget_blocker(pdb: Mapping[str, Any], ref: str, node: str) -> EvictionBlocker | None:
+    """A budget that can never allow a disruption blocks; one at 0 only while pods recover warns."""
+    name = (pdb.get("metadata") or {}).get("name")
+    status = pdb.get("status") or {}
+    if "disruptionsAllowed" not in status or int(status.get("disruptionsAllowed") or 0) > 0:
+        return None
+    expected, desired = int(status.get("expectedPods") or 0), int(status.get("desiredHealthy") or 0)
+    if desired >= expected:
+        return EvictionBlocker(ref, node, f"PodDisruptionBudget {name} allows 0 disruptions even with all "
+                               f"{expected} pods healthy ({desired} required): the eviction would be refused",
+                               "scale the workload up, or relax the budget, then run again", "R-NODE-2")
+    return EvictionBlocker(ref, node, f"PodDisruptionBudget {name} allows 0 disruptions until its pods recover "
+                           f"({status.get('currentHealthy', 0)} of {desired} required healthy)",
+                           "the drain waits for them, up to drain.timeout_s", "R-NODE-2", blocking=False)
+
+
 def eviction_blockers(pods: Sequence[Mapping[str, Any]], pdbs: Sequence[Mapping[str, Any]],
                       drained_nodes: Sequence[str], delete_local_data: bool) -> list[EvictionBlocker]:
     """R-NODE-2 pre-check over the pods a drain of ``drained_nodes`` would evict (API-shaped dicts).
 
-    - A PodDisruptionBudget that allows 0 disruptions now would refuse the eviction (HTTP 429) until
-      it changes: the drain would wait out its timeout (the kOps/Kubespray complaint), so say so first.
+    - A PodDisruptionBudget that allows 0 disruptions even when all its pods are healthy would refuse
+      the eviction (HTTP 429) forever: the drain would wait out its timeout (the kOps/Kubespray
+      complaint), so say so first. One at 0 only because pods are still recovering is a warning.
     - A pod with local storage (emptyDir) loses its data: allowed only with ``drain.delete_local_data``.
     - A pod no controller owns is deleted by its eviction and never comes back.
     """
@@ -251,12 +268,9 @@ def eviction_blockers(pods: Sequence[Mapping[str, Any]], pdbs: Sequence[Mapping[
             if pdb_meta.get("namespace") != meta.get("namespace") or not selector_matches(
                     (pdb.get("spec") or {}).get("selector"), labels):
                 continue
-            allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
-            if allowed < 1:
-                found.append(EvictionBlocker(ref, node, f"PodDisruptionBudget {pdb_meta.get('name')} allows 0 "
-                                             "disruptions now: the eviction would be refused",
-                                             "scale the workload up, or relax the budget, then run again",
-                                             "R-NODE-2"))
+            blocker = _budget_blocker(pdb, ref, node)
+            if blocker is not None:
+                found.append(blocker)
         if _uses_local_storage(spec):
             found.append(EvictionBlocker(ref, node, "uses local storage (emptyDir): its data is lost on eviction",
                                          "back the data up, then set drain.delete_local_data: true",
