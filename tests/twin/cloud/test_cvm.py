@@ -73,3 +73,13 @@ def test_account_quota_counts_pay_as_you_go_cvms(clients: Clients) -> None:
     assert (before.TotalQuota, before.UsedQuota, before.RemainingQuota) == (30, 6, 24)
     running_cluster(clients, count=3)
     assert quota("ap-guangzhou-3").UsedQuota == 9 and quota("ap-guangzhou-4").UsedQuota == 0
+
+
+def test_key_pairs(clients: Clients) -> None:
+    """R-CRT-9: the demo key pair, its public key and the hosts that use it; never a private key."""
+    out = clients.cvm().DescribeKeyPairs(req(M.DescribeKeyPairsRequest, KeyIds=["skey-demo0001"]))
+    pair = out.KeyPairSet[0]
+    assert out.TotalCount == 1 and pair.KeyId == "skey-demo0001" and pair.PublicKey.startswith("ssh-ed25519 ")
+    assert pair.PrivateKey is None and "ins-host0001" in pair.AssociatedInstanceIds
+    named = clients.cvm().DescribeKeyPairs(req(M.DescribeKeyPairsRequest, Filters=[{"Name": "key-name", "Values": ["nope"]}]))
+    assert named.TotalCount == 0

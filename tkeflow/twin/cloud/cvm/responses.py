@@ -118,3 +118,21 @@ def describe_account_quota(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         "Region": ctx.region, "AccountQuota": {"PostPaidQuotaSet": postpaid, "PrePaidQuotaSet": [],
                                                "SpotPaidQuotaSet": [], "ImageQuotaSet": [],
                                                "DisasterRecoverGroupQuotaSet": []}}}
+
+
+@action("cvm", "DescribeKeyPairs", mutating=False)
+def describe_key_pairs(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    """R-CRT-9 / R-ADD-5: the key pairs hosts log in with (no private key is ever returned)."""
+    if p.get("KeyIds") and p.get("Filters"):
+        raise exc.InvalidParameterValue("KeyIds and Filters cannot be given together.")
+    pairs = list(ctx.world.key_pairs.values())
+    if p.get("KeyIds"):
+        pairs = [k for k in pairs if k.key_id in p["KeyIds"]]
+    pairs = common.apply_filters(pairs, p.get("Filters"), {
+        "project-id": lambda k: ["0"], "key-name": lambda k: [k.name], "key-id": lambda k: [k.key_id],
+        "tag-key": lambda k: []}, error=exc.InvalidFilter)
+    return {"TotalCount": len(pairs), "KeyPairSet": [
+        {"KeyId": k.key_id, "KeyName": k.name, "ProjectId": 0, "Description": "", "PublicKey": k.public_key,
+         "AssociatedInstanceIds": sorted(c.instance_id for c in ctx.world.cvms.values() if k.key_id in c.key_ids),
+         "CreatedTime": "2026-11-01T00:00:00Z", "Tags": []}
+        for k in common.page(pairs, p.get("Offset"), p.get("Limit"))]}
