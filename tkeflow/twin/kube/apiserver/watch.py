@@ -7,6 +7,9 @@ Called by handlers.Api for list requests with ``watch=true``. Semantics kept fro
   ApiException(410);
 - allowWatchBookmarks=true: BOOKMARK events carrying only the current resourceVersion, while idle
   and before the stream ends;
+- sendInitialEvents=true (streaming lists, KEP-3157, which kubectl 1.37's client-go uses to wait for
+  deletions): ADDED for every current object, then a BOOKMARK annotated
+  ``k8s.io/initial-events-end: "true"``, then changes;
 - timeoutSeconds ends the stream; closing the endpoint (R-CRT-11) ends it too.
 Filtering by namespace and label/field selectors applies to the object in each event; an object
 that stops matching is not turned into a DELETED event (not emulated).
@@ -50,9 +53,12 @@ class WatchStream:
         self._unsubscribe = lambda: None
         self._error: bytes | None = None
         rv = query.get("resourceVersion") or ""
+        self._initial_events_end = query.get("sendInitialEvents") == "true"
         try:
-            if rv in ("", "0"):
+            if rv in ("", "0") or self._initial_events_end:
                 self._unsubscribe = store.snapshot_and_subscribe(res.key, namespace, self._on_event)
+                if self._initial_events_end:
+                    self._queue.put(("BOOKMARK", None))  # after the snapshot, before any later change
             else:
                 self._unsubscribe = store.watch_from(rv, self._on_event)
         except errors.Gone as gone:
@@ -71,8 +77,11 @@ class WatchStream:
         if self._matches(resource, obj):
             self._queue.put((kind, obj))
 
-    def _bookmark(self) -> bytes:
-        obj = {"kind": self._res.kind, "apiVersion": self._res.api_version, "metadata": {"resourceVersion": self._store.resource_version}}
+    def _bookmark(self, initial_events_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": self._store.resource_version}
+        if initial_events_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": self._res.kind, "apiVersion": self._res.api_version, "metadata": meta}
         return b'{"type":"BOOKMARK","object":%s}\n' % json.dumps(obj, separators=(",", ":")).encode()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -89,16 +98,21 @@ class WatchStream:
                 if self._bookmarks:
                     yield self._bookmark()
                 continue
-            batch = [_event_bytes(self._store, self._res.key, kind, obj)]
+            batch = [self._line(kind, obj)]
             while len(batch) < 500:
                 try:
                     kind, obj = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                batch.append(_event_bytes(self._store, self._res.key, kind, obj))
+                batch.append(self._line(kind, obj))
             yield b"".join(batch)
         if self._bookmarks and not self._closed.is_set():
             yield self._bookmark()
+
+    def _line(self, kind: str, obj: dict[str, Any] | None) -> bytes:
+        if obj is None:  # the end of the initial events of a streaming list (sendInitialEvents)
+            return self._bookmark(initial_events_end=True)
+        return _event_bytes(self._store, self._res.key, kind, obj)
 
     def close(self) -> None:
         self._unsubscribe()
