@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tkeflow.twin.kube import errors, selectors
+from tkeflow.twin.kube import errors, selectors, store_table
 from tkeflow.twin.kube.apiserver import resources
 
 log = logging.getLogger(__name__)
@@ -71,61 +71,12 @@ class _Subscriber:
         self.active = True
 
 
-class _Table:
-    """The objects of one resource with their indexes."""
-
-    def __init__(self) -> None:
-        self.objects: dict[Key, Obj] = {}
-        self.by_namespace: dict[str, dict[str, Obj]] = collections.defaultdict(dict)
-        self.by_node: dict[str, dict[Key, Obj]] = collections.defaultdict(dict)
-        self.sorted_keys: list[Key] | None = None
-        self.encoded: dict[Key, tuple[Obj, bytes]] = {}
-
-    def put(self, key: Key, obj: Obj, index_node: bool) -> None:
-        old = self.objects.get(key)
-        if old is None:
-            self.sorted_keys = None
-        self.objects[key] = obj
-        # encoded at write time, as etcd holds serialized objects: lists and watches only join bytes
-        self.encoded[key] = (obj, json.dumps(obj, separators=(",", ":")).encode())
-        self.by_namespace[key[0]][key[1]] = obj
-        if index_node:
-            if old is not None:
-                self._unindex_node(key, old)
-            node = obj.get("spec", {}).get("nodeName")
-            if node:
-                self.by_node[node][key] = obj
-
-    def _unindex_node(self, key: Key, obj: Obj) -> None:
-        node = obj.get("spec", {}).get("nodeName")
-        if node and node in self.by_node:
-            self.by_node[node].pop(key, None)
-            if not self.by_node[node]:
-                del self.by_node[node]
-
-    def remove(self, key: Key, index_node: bool) -> None:
-        old = self.objects.pop(key)
-        self.sorted_keys = None
-        self.encoded.pop(key, None)
-        names = self.by_namespace[key[0]]
-        names.pop(key[1], None)
-        if not names:
-            del self.by_namespace[key[0]]
-        if index_node:
-            self._unindex_node(key, old)
-
-    def keys_sorted(self) -> list[Key]:
-        if self.sorted_keys is None:
-            self.sorted_keys = sorted(self.objects)
-        return self.sorted_keys
-
-
 class Store:
     """Thread-safe in-memory object store with Kubernetes semantics (see module docstring)."""
 
     def __init__(self, history_size: int = HISTORY_SIZE) -> None:
         self._lock = threading.RLock()
-        self._tables: dict[str, _Table] = collections.defaultdict(_Table)
+        self._tables: dict[str, store_table.Table] = collections.defaultdict(store_table.Table)
         self._rv = 0
         self._history: collections.deque[Event] = collections.deque(maxlen=history_size)
         self._history_floor = 0  # events with rv <= floor are no longer in the ring
@@ -195,7 +146,7 @@ class Store:
         return items, rv, None
 
     def _candidates(
-        self, table: _Table, namespace: str | None, node: str | None, start_after: Key | None
+        self, table: store_table.Table, namespace: str | None, node: str | None, start_after: Key | None
     ) -> Iterator[tuple[Key, Obj]]:
         if node:
             keys = sorted(k for k in table.by_node.get(node, {}) if not namespace or k[0] == namespace)
@@ -349,7 +300,7 @@ class Store:
         self._deliver()
         return result
 
-    def _remove_locked(self, resource: str, table: _Table, key: Key, last: Obj) -> Obj:
+    def _remove_locked(self, resource: str, table: store_table.Table, key: Key, last: Obj) -> Obj:
         rv = self._next_rv()
         gone = {**last, "metadata": {**last["metadata"], "resourceVersion": str(rv)}}
         table.remove(key, resource == "pods")
