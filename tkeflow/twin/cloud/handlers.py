@@ -3,7 +3,6 @@
 Who imports it: wire.py. One line per module, so that adding a service is one line here.
 """
 
-from tkeflow.twin.cloud import catalog  # noqa: F401
 from tkeflow.twin.cloud.cvm import responses as cvm_responses  # noqa: F401
 from tkeflow.twin.cloud.tke import responses as tke_responses  # noqa: F401
 from tkeflow.twin.cloud.tke import responses_nodes as tke_responses_nodes  # noqa: F401
