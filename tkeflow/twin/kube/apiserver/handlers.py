@@ -130,7 +130,8 @@ class Api:
         res = target.resource
         if target.name is None:
             if target.legacy_watch or request.query.get("watch") in ("true", "1"):
-                stream = WatchStream(self.store, res, target.namespace, request.query, request.closed)
+                stream = WatchStream(self.store, res, target.namespace, request.query, request.closed,
+                                     as_table=table.wants_table(request.header("accept")))
                 return Response(200, content_type="application/json", stream=iter(_Closing(stream)))
             return self._list(request, target)
         obj = self.store.get(res.key, target.namespace, target.name)

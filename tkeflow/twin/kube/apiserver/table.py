@@ -133,6 +133,26 @@ def _pdb_row(obj: Obj) -> list[Any]:
             obj.get("status", {}).get("disruptionsAllowed", 0), _age(obj)]
 
 
+def _event_row(obj: Obj) -> list[Any]:
+    involved = obj.get("involvedObject") or {}
+    last = obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    return [human_age(last), obj.get("type", ""), obj.get("reason", ""),
+            f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", obj.get("message", "")]
+
+
+def _configmap_row(obj: Obj) -> list[Any]:
+    return [obj["metadata"]["name"], len(obj.get("data") or {}) + len(obj.get("binaryData") or {}), _age(obj)]
+
+
+def _serviceaccount_row(obj: Obj) -> list[Any]:
+    return [obj["metadata"]["name"], len(obj.get("secrets") or []), _age(obj)]
+
+
+def _networkpolicy_row(obj: Obj) -> list[Any]:
+    selector = (obj.get("spec", {}).get("podSelector") or {}).get("matchLabels") or {}
+    return [obj["metadata"]["name"], ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>", _age(obj)]
+
+
 def _default_row(obj: Obj) -> list[Any]:
     return [obj["metadata"]["name"], _age(obj)]
 
@@ -157,6 +177,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "jobs.batch": ([("Name", _S, 0), ("Status", _S, 0), ("Completions", _S, 0), ("Duration", _S, 0), ("Age", _S, 0)], _job_row),
     "poddisruptionbudgets.policy": ([("Name", _S, 0), ("Min Available", _S, 0), ("Max Unavailable", _S, 0),
                                      ("Allowed Disruptions", _I, 0), ("Age", _S, 0)], _pdb_row),
+    "events": ([("Last Seen", _S, 0), ("Type", _S, 0), ("Reason", _S, 0), ("Object", _S, 0), ("Message", _S, 0)], _event_row),
+    "configmaps": ([("Name", _S, 0), ("Data", _I, 0), ("Age", _S, 0)], _configmap_row),
+    "serviceaccounts": ([("Name", _S, 0), ("Secrets", _I, 0), ("Age", _S, 0)], _serviceaccount_row),
+    "networkpolicies.networking.k8s.io": ([("Name", _S, 0), ("Pod-Selector", _S, 0), ("Age", _S, 0)], _networkpolicy_row),
 }
 _DEFAULT = ([("Name", _S, 0), ("Age", _S, 0)], _default_row)
 

@@ -11,6 +11,7 @@ Called by handlers.Api for list requests with ``watch=true``. Semantics kept fro
   deletions): ADDED for every current object, then a BOOKMARK annotated
   ``k8s.io/initial-events-end: "true"``, then changes;
 - timeoutSeconds ends the stream; closing the endpoint (R-CRT-11) ends it too.
+With ``Accept: ...;as=Table`` (kubectl get -w) each event's object is a one-row Table.
 Filtering by namespace and label/field selectors applies to the object in each event; an object
 that stops matching is not turned into a DELETED event (not emulated).
 """
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tkeflow.twin.kube import errors, selectors
-from tkeflow.twin.kube.apiserver import resources
+from tkeflow.twin.kube.apiserver import resources, table
 from tkeflow.twin.kube.store import Store
 
 BOOKMARK_INTERVAL_S = 1.0
@@ -39,8 +40,11 @@ def _event_bytes(store: Store, resource: str, kind: str, obj: dict[str, Any]) ->
 class WatchStream:
     """An iterator of event lines for one watch request; ``close()`` unsubscribes."""
 
-    def __init__(self, store: Store, res: resources.Resource, namespace: str | None, query: dict[str, str], closed: Any):
+    def __init__(self, store: Store, res: resources.Resource, namespace: str | None, query: dict[str, str], closed: Any,
+                 as_table: bool = False):
         self._store = store
+        self._as_table = as_table
+        self._include = query.get("includeObject", "Metadata")
         self._res = res
         self._namespace = namespace
         self._labels = selectors.label_matcher(query.get("labelSelector"))
@@ -112,6 +116,9 @@ class WatchStream:
     def _line(self, kind: str, obj: dict[str, Any] | None) -> bytes:
         if obj is None:  # the end of the initial events of a streaming list (sendInitialEvents)
             return self._bookmark(initial_events_end=True)
+        if self._as_table:  # kubectl get -w: each event carries a one-row Table
+            rows = table.table(self._res.key, [obj], obj["metadata"].get("resourceVersion", ""), None, self._include)
+            return json.dumps({"type": kind, "object": rows}, separators=(",", ":")).encode() + b"\n"
         return _event_bytes(self._store, self._res.key, kind, obj)
 
     def close(self) -> None:
