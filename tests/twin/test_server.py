@@ -165,3 +165,18 @@ def test_tkeflow_twin_serve_prints_and_writes_the_environment(tmp_path: Any) -> 
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert out == env_file.read_text()
+
+
+def test_fault_nodes_never_ready(full_twin: Any) -> None:
+    """POST /_twin/faults {"nodes_never_ready": 1}: the next node to join keeps its kubelet NotReady."""
+    admin(full_twin, "/_twin/faults", {"nodes_never_ready": 1})
+    clients = Clients(full_twin)
+    cluster_id = running_cluster(clients, count=2)
+    _open_endpoint(clients, cluster_id)
+    core = _core(clients, cluster_id)
+    nodes = wait_until(lambda: (n := _nodes(core)) and len(n) == 2 and any(_ready(x) for x in n.values()) and n,
+                       what="one Ready node")
+    broken = [name for name, node in nodes.items() if not _ready(node)]
+    assert len(broken) == 1
+    assert full_twin.world.cvm_by_ip(broken[0]).services["kubelet"] == "failed"
+    assert admin(full_twin, "/_twin/faults")["nodes_never_ready"] == 0

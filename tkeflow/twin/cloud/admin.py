@@ -7,7 +7,8 @@ rehearsal. They sit apart from the emulated API, are not signed, and answer plai
 - DELETE /_twin/calls                clear the call log
 - GET  /_twin/world                  the world as JSON (disks with format_count, CVMs with os_install_count)
 - POST /_twin/reset                  reload the world file; clusters' Kubernetes APIs stopped
-- GET/POST /_twin/faults             {"default": {...}, "actions": {"DescribeClusters": {"throttle_rate": 1}}}
+- GET/POST /_twin/faults             {"default": {...}, "actions": {"DescribeClusters": {"throttle_rate": 1}},
+                                      "nodes_never_ready": N, "clear": true}
 - GET/POST /_twin/timings            {"cluster_create": 0.1, ...}
 - GET  /_twin/ssh                    private IP -> SSH address and host key (from the SSH fleet)
 """
@@ -87,9 +88,12 @@ class AdminRoutes:
                     faults.actions.pop(name, None)
                 else:
                     faults.actions[name] = ActionFault(**fault)
+            if "nodes_never_ready" in payload:
+                faults.nodes_never_ready = int(payload["nodes_never_ready"])
             if payload.get("clear"):
                 faults.actions.clear()
                 faults.default = ActionFault()
+                faults.nodes_never_ready = 0
             return 200, dataclasses.asdict(faults)
 
     def _get_timings(self, _: Any) -> Reply:

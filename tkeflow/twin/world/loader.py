@@ -73,7 +73,8 @@ def build_world(spec: dict[str, Any], base_dir: Path) -> model.World:
 
 def _faults(doc: dict[str, Any]) -> model.Faults:
     return model.Faults(default=model.ActionFault(**(doc.get("default") or {})),
-                        actions={k: model.ActionFault(**(v or {})) for k, v in (doc.get("actions") or {}).items()})
+                        actions={k: model.ActionFault(**(v or {})) for k, v in (doc.get("actions") or {}).items()},
+                        nodes_never_ready=int(doc.get("nodes_never_ready") or 0))
 
 
 def _load_region(world: model.World, doc: dict[str, Any]) -> None:

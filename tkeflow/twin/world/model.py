@@ -304,6 +304,7 @@ class ActionFault:
 class Faults:
     default: ActionFault = field(default_factory=ActionFault)
     actions: dict[str, ActionFault] = field(default_factory=dict)  # "Action" or "service.Action"
+    nodes_never_ready: int = 0  # the next N nodes to join keep their kubelet NotReady (validation drills)
 
     def for_action(self, service: str, action: str) -> ActionFault:
         return self.actions.get(f"{service}.{action}") or self.actions.get(action) or self.default

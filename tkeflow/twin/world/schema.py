@@ -74,6 +74,10 @@ def _check_timings(timings: dict[str, Any], problems: list[str]) -> None:
 
 
 def _check_faults(faults: dict[str, Any], problems: list[str]) -> None:
+    problems += [f"spec.faults.{k}: unknown field" for k in faults
+                 if k not in ("default", "actions", "nodes_never_ready")]
+    if "nodes_never_ready" in faults:
+        _number(faults["nodes_never_ready"], "spec.faults.nodes_never_ready", problems)
     entries = {"default": faults.get("default") or {}}
     entries.update({f"actions.{k}": v for k, v in (faults.get("actions") or {}).items()})
     for where, fault in entries.items():

@@ -70,6 +70,10 @@ def schedule_join(core: CloudCore, cluster_id: str, instance_id: str, delay: flo
         cvm.state = "RUNNING"
         cvm.services.update({"kubelet": "active", "containerd": "active"})
         effects.append(lambda: core.runtime.node_joined(cluster, cvm, instance))
+        if core.world.faults.nodes_never_ready > 0:  # fault drill: this node's kubelet never turns Ready
+            core.world.faults.nodes_never_ready -= 1
+            cvm.services["kubelet"] = "failed"
+            effects.append(lambda: core.runtime.node_down(cluster_id, cvm))
 
     core.schedule(delay, join)
 

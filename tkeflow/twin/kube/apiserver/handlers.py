@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _HEALTH = ("/healthz", "/livez", "/readyz")
 _PATCH_RETRIES = 5
+_PARTIAL = "as=PartialObjectMetadata"
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -127,19 +128,23 @@ class Api:
 
     # ---- GET ---------------------------------------------------------------------------
     def _get(self, request: Request, target: router.Target) -> Response:
-        res = target.resource
+        res, accept = target.resource, request.header("accept")
+        if target.legacy_watch or (target.name is None and request.query.get("watch") in ("true", "1")):
+            query = dict(request.query)
+            if target.name is not None:  # /api/v1/watch/.../<name>: a watch of one object
+                query["fieldSelector"] = f"metadata.name={target.name}"
+            stream = WatchStream(self.store, res, target.namespace, query, request.closed, as_table=table.wants_table(accept))
+            return Response(200, content_type="application/json", stream=iter(_Closing(stream)))
         if target.name is None:
-            if target.legacy_watch or request.query.get("watch") in ("true", "1"):
-                stream = WatchStream(self.store, res, target.namespace, request.query, request.closed,
-                                     as_table=table.wants_table(request.header("accept")))
-                return Response(200, content_type="application/json", stream=iter(_Closing(stream)))
             return self._list(request, target)
         obj = self.store.get(res.key, target.namespace, target.name)
         if target.subresource == "scale":
             return _json(_scale(res, obj))
-        if table.wants_table(request.header("accept")):
+        if table.wants_table(accept):
             return _json(table.table(res.key, [obj], obj["metadata"]["resourceVersion"], None,
                                      request.query.get("includeObject", "Metadata")))
+        if _PARTIAL in accept:
+            return _json(_partial(obj))
         return Response(200, self.store.encoded(res.key, obj))
 
     def _list(self, request: Request, target: router.Target) -> Response:
@@ -154,6 +159,9 @@ class Api:
         meta: dict[str, Any] = {"resourceVersion": rv}
         if token:
             meta["continue"] = token
+        if _PARTIAL in request.header("accept"):  # metadata-only lists (client-go metadata informers)
+            return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                          "items": [_partial(o) for o in items]})
         head = json.dumps({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta}, separators=(",", ":"))
         encoded = self.store.encoded
         body = b"".join((head[:-1].encode(), b',"items":[', b",".join(encoded(res.key, o) for o in items), b"]}"))
@@ -282,6 +290,10 @@ class Api:
             except errors.Forbidden:
                 continue  # protected namespaces stay, the rest go
         return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": rv}, "items": deleted})
+
+
+def _partial(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
 def _scale(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ RESOURCES: tuple[Resource, ...] = (
     _R("jobs", "Job", "batch", "v1", True, (), ("status",), ("all",), has_status=True),
     _R("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, ("pdb",), ("status",), has_status=True),
     _R("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, ("netpol",)),
+    _R("leases", "Lease", "coordination.k8s.io", "v1", True),
     _R("roles", "Role", "rbac.authorization.k8s.io", "v1", True),
     _R("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", True),
     _R("clusterroles", "ClusterRole", "rbac.authorization.k8s.io", "v1", False),

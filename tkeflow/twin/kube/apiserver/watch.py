@@ -12,8 +12,8 @@ Called by handlers.Api for list requests with ``watch=true``. Semantics kept fro
   ``k8s.io/initial-events-end: "true"``, then changes;
 - timeoutSeconds ends the stream; closing the endpoint (R-CRT-11) ends it too.
 With ``Accept: ...;as=Table`` (kubectl get -w) each event's object is a one-row Table.
-Filtering by namespace and label/field selectors applies to the object in each event; an object
-that stops matching is not turned into a DELETED event (not emulated).
+Filtering by namespace and label/field selectors: an object that starts matching is ADDED, one
+that stops matching is DELETED, as the apiserver's watch cache does.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ class WatchStream:
         self._deadline = time.monotonic() + float(query.get("timeoutSeconds") or DEFAULT_TIMEOUT_S)
         self._closed = closed
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._last_rv = store.resource_version
         self._unsubscribe = lambda: None
         self._error: bytes | None = None
+        self._visible: set[tuple[str, str]] = set()
         rv = query.get("resourceVersion") or ""
+        self._knows_all = rv in ("", "0") or query.get("sendInitialEvents") == "true"
         self._initial_events_end = query.get("sendInitialEvents") == "true"
         try:
             if rv in ("", "0") or self._initial_events_end:
@@ -68,18 +69,31 @@ class WatchStream:
         except errors.Gone as gone:
             self._error = json.dumps({"type": "ERROR", "object": gone.to_status()}).encode() + b"\n"
 
-    def _matches(self, resource: str, obj: dict[str, Any]) -> bool:
-        if resource != self._res.key:
-            return False
-        if self._namespace and obj["metadata"].get("namespace") != self._namespace:
-            return False
+    def _selected(self, obj: dict[str, Any]) -> bool:
         if self._labels and not self._labels(obj):
             return False
         return not (self._fields and not self._fields(obj))
 
     def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
-        if self._matches(resource, obj):
-            self._queue.put((kind, obj))
+        """Queue the event as this watcher sees it: an object that starts matching the selectors is
+        ADDED, one that stops matching is DELETED (as the apiserver's watch cache filters)."""
+        meta = obj["metadata"]
+        if resource != self._res.key or (self._namespace and meta.get("namespace") != self._namespace):
+            return
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        was_visible = key in self._visible
+        selected = self._selected(obj)
+        if kind == "DELETED":
+            self._visible.discard(key)
+            if selected or was_visible:
+                self._queue.put((kind, obj))
+        elif selected:
+            self._visible.add(key)
+            # a resumed watch does not know what the client saw before: MODIFIED stays MODIFIED there
+            self._queue.put(("ADDED" if kind == "MODIFIED" and not was_visible and self._knows_all else kind, obj))
+        elif was_visible:
+            self._visible.discard(key)
+            self._queue.put(("DELETED", obj))
 
     def _bookmark(self, initial_events_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": self._store.resource_version}
