@@ -299,3 +299,39 @@ def _raw(cluster: KubeCluster, method: str, path: str, body: Any, content_type: 
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         raise ApiException(status=error.code, reason=error.reason, body=error.read().decode()) from None
+
+
+def test_watch_with_selector_sees_objects_enter_and_leave(core: kubernetes.client.CoreV1Api) -> None:
+    """An object that stops matching the label selector is DELETED for that watch, one that starts is ADDED."""
+    core.create_namespaced_config_map("default", {"metadata": {"name": "moving", "labels": {"stage": "a"}}})
+    start = core.read_namespaced_config_map("moving", "default").metadata.resource_version
+    core.patch_namespaced_config_map("moving", "default", {"metadata": {"labels": {"stage": "b"}}})
+    core.patch_namespaced_config_map("moving", "default", {"metadata": {"labels": {"stage": "b", "x": "1"}}})
+    core.patch_namespaced_config_map("moving", "default", {"metadata": {"labels": {"stage": "c"}}})
+    seen = [e["type"] for e in kubernetes.watch.Watch().stream(
+        core.list_namespaced_config_map, "default", label_selector="stage=b", resource_version=start, timeout_seconds=1)]
+    assert seen == ["MODIFIED", "MODIFIED", "DELETED"]  # resumed: entering stays MODIFIED, leaving is DELETED
+    watch, fresh = kubernetes.watch.Watch(), []
+    for event in watch.stream(core.list_namespaced_config_map, "default", label_selector="stage=c", timeout_seconds=5):
+        fresh.append(event["type"])
+        if len(fresh) == 1:
+            core.patch_namespaced_config_map("moving", "default", {"metadata": {"labels": {"stage": "d"}}})
+        else:
+            watch.stop()
+    assert fresh == ["ADDED", "DELETED"]
+
+
+def test_metadata_only_lists_and_tables(cluster: KubeCluster) -> None:
+    """What kubectl and metadata informers ask for: Table and PartialObjectMetadataList responses."""
+    context = ssl.create_default_context(cadata=cluster.ca_pem)
+
+    def get(path: str, accept: str) -> Any:
+        request = urllib.request.Request(cluster.server_url + path, headers={"Accept": accept, "Authorization": f"Bearer {cluster.token}"})
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return json.loads(response.read())
+
+    partial = get("/api/v1/namespaces", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+    assert partial["kind"] == "PartialObjectMetadataList" and {i["metadata"]["name"] for i in partial["items"]} >= {"default"}
+    table = get("/api/v1/namespaces", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+    assert table["kind"] == "Table" and [c["name"] for c in table["columnDefinitions"]] == ["Name", "Status", "Age"]
+    assert ["default", "Active"] == table["rows"][0]["cells"][:2]
