@@ -14,7 +14,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from tests.twin.cloud.helpers import FAST_TIMINGS, Clients, admin, req, running_cluster, tke_models, wait_until
+from tests.twin.cloud.helpers import (
+    FAST_TIMINGS, Clients, admin, req, running_cluster, tke_models, vpc_models, wait_until,
+)
 from urllib3.exceptions import MaxRetryError
 
 from tkeflow.twin.server import Twin
@@ -180,3 +182,14 @@ def test_fault_nodes_never_ready(full_twin: Any) -> None:
     assert len(broken) == 1
     assert full_twin.world.cvm_by_ip(broken[0]).services["kubelet"] == "failed"
     assert admin(full_twin, "/_twin/faults")["nodes_never_ready"] == 0
+
+
+def test_host_ping_follows_the_world_network(full_twin: Any) -> None:
+    """R-NET-3: a host reaches its VPC; the IDC only once a route via the VPN gateway exists (SPD covers the VPC)."""
+    host = full_twin.world.cvms["ins-host0001"]
+    assert full_twin.ssh.reaches(host, "10.0.1.12")
+    assert not full_twin.ssh.reaches(host, "192.168.10.10")
+    Clients(full_twin).vpc().CreateRoutes(req(vpc_models.CreateRoutesRequest, RouteTableId="rtb-gzdemo01", Routes=[
+        {"DestinationCidrBlock": "192.168.0.0/16", "GatewayType": "VPN", "GatewayId": "vpngw-gzdemo01"}]))
+    assert full_twin.ssh.reaches(host, "192.168.10.10")
+    assert not full_twin.ssh.reaches(host, "10.2.1.11")  # another region without peering

@@ -40,7 +40,9 @@ class Twin:
         self._reset_lock = threading.Lock()
         world = load_world(self.world_path)
         self._use_kube = kube and kube_available()
-        self.runtime: ClusterRuntime = KubeRuntime(self.clock, lambda: self.world) if self._use_kube else NullRuntime()
+        self.network = _world_network(self) if self._use_kube else None
+        self.runtime: ClusterRuntime = (KubeRuntime(self.clock, lambda: self.world, self.network)
+                                        if self._use_kube else NullRuntime())
         self.core = CloudCore(world, self.clock, self.runtime)
         self.cloud = CloudServer(self.core, port=port)
         self.ssh = _ssh_fleet(self) if ssh else None
@@ -151,6 +153,13 @@ class Twin:
         return self.runtime.cluster(cluster_id) if isinstance(self.runtime, KubeRuntime) else None
 
 
+def _world_network(twin: Twin) -> Any:
+    """The cloud side of the network oracle (needs tkeflow.twin.kube.network's NetworkModel)."""
+    from tkeflow.twin.world.network import WorldNetwork  # noqa: PLC0415 (imports the cluster twin's protocol)
+
+    return WorldNetwork(lambda: twin.world)
+
+
 def _ssh_fleet(twin: Twin) -> Any:
     try:
         from tkeflow.twin.ssh import SshFleet  # noqa: PLC0415 (optional part of the twin)
@@ -166,4 +175,5 @@ def _ssh_fleet(twin: Twin) -> Any:
         with twin.world.lock:
             return {k.key_id: k.public_key for k in twin.world.key_pairs.values()}
 
-    return SshFleet(cvms, SSH_SEED, keys=keys, clock=twin.clock)
+    reachable = twin.network.host_path if twin.network is not None else None  # ping follows routes (R-NET-3)
+    return SshFleet(cvms, SSH_SEED, reachable, keys=keys, clock=twin.clock)

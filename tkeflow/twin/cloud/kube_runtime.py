@@ -29,13 +29,12 @@ def kube_available() -> bool:
 
 
 class KubeRuntime:
-    def __init__(self, clock: Clock, world_fn: Callable[[], World]):
+    def __init__(self, clock: Clock, world_fn: Callable[[], World], network: Any):
         from tkeflow.twin.kube import KubeTimings  # noqa: PLC0415
-        from tkeflow.twin.world.network import WorldNetwork  # noqa: PLC0415
 
         self.clock = clock
         self.timings = KubeTimings()
-        self.network = WorldNetwork(world_fn)
+        self.network = network  # the world's NetworkOracle (tkeflow/twin/world/network.py), shared by all clusters
         self._world_fn = world_fn
         self._clusters: dict[str, Any] = {}
         self._lock = threading.Lock()
