@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import shlex
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +42,6 @@ from tkeflow.specs import ExistingHostsSpec
 
 JOIN_ATTEMPTS = 3  # calls for the hosts that failed transiently (the first call included)
 JOIN_BACKOFF_S = 1.0
-# Polling DescribeClusterInstances for initialized hosts: one call for the batch, at least every second
-# once it has backed off, so each host's disk check starts within a second of its reinstall ending.
-INIT_POLL_FIRST_S = 0.1
-INIT_POLL_MAX_S = 1.0
 _TRANSIENT_REASONS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
 
 
@@ -226,11 +221,6 @@ def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_dis
             _disks_kept_check(host, decision, before, after)]
 
 
-def _instance_states(cloud: Any, cluster_id: str, instance_ids: list[str]) -> dict[str, str]:
-    return {i["InstanceId"]: str(i.get("InstanceState"))
-            for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
-
-
 def _check_host(client: ssh.SshClient, spec: ExistingHostsSpec, before: Inspection,
                 decision: data_disk.DataDiskDecision) -> list[Check]:
     """One host's disk checks over SSH; a transient SSH failure is tried again a few times."""
@@ -247,42 +237,41 @@ def _check_host(client: ssh.SshClient, spec: ExistingHostsSpec, before: Inspecti
     return _host_checks(spec, before, decision, outcome)
 
 
-def _not_checked(instance_id: str, state: str) -> Check:
+def _not_checked(instance_id: str) -> Check:
     return Check(name="disks after the join", target=instance_id, ok=False, rule="R-ADD-3",
-                 detail=f"instance is {state}, not running: disks not checked")
+                 detail="never registered as a node (still initializing, or failed): disks not checked")
 
 
 @cloud_task(task_run_name="validate-host-disks-{cluster_id}")
 def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: dict[str, Inspection],
                         decisions: dict[str, data_disk.DataDiskDecision], instance_ids: list[str]) -> list[Check]:
-    """Over SSH, each joined host as soon as it is initialized (running), while the nodes turn Ready:
-    the container dir where decided (findmnt), the other disks as inspected before (R-ADD-3).
+    """Over SSH, each joined host as soon as its node registers, while the nodes turn Ready: the
+    container dir where decided (findmnt), the other disks as inspected before (R-ADD-3).
 
-    Initialization is polled with backoff capped at INIT_POLL_MAX_S (one call for the whole batch);
-    the SSH checks run ``spec.ssh.concurrency`` at a time, host keys checked.
+    A node registers when its kubelet starts, i.e. after the reinstall and the data-disk set-up of
+    the host's initialization: the node watch starts each host's check at that moment, with no
+    polling. The SSH checks run ``spec.ssh.concurrency`` at a time, host keys checked.
     """
-    cloud = tencent_cloud(spec.region)
-    pending = {i: inspections[i] for i in instance_ids}
-    checks: list[Check] = []
-    deadline = time.monotonic() + spec.node_ready_timeout_s
-    interval = INIT_POLL_FIRST_S
-    with ssh.SshClient.from_spec(spec.ssh) as client, \
+    by_ip = {inspections[i].host.private_ip: i for i in instance_ids}
+    started: set[str] = set()
+    futures: list[Future[list[Check]]] = []
+    with ssh.SshClient.from_spec(spec.ssh) as client, kube_for(cluster_id, spec.region) as kube, \
             ThreadPoolExecutor(max_workers=spec.ssh.concurrency, thread_name_prefix="check-disks") as pool:
-        futures = []
-        while pending:
-            states = _instance_states(cloud, cluster_id, list(pending))
-            for instance_id in [i for i in pending if states.get(i) in ("running", "failed")]:
-                before = pending.pop(instance_id)
-                if states[instance_id] == "failed":
-                    checks.append(_not_checked(instance_id, "failed"))
-                    continue
-                futures.append(pool.submit(_check_host, client, spec, before, decisions[instance_id]))
-            remaining = deadline - time.monotonic()
-            if not pending or remaining <= 0:
-                break
-            threading.Event().wait(min(interval, remaining))
-            interval = min(interval * 2, INIT_POLL_MAX_S)
-        checks += [_not_checked(i, "still initializing") for i in pending]
+
+        def start_checks(nodes: list[Any]) -> bool:  # called on every node event: start new hosts' checks
+            for name in (n.metadata.name for n in nodes if n.metadata.name in by_ip and n.metadata.name not in started):
+                started.add(name)
+                instance_id = by_ip[name]
+                futures.append(pool.submit(_check_host, client, spec, inspections[instance_id], decisions[instance_id]))
+            return len(started) == len(by_ip)
+
+        if by_ip:
+            try:
+                kube.wait_for(kube.core.list_node, start_checks, spec.node_ready_timeout_s,
+                              f"{len(by_ip)} hosts registered as nodes")
+            except errors.PermanentError as e:  # WaitTimeout: the hosts that never registered fail below
+                run_logger().warning("%s", e)
+        checks = [_not_checked(by_ip[ip]) for ip in by_ip if ip not in started]
         for future in futures:
             checks += future.result()
     return checks

@@ -1,0 +1,177 @@
+"""Benchmark: add 100 existing hosts to a cluster on the twin; how close is the flow to the ideal?
+
+Who runs it: a person or CI, ``.venv/bin/python benchmarks/add_hosts.py`` (the README quotes it).
+What it measures: the wall time of the add-existing-hosts flow (pre-flight, SSH inspection of every
+host, R-ADD-3 decisions, one AddExistedInstances, the wait for Ready nodes, SSH validation), run
+through a temporary Prefect server against the in-process twin with a set SSH command latency and a
+set join latency. The ideal is what no implementation can beat: ceil(hosts / concurrency) inspection
+waves of one SSH command each, plus one join (instance init + node Ready). Output: ``name: value``
+lines, the headline ``ratio: N`` last (target: at most 1.3).
+
+The hosts are added to the twin's world programmatically (a benchmark may touch the twin; the flow
+cannot: it only reaches it over the wire), in subnet-gz4app01 with the demo's mix of disks: one empty
+data disk, one holding data (not approved: kept), none, two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_proxy, None)  # the SDK would send 127.0.0.1 through a proxy
+
+from prefect import flow  # noqa: E402
+from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from flows.add_existing_hosts import add_existing_hosts  # noqa: E402
+from tasks.cloud import save_kubeconfig  # noqa: E402
+from tkeflow import specs  # noqa: E402
+from tkeflow.clients import tencent  # noqa: E402
+from tkeflow.twin.server import Twin  # noqa: E402
+from tkeflow.twin.world.hosts import Cvm  # noqa: E402
+from tkeflow.twin.world.loader import make_disk  # noqa: E402
+
+DEMO_KEY = ROOT / "configs" / "twin" / "keys" / "demo_ed25519"
+DISK_MIX = (  # per host, cycling: what R-ADD-3 decides for each is known in advance
+    [{"size_gb": 100, "type": "CLOUD_SSD"}],
+    [{"size_gb": 200, "type": "CLOUD_PREMIUM", "filesystem": "ext4", "mountpoint": "/data", "used_gb": 35,
+      "holds_data": True}],
+    [],
+    [{"size_gb": 100}, {"size_gb": 100}],
+)
+
+
+def add_hosts_to_world(twin: Twin, count: int) -> list[str]:
+    """``count`` RUNNING CVMs in vpc-gzdemo01 / subnet-gz4app01 (10.0.2.10 up), in no cluster."""
+    world = twin.world
+    ids = []
+    with world.lock:
+        for i in range(count):
+            instance_id = f"ins-bench{i:03d}"
+            system = make_disk(world, "system", 0, {"size_gb": 50, "filesystem": "ext4", "mountpoint": "/",
+                                                    "used_gb": 6})
+            data = [make_disk(world, "data", k, doc) for k, doc in enumerate(DISK_MIX[i % len(DISK_MIX)])]
+            world.cvms[instance_id] = Cvm(
+                instance_id=instance_id, name=f"bench-{i}", region="ap-guangzhou", zone="ap-guangzhou-4",
+                vpc_id="vpc-gzdemo01", subnet_id="subnet-gz4app01", private_ip=f"10.0.2.{10 + i}",
+                instance_type="S5.LARGE8", cpu=4, memory_gib=8, key_ids=["skey-demo0001"],
+                security_group_ids=["sg-gzdemo01"], system_disk=system, data_disks=data,
+                services={"sshd": "active"})
+            ids.append(instance_id)
+    if twin.ssh is not None:
+        twin.ssh.sync()
+    return ids
+
+
+def wait_for(what: str, check: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        threading.Event().wait(0.05)
+
+
+def create_cluster(twin: Twin) -> str:
+    """A Running cluster with its public endpoint open and its kubeconfig kept (as create-cluster does)."""
+    cloud = tencent.client_for("ap-guangzhou")
+    cluster_id = cloud.call("tke", "CreateCluster", {
+        "ClusterType": "MANAGED_CLUSTER",
+        "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16", "ServiceCIDR": "172.21.0.0/20"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": "bench", "VpcId": "vpc-gzdemo01"},
+    })["ClusterId"]
+    wait_for("cluster Running", lambda: cloud.describe_clusters([cluster_id])[0]["ClusterStatus"] == "Running")
+    cloud.call("tke", "CreateClusterEndpoint", {"ClusterId": cluster_id, "IsExtranet": True})
+    wait_for("endpoint", lambda: cloud.call("tke", "DescribeClusterEndpointStatus", {
+        "ClusterId": cluster_id, "IsExtranet": True})["Status"] == "Created")
+    kubeconfig = cloud.call("tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id, "IsExtranet": True})
+    save_kubeconfig(cluster_id, kubeconfig["Kubeconfig"])
+    return str(cluster_id)
+
+
+@flow(name="benchmark-warm-up")
+def _noop_flow() -> None:
+    """Nothing: its run pays Prefect's one-time start in this process (client, engine, settings)."""
+
+
+def warm_up() -> None:
+    """A worker process runs many flows; pay Prefect's first-run cost outside the measured run."""
+    _noop_flow()
+
+
+def phase_seconds(flow_run_id: Any, wall_started: datetime) -> dict[str, float]:
+    """Where the time went, from the run's task runs on the Prefect server (start to end of each)."""
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    phases = {"flow_start_s": (flow_run.start_time - wall_started).total_seconds()}
+    for run in sorted(task_runs, key=lambda r: r.start_time):
+        name = run.name.split("-cls-")[0].replace("-", "_")
+        phases[f"{name}_s"] = (run.end_time - run.start_time).total_seconds()
+    phases["flow_end_s"] = (flow_run.end_time - max(r.end_time for r in task_runs)).total_seconds()
+    return {k: round(v, 3) for k, v in phases.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with prefect_test_harness(server_startup_timeout=120), Twin.start() as twin:
+        os.environ.update(twin.env())
+        timings = twin.world.timings
+        timings.cluster_create, timings.endpoint_create = 0.2, 0.1
+        instance_ids = add_hosts_to_world(twin, args.hosts)
+        cluster_id = create_cluster(twin)
+        timings.instance_init, timings.node_ready = args.instance_init, args.node_ready
+        twin._sync_timings(timings)  # the cluster twin's kubelets read node_ready from here
+        if twin.ssh is not None:
+            twin.ssh.command_latency_s = args.ssh_latency
+        spec = specs.ExistingHostsSpec.model_validate({
+            "cluster_id": cluster_id, "region": "ap-guangzhou", "instance_ids": instance_ids,
+            "container_dir_on_data_disk": True, "approve_reinstall": True,
+            "login": {"key_ids": ["skey-demo0001"]}, "security_group_ids": ["sg-gzdemo01"],
+            "ssh": {"private_key_file": str(DEMO_KEY), "concurrency": args.concurrency}})
+        if args.warm_up:
+            warm_up()
+        calls_before = len(twin.calls())
+        started = time.monotonic()
+        wall_started = datetime.now(timezone.utc)
+        state = add_existing_hosts(spec=spec, return_state=True)
+        wall = time.monotonic() - started
+        report = state.result()
+        calls = twin.calls()[calls_before:]
+        phases = phase_seconds(state.state_details.flow_run_id, wall_started)
+    waves = math.ceil(args.hosts / args.concurrency)
+    ideal = waves * args.ssh_latency + args.instance_init + args.node_ready
+    return {"hosts": args.hosts, "concurrency": args.concurrency, "ssh_latency_s": args.ssh_latency,
+            "join_latency_s": round(args.instance_init + args.node_ready, 3), "inspection_waves": waves,
+            "validation_ok": report.ok, "hosts_added": len(report.summary["added"]),
+            "disks_formatted": len(report.summary["formatted"]),
+            "api_calls": len(calls), "mutating_api_calls": sum(1 for c in calls if c.get("mutating")),
+            **phases, "ideal_s": round(ideal, 3), "wall_s": round(wall, 3), "ratio": round(wall / ideal, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=10, help="ssh.concurrency of the spec")
+    parser.add_argument("--ssh-latency", type=float, default=0.2, help="seconds per SSH command on the twin")
+    parser.add_argument("--instance-init", type=float, default=1.5, help="seconds from AddExistedInstances to running")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="measure a cold process: Prefect's one-time start counted in the flow's wall time")
+    parser.add_argument("--node-ready", type=float, default=2.5, help="seconds from node registered to Ready")
+    for name, value in run(parser.parse_args()).items():
+        print(f"{name}: {value}")
+
+
+if __name__ == "__main__":
+    main()
