@@ -195,3 +195,20 @@ def test_calls_are_logged_with_mutating_flag(clients: Clients, cloud_twin: Any) 
     assert calls[-2] == {"service": "tke", "region": "ap-guangzhou", "action": "DescribeClusters", "params": {},
                          "mutating": False, "error_code": None}
     assert calls[-1]["mutating"] is True and calls[-1]["error_code"] == "InvalidParameter.CidrConflictWithVpcCidr"
+
+
+def test_create_cluster_with_existing_hosts(clients: Clients, cloud_twin: Any) -> None:
+    """ExistedInstancesForNode: checked before anything is reinstalled (R-ADD-1), joined once Running."""
+    tke = clients.tke()
+    bad = create_cluster_request(count=0, ExistedInstancesForNode=[{"NodeRole": "WORKER", "ExistedInstancesPara": {
+        "InstanceIds": ["ins-host0003", "ins-other001"]}}])
+    assert error_code(lambda: tke.CreateCluster(bad)) == "FailedOperation.CvmVpcidNotMatch"
+    assert cloud_twin.world.cvms["ins-host0003"].os_install_count == 1  # nothing reinstalled
+    good = create_cluster_request(count=1, ExistedInstancesForNode=[{"NodeRole": "WORKER", "ExistedInstancesPara": {
+        "InstanceIds": ["ins-host0003"]}}])
+    cluster_id = tke.CreateCluster(good).ClusterId
+    instances = wait_until(lambda: (found := tke.DescribeClusterInstances(req(
+        M.DescribeClusterInstancesRequest, ClusterId=cluster_id)).InstanceSet) and len(found) == 2
+        and all(i.InstanceState == "running" for i in found) and found, what="2 running instances")
+    assert "ins-host0003" in {i.InstanceId for i in instances}
+    assert cloud_twin.world.cvms["ins-host0003"].os_install_count == 2

@@ -149,6 +149,7 @@ def _apply_faults(core: CloudCore, action: Action) -> None:
 class _Handler(BaseHTTPRequestHandler):
     cloud: CloudServer
     protocol_version = "HTTP/1.1"  # keep-alive: the SDK's requests session reuses the connection
+    timeout = 30  # an idle keep-alive connection's thread ends after this many seconds
     disable_nagle_algorithm = True  # headers and body are two writes: Nagle + delayed ACK would add 40 ms
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name

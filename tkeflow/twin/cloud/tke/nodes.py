@@ -66,6 +66,8 @@ def schedule_join(core: CloudCore, cluster_id: str, instance_id: str, delay: flo
         cvm = core.world.cvms.get(instance_id)
         if cluster is None or instance is None or cvm is None or instance.state != "initializing":
             return
+        if cluster.status == "Creating":
+            return  # CreateCluster's hosts join once the cluster is Running (it schedules them again then)
         instance.state = "running"
         cvm.state = "RUNNING"
         cvm.services.update({"kubelet": "active", "containerd": "active"})

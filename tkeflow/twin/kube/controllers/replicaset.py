@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tkeflow.twin.kube import selectors
 from tkeflow.twin.kube.controllers import templates, util
 from tkeflow.twin.kube.controllers.runtime import Runtime
 
@@ -29,6 +28,11 @@ def mark_owner_of_pod(rt: Runtime, pod: Obj | None, resource: str, reconciler: s
         owned_by, key = rt.cache.by_uid[owner]
         if owned_by == resource:
             rt.mark(reconciler, key)
+
+
+def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
+    have = pod["metadata"].get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
 
 
 class ReplicaSets:
@@ -68,8 +72,7 @@ class ReplicaSets:
         ready = [p for p in active if util.pod_ready(p)]
         status = {
             "replicas": len(active),
-            "fullyLabeledReplicas": sum(1 for p in active if selectors.selects(
-                {"matchLabels": template_labels}, p["metadata"].get("labels"))),
+            "fullyLabeledReplicas": sum(1 for p in active if _has_labels(p, template_labels)),
             "readyReplicas": len(ready),
             "availableReplicas": len(ready),
             "observedGeneration": rs["metadata"].get("generation", 1),

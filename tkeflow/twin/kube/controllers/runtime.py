@@ -32,6 +32,7 @@ Key = tuple[str, str]
 Handler = Callable[[Obj | None, Obj | None], None]  # (old, new); new None on delete
 
 DRAIN_BUDGET_S = 0.05  # yield the clock thread to other twin timers this often
+DRAIN_DELAY_S = 0.002  # gather the events of a burst of writes into one reconcile pass
 _STORE_KEY = {r.plural: r.key for r in resources.RESOURCES}
 
 
@@ -178,7 +179,7 @@ class Runtime:
             if self._drain_scheduled or not self.running:
                 return
             self._drain_scheduled = True
-        self.clock.call_later(0, self._drain)
+        self.clock.call_later(DRAIN_DELAY_S, self._drain)
 
     def _drain(self) -> None:
         with self._flag_lock:
@@ -222,7 +223,8 @@ class Runtime:
                 return
             with self.lock:
                 fn()
-                self._run_reconcilers()
+            if any(self.dirty.values()):
+                self._schedule_drain()  # coalesced: timers due together share one reconcile pass
 
         return self.clock.call_later(delay, fire)
 

@@ -41,6 +41,7 @@ class Scheduler:
         self._node_names: list[str] = []
         self._start = 0
         self._retry_scheduled = False
+        self._allocatable: dict[str, dict[str, int]] = {}  # node -> parsed status.allocatable
         # pod shape -> (reasons, node count) of a failed attempt, valid until nodes or usage free up
         self._failed_shapes: dict[str, tuple[collections.Counter[str], int]] = {}
         rt.on("pods", self._on_pod)
@@ -95,6 +96,12 @@ class Scheduler:
     def _on_node(self, old: Obj | None, new: Obj | None) -> None:
         if (old is None) != (new is None):
             self._node_names = [k[1] for k in sorted(self.rt.cache.objects["nodes"])]
+        name = (new or old or {}).get("metadata", {}).get("name", "")
+        if new is None:
+            self._allocatable.pop(name, None)
+        else:
+            allocatable = new.get("status", {}).get("allocatable") or {}
+            self._allocatable[name] = {k: util.amount(k, v) for k, v in allocatable.items()}
         if new is None or old is None or _sched_view(old) != _sched_view(new):
             self._failed_shapes.clear()
             self._retry_later()
@@ -173,24 +180,22 @@ class Scheduler:
         return self._fit(node, requests)
 
     def _fit(self, node: Obj, requests: dict[str, int]) -> list[str]:
-        allocatable = node.get("status", {}).get("allocatable") or {}
+        allocatable = self._allocatable.get(node["metadata"]["name"], {})
         usage = self.requested.get(node["metadata"]["name"], {})
         failures = []
-        if usage.get("pods", 0) + 1 > util.amount("pods", allocatable.get("pods", "110")):
+        if usage.get("pods", 0) + 1 > allocatable.get("pods", 110):
             failures.append("Too many pods")
         for name, value in requests.items():
-            if value <= 0:
-                continue
-            if usage.get(name, 0) + value > util.amount(name, allocatable.get(name, 0)):
+            if value > 0 and usage.get(name, 0) + value > allocatable.get(name, 0):
                 failures.append(f"Insufficient {name}")
         return failures
 
     def _score(self, name: str, node: Obj, requests: dict[str, int], owner: str | None) -> float:
-        allocatable = node.get("status", {}).get("allocatable") or {}
+        allocatable = self._allocatable.get(name, {})
         usage = self.requested.get(name, {})
         free = 0.0
         for resource in ("cpu", "memory"):
-            capacity = util.amount(resource, allocatable.get(resource, 0)) or 1
+            capacity = allocatable.get(resource, 0) or 1
             free += (capacity - usage.get(resource, 0) - requests.get(resource, 0)) / capacity
         spread = self.owner_count.get((name, owner), 0) if owner else 0
         return free / 2 - SPREAD_WEIGHT * spread
