@@ -83,3 +83,10 @@ def test_key_pairs(clients: Clients) -> None:
     assert pair.PrivateKey is None and "ins-host0001" in pair.AssociatedInstanceIds
     named = clients.cvm().DescribeKeyPairs(req(M.DescribeKeyPairsRequest, Filters=[{"Name": "key-name", "Values": ["nope"]}]))
     assert named.TotalCount == 0
+
+
+def test_instance_type_configs(clients: Clients) -> None:
+    out = clients.cvm().DescribeInstanceTypeConfigs(req(M.DescribeInstanceTypeConfigsRequest, Filters=[
+        {"Name": "instance-type", "Values": ["GN7.2XLARGE32"]}]))
+    assert {(c.Zone, c.GPU, c.GpuType) for c in out.InstanceTypeConfigSet} == {
+        ("ap-guangzhou-3", 1, "Tesla T4"), ("ap-guangzhou-4", 1, "Tesla T4")}

@@ -48,6 +48,9 @@ def test_node_pool_creates_gpu_nodes_with_its_labels_and_taints(clients: Clients
     cvms = [cloud_twin.world.cvms[i.InstanceId] for i in members.InstanceSet]
     assert all(c.gpus == 1 and c.instance_type == "GN7.2XLARGE32" for c in cvms)
     assert sorted(c.zone for c in cvms) == ["ap-guangzhou-3", "ap-guangzhou-4"]  # spread over the subnets
+    detail = clients.tke().DescribeClusterNodePoolDetail(req(M.DescribeClusterNodePoolDetailRequest,
+                                                             ClusterId=cluster_id, NodePoolId=pool_id)).NodePool
+    assert detail.NodePoolId == pool_id and detail.Name == "gpu"
     groups = clients.tke().DescribeClusterAsGroups(req(M.DescribeClusterAsGroupsRequest, ClusterId=cluster_id))
     assert groups.TotalCount == 1 and groups.ClusterAsGroupSet[0].AutoScalingGroupId == pool.AutoscalingGroupId
 

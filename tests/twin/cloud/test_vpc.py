@@ -160,3 +160,33 @@ def test_direct_connect_gateways(clients: Clients) -> None:
     assert error_code(lambda: vpc.CreateDirectConnectGateway(req(
         M.CreateDirectConnectGatewayRequest, DirectConnectGatewayName="x", NetworkType="VPC",
         NetworkInstanceId="vpc-nothere1"))) == "ResourceNotFound"
+
+
+def test_custom_route_table_bound_to_the_nodes_subnet(clients: Clients) -> None:
+    """R-NET-5: the VPN's own route table, then bound to the nodes' subnet (replacing the main one there)."""
+    vpc = clients.vpc()
+    table = vpc.CreateRouteTable(req(M.CreateRouteTableRequest, VpcId="vpc-gzdemo01", RouteTableName="to-idc")).RouteTable
+    assert table.RouteTableId.startswith("rtb-") and not table.Main and table.AssociationSet == []
+    vpc.CreateRoutes(req(M.CreateRoutesRequest, RouteTableId=table.RouteTableId,
+                         Routes=[_route("192.168.0.0/16", "VPN", "vpngw-gzdemo01")]))
+    vpc.ReplaceRouteTableAssociation(req(M.ReplaceRouteTableAssociationRequest, SubnetId="subnet-gz3app01",
+                                         RouteTableId=table.RouteTableId))
+    assert error_code(lambda: vpc.DeleteRouteTable(req(M.DeleteRouteTableRequest, RouteTableId=table.RouteTableId))) \
+        == "ResourceInUse"
+    assert error_code(lambda: vpc.DeleteRouteTable(req(M.DeleteRouteTableRequest, RouteTableId="rtb-gzdemo01"))) \
+        == "UnsupportedOperation"
+    vpc.ReplaceRouteTableAssociation(req(M.ReplaceRouteTableAssociationRequest, SubnetId="subnet-gz3app01",
+                                         RouteTableId="rtb-gzdemo01"))
+    vpc.DeleteRouteTable(req(M.DeleteRouteTableRequest, RouteTableId=table.RouteTableId))
+
+
+def test_reject_and_delete_peering(clients: Clients) -> None:
+    vpc = clients.vpc()
+    peering_id = _peer(clients)
+    vpc.RejectVpcPeeringConnection(req(M.RejectVpcPeeringConnectionRequest, PeeringConnectionId=peering_id))
+    assert error_code(lambda: vpc.AcceptVpcPeeringConnection(req(
+        M.AcceptVpcPeeringConnectionRequest, PeeringConnectionId=peering_id))) == "UnsupportedOperation.VpcPeerInvalidStateChange"
+    again = _peer(clients)  # a rejected peering does not block a new one
+    vpc.DeleteVpcPeeringConnection(req(M.DeleteVpcPeeringConnectionRequest, PeeringConnectionId=again))
+    assert error_code(lambda: vpc.DescribeVpcPeeringConnections(req(
+        M.DescribeVpcPeeringConnectionsRequest, PeeringConnectionIds=[again]))) == "ResourceNotFound"

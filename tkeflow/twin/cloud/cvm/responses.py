@@ -136,3 +136,16 @@ def describe_key_pairs(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
          "AssociatedInstanceIds": sorted(c.instance_id for c in ctx.world.cvms.values() if k.key_id in c.key_ids),
          "CreatedTime": "2026-11-01T00:00:00Z", "Tags": []}
         for k in common.page(pairs, p.get("Offset"), p.get("Limit"))]}
+
+
+@action("cvm", "DescribeInstanceTypeConfigs", mutating=False)
+def describe_instance_type_configs(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    zones = ctx.world.regions[ctx.region].zones
+    items = [(zone, t) for t in ctx.world.instance_types.values() for zone in t.zones if zone in zones]
+    items = common.apply_filters(items, p.get("Filters"), {
+        "zone": lambda i: [i[0]], "instance-family": lambda i: [i[1].family],
+        "instance-type": lambda i: [i[1].instance_type]}, error=exc.InvalidFilter)
+    return {"InstanceTypeConfigSet": [
+        {"Zone": zone, "InstanceType": t.instance_type, "InstanceFamily": t.family, "GPU": int(t.gpus), "CPU": t.cpu,
+         "Memory": t.memory_gib, "FPGA": 0, "GpuCount": float(t.gpus), "GpuType": t.gpu_type or "",
+         "GpuMemory": 16 if t.gpus else 0} for zone, t in items]}

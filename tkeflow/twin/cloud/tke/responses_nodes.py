@@ -89,6 +89,12 @@ def describe_cluster_node_pools(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return {"NodePoolSet": [render.node_pool(cluster, n) for n in pools], "TotalCount": len(pools)}
 
 
+@action("tke", "DescribeClusterNodePoolDetail", mutating=False, required=("ClusterId", "NodePoolId"))
+def describe_cluster_node_pool_detail(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    cluster = _cluster(ctx, p)
+    return {"NodePool": render.node_pool(cluster, nodepools.get_pool(cluster, p["NodePoolId"]))}
+
+
 @action("tke", "ModifyNodePoolDesiredCapacityAboutAsg", mutating=True,
         required=("ClusterId", "NodePoolId", "DesiredCapacity"))
 def modify_node_pool_desired_capacity(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:

@@ -203,3 +203,32 @@ def create_dc_gateway(world: model.World, region: str, p: dict[str, Any]) -> mod
                                          zone=p.get("Zone") or "", created_time=now_plain())
     world.dc_gateways[gateway.gateway_id] = gateway
     return gateway
+
+
+def create_route_table(world: model.World, region: str, vpc_id: str, name: str) -> model.RouteTable:
+    """A custom route table, bound to no subnet until ReplaceRouteTableAssociation (R-NET-5)."""
+    vpc = get_vpc(world, region, vpc_id)
+    table = model.RouteTable(world.new_id("rtb", world.route_tables), name, vpc.vpc_id, region,
+                             created_time=now_plain())
+    world.route_tables[table.route_table_id] = table
+    return table
+
+
+def delete_route_table(world: model.World, region: str, table_id: str) -> None:
+    table = get_route_table(world, region, table_id)
+    if table.main:
+        raise exc.UnsupportedOperation(f"The main route table `{table_id}` cannot be deleted.")
+    if any(s.route_table_id == table_id for s in world.subnets.values()):
+        raise exc.ResourceInUse(f"The route table `{table_id}` is still bound to a subnet.")
+    del world.route_tables[table_id]
+
+
+def end_peering(world: model.World, region: str, peering_id: str, state: str) -> None:
+    """Reject (PENDING only) or delete a peering; its routes stop working (the network oracle needs ACTIVE)."""
+    peering = get_peering(world, region, peering_id)
+    if state == "REJECTED" and peering.state != "PENDING":
+        raise exc.VpcPeerInvalidStateChange(f"Only a PENDING peering can be rejected; `{peering_id}` is {peering.state}.")
+    if state == "DELETED":
+        del world.peerings[peering_id]
+        return
+    peering.state = state

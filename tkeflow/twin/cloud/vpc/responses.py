@@ -239,3 +239,27 @@ def modify_vpn_connection(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         required=("DirectConnectGatewayName", "NetworkType", "NetworkInstanceId"))
 def create_dc_gateway(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return {"DirectConnectGateway": render_dc_gateway(backend.create_dc_gateway(ctx.world, ctx.region, p))}
+
+
+@action("vpc", "CreateRouteTable", mutating=True, required=("VpcId", "RouteTableName"))
+def create_route_table(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    table = backend.create_route_table(ctx.world, ctx.region, p["VpcId"], p["RouteTableName"])
+    return {"RouteTable": render_route_table(ctx.world, table)}
+
+
+@action("vpc", "DeleteRouteTable", mutating=True, required=("RouteTableId",))
+def delete_route_table(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    backend.delete_route_table(ctx.world, ctx.region, p["RouteTableId"])
+    return {}
+
+
+@action("vpc", "RejectVpcPeeringConnection", mutating=True, required=("PeeringConnectionId",))
+def reject_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    backend.end_peering(ctx.world, ctx.region, p["PeeringConnectionId"], "REJECTED")
+    return {}
+
+
+@action("vpc", "DeleteVpcPeeringConnection", mutating=True, required=("PeeringConnectionId",))
+def delete_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    backend.end_peering(ctx.world, ctx.region, p["PeeringConnectionId"], "DELETED")
+    return {}

@@ -202,11 +202,16 @@ class Api:
             raise errors.BadRequest(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
         body.setdefault("metadata", {})["name"] = name
         new = self._merge_for_subresource(res, target.subresource, current, body)
-        self.admission.validate(res, new)
+        self._validate_update(res, target.subresource, current, new)
         expect = (body.get("metadata") or {}).get("resourceVersion")
         if request.query.get("dryRun"):
             return _json(new)
         return Response(200, self.store.encoded(res.key, self.store.update(res.key, new, expect_rv=expect)))
+
+    def _validate_update(self, res: Resource, sub: str | None, current: dict[str, Any], new: dict[str, Any]) -> None:
+        self.admission.validate(res, new)
+        if sub is None:
+            self.admission.validate_update(res, current, new)
 
     @staticmethod
     def _merge_for_subresource(res: Resource, sub: str | None, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +245,7 @@ class Api:
                 raise errors.Conflict(res.key, name)
             patched.setdefault("metadata", {})["name"] = name
             new = self._merge_for_subresource(res, target.subresource, current, patched)
-            self.admission.validate(res, new)
+            self._validate_update(res, target.subresource, current, new)
             if request.query.get("dryRun"):
                 return _json(new)
             try:

@@ -48,6 +48,22 @@ class Admission:
                     return str(host)
         raise errors.InternalError("failed to allocate a serviceIP: range is full")
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def next_node_port(self) -> int:
+        """A free port of the default NodePort range 30000-32767."""
+        used = {p.get("nodePort") for s in self._store.list("services")[0] for p in s.get("spec", {}).get("ports") or []}
+        with self._ip_lock:
+            for port in range(30000 + random.randrange(2768), 32768):
+                if port not in used:
+                    return port
+            for port in range(30000, 32768):
+                if port not in used:
+                    return port
+        raise errors.InternalError("failed to allocate a nodePort: range is full")
+
     def admit_create(self, res: resources.Resource, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         self._check_kind(res, obj)
@@ -62,9 +78,26 @@ class Admission:
                 raise errors.Invalid(res.kind, "", [("metadata.name", "Required value: name or generateName is required")], res.group)
             meta["name"] = generate_name(meta["generateName"])
         self._check_name(res, meta["name"])
+        if res.has_status and res.key != "nodes":
+            obj.pop("status", None)  # PrepareForCreate: status is the controllers' to write
         _DEFAULTS.get(res.key, _no_defaults)(self, obj)
         self.validate(res, obj)
         return obj
+
+    def validate_update(self, res: resources.Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Immutable fields: workload selectors; a pod's nodeName once set and its containers but images."""
+        name = old["metadata"]["name"]
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if res.key in _WORKLOADS and old_spec.get("selector") != new_spec.get("selector"):
+            why = f"Invalid value: {new_spec.get('selector')}: field is immutable"
+            raise errors.Invalid(res.kind, name, [("spec.selector", why)], res.group)
+        if res.key == "pods":
+            if old_spec.get("nodeName") and old_spec.get("nodeName") != new_spec.get("nodeName"):
+                raise errors.Invalid("Pod", name, [("spec.nodeName", "Forbidden: field is immutable")])
+            strip = lambda spec: [{k: v for k, v in c.items() if k != "image"} for c in spec.get("containers") or []]  # noqa: E731
+            if strip(old_spec) != strip(new_spec):
+                why = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, ..."
+                raise errors.Invalid("Pod", name, [("spec", why)])
 
     def _check_kind(self, res: resources.Resource, obj: dict[str, Any]) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -97,6 +130,7 @@ class Admission:
         """Rules checked on create and update (422 Invalid with the field path)."""
         name = obj["metadata"].get("name", "")
         spec = obj.get("spec") or {}
+        _check_labels(res, name, obj["metadata"].get("labels") or {})
         if res.key == "pods":
             containers = spec.get("containers") or []
             if not containers:
@@ -117,6 +151,22 @@ class Admission:
             if int(spec.get("replicas", 0)) < 0:
                 why = f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"
                 raise errors.Invalid(res.kind, name, [("spec.replicas", why)], res.group)
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _check_labels(res: resources.Resource, name: str, labels: dict[str, Any]) -> None:
+    for key, value in labels.items():
+        prefix, _, label = str(key).rpartition("/")
+        if not _LABEL_NAME.match(label) or len(label) > 63 or (prefix and not _DNS1123_SUBDOMAIN.match(prefix)):
+            raise errors.Invalid(res.kind, name, [("metadata.labels", f'Invalid value: "{key}": name part must consist of '
+                                                   "alphanumeric characters, '-', '_' or '.', and must start and end "
+                                                   "with an alphanumeric character")], res.group)
+        if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+            raise errors.Invalid(res.kind, name, [("metadata.labels", f'Invalid value: "{value}": a valid label must be an '
+                                                   "empty string or consist of alphanumeric characters, '-', '_' or '.'")],
+                                 res.group)
 
 
 def _no_defaults(admission: Admission, obj: dict[str, Any]) -> None:
@@ -203,11 +253,17 @@ def _service_defaults(admission: Admission, obj: dict[str, Any]) -> None:
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
     if spec.get("clusterIP") != "None":
-        spec["clusterIP"] = spec.get("clusterIP") or admission.next_cluster_ip()
+        wanted = spec.get("clusterIP")
+        if wanted and any(s.get("spec", {}).get("clusterIP") == wanted for s in admission.store.list("services")[0]):
+            why = f'Invalid value: []string{{"{wanted}"}}: failed to allocate IP {wanted}: provided IP is already allocated'
+            raise errors.Invalid("Service", obj["metadata"]["name"], [("spec.clusterIPs", why)])
+        spec["clusterIP"] = wanted or admission.next_cluster_ip()
         spec["clusterIPs"] = [spec["clusterIP"]]
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
+        if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+            port["nodePort"] = admission.next_node_port()
     obj.setdefault("status", {"loadBalancer": {}})
 
 

@@ -246,27 +246,12 @@ class Runtime:
             return None
 
     def update_status(self, resource: str, obj: Obj) -> Obj | None:
-        """Write ``obj``'s status onto the stored object (spec and metadata as stored).
-
-        Done as a compare-and-swap ``update`` of the whole object rather than ``Store.update_status``,
-        which shares the previous object's metadata dict and so rewrites the cached old copy's
-        resourceVersion in place.
-        """
-        key = store_key(resource)
+        """Write ``obj``'s status onto the stored object (the /status subresource)."""
         namespace, name = util.key_of(obj)
-        for _ in range(5):
-            current = self.store.try_get(key, namespace or None, name)
-            if current is None:
-                return None
-            try:
-                return self._remember(resource, self.store.update(
-                    key, {**current, "status": obj.get("status", {})},
-                    expect_rv=current["metadata"]["resourceVersion"]))
-            except errors.Conflict:
-                continue
-            except errors.NotFound:
-                return None
-        return None
+        try:
+            return self._remember(resource, self.store.update_status(store_key(resource), obj))
+        except errors.NotFound:
+            return None
 
     def delete(self, resource: str, namespace: str, name: str, expect_uid: str | None = None) -> Obj | None:
         try:

@@ -168,14 +168,16 @@ class Scheduler:
 
     def _filter(self, pod: Obj, node: Obj, requests: dict[str, int]) -> list[str]:
         spec = node.get("spec", {})
-        tolerations = pod.get("spec", {}).get("tolerations") or []
         if spec.get("unschedulable") and not util.tolerates(
-                tolerations, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
+                pod.get("spec", {}).get("tolerations") or [],
+                {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
             return ["node(s) were unschedulable"]
-        taint = util.untolerated_taint(pod, node)
-        if taint is not None:
-            return [f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"]
-        if not util.node_selector_matches(pod, node):
+        if spec.get("taints"):
+            taint = util.untolerated_taint(pod, node)
+            if taint is not None:
+                return [f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"]
+        pod_spec = pod.get("spec", {})
+        if (pod_spec.get("nodeSelector") or pod_spec.get("affinity")) and not util.node_selector_matches(pod, node):
             return ["node(s) didn't match Pod's node affinity/selector"]
         return self._fit(node, requests)
 
