@@ -114,7 +114,7 @@ def describe_account_quota(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     postpaid = [{"Zone": z, "UsedQuota": backend.quota_used(ctx.world, z),
                  "RemainingQuota": max(0, total - backend.quota_used(ctx.world, z)), "TotalQuota": total}
                 for z in zones if z in wanted_zones]
-    return {"AppId": str(ctx.world.app_id), "AccountQuotaOverview": {
+    return {"AppId": ctx.world.app_id, "AccountQuotaOverview": {
         "Region": ctx.region, "AccountQuota": {"PostPaidQuotaSet": postpaid, "PrePaidQuotaSet": [],
                                                "SpotPaidQuotaSet": [], "ImageQuotaSet": [],
                                                "DisasterRecoverGroupQuotaSet": []}}}
