@@ -145,6 +145,19 @@ class Scheduler:
         requests = util.pod_requests(pod)
         owner = util.controller_uid(pod)
         reasons: collections.Counter[str] = collections.Counter()
+        pinned = _pinned_nodes(pod)
+        if pinned is not None:  # NodeAffinity's PreFilter: matchFields metadata.name narrows the search
+            others = len(names) - len([n for n in pinned if n in self._allocatable])
+            if others:
+                reasons["node(s) didn't match Pod's node affinity/selector"] = others
+            total = len(names)
+            names = [n for n in pinned if n in self._allocatable]
+            best, found, _ = self._search(pod, names, requests, owner, reasons)
+            return best, found, total
+        return self._search(pod, names, requests, owner, reasons)
+
+    def _search(self, pod: Obj, names: list[str], requests: dict[str, int], owner: str | None,
+                reasons: collections.Counter[str]) -> tuple[str | None, collections.Counter[str], int]:
         best, best_score, feasible = None, -1e18, 0
         count = len(names)
         start = self._start
@@ -225,6 +238,20 @@ class Scheduler:
             "PodScheduled", "False", "Unschedulable", message, lastProbeTime=None))
         self.rt.update_status("pods", {**pod, "status": status})
         self.rt.event(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+
+
+def _pinned_nodes(pod: Obj) -> list[str] | None:
+    """Node names a required node affinity term pins the pod to (DaemonSet pods), if every term does."""
+    terms = ((((pod.get("spec", {}).get("affinity") or {}).get("nodeAffinity") or {})
+              .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
+    names: list[str] = []
+    for term in terms:
+        fields = [f for f in term.get("matchFields") or []
+                  if f.get("key") == "metadata.name" and f.get("operator") == "In"]
+        if not fields:
+            return None
+        names.extend(fields[0].get("values") or [])
+    return names or None
 
 
 def _shape(pod: Obj) -> str:
