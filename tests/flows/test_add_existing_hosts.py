@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import CONFIGS, twin_get, twin_post
 from tkeflow import specs
-from tkeflow.errors import ApprovalRequired, PermanentError
+from tkeflow.errors import ApprovalRequired, PermanentError, ValidationFailed
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -153,3 +153,42 @@ def test_r_add_3_approved_host_with_data_is_formatted(twin, twin_calls, cluster_
     assert report.ok, [c for c in report.checks if not c.ok]
     disk = cvms(twin)["ins-host0002"]["data_disks"][0]
     assert disk["format_count"] == 1 and disk["mountpoint"] == "/var/lib/containerd" and not disk["holds_data"]
+
+
+def test_r_add_2_partial_failure_a_host_that_cannot_be_inspected_is_reported_and_the_others_join(
+        twin, twin_calls, cluster_id):
+    with twin.world.lock:
+        twin.world.cvms["ins-host0003"].key_ids = []  # its SSH login now fails (no key pair bound)
+
+    with pytest.raises(ValidationFailed, match="ins-host0003") as failure:
+        run_flow(hosts_spec())
+
+    assert "authentication failed" in str(failure.value)
+    after = cvms(twin)
+    assert after["ins-host0003"]["cluster_id"] is None  # left out, not reinstalled blind
+    assert all(after[i]["cluster_id"] == cluster_id for i in ("ins-host0001", "ins-host0002", "ins-host0004"))
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert len(adds) == 1 and "ins-host0003" not in adds[0]["params"]["InstanceIds"]
+
+
+def test_r_crt_9_password_from_a_secret_block_reaches_the_call_and_no_log(twin, twin_calls, cluster_id):
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    password = "Twin-only-Passw0rd-6"
+    Secret(value=password).save("add-hosts-test-login", overwrite=True)
+    spec = hosts_spec(instance_ids=["ins-host0003"], login=specs.Login(password_secret="add-hosts-test-login"))
+    from flows.add_existing_hosts import add_existing_hosts
+
+    state = add_existing_hosts(spec=spec, return_state=True)
+
+    assert state.result().ok
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert adds[0]["params"]["LoginSettings"] == {"Password": "***"}  # sent (the twin's log redacts it)
+    APILogWorker.drain_all(timeout=10)  # the run's logs reach the server in batches: send what is pending
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+            any_=[state.state_details.flow_run_id])))
+    assert logs and not [entry.message for entry in logs if password in entry.message]
