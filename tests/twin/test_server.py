@@ -193,3 +193,18 @@ def test_host_ping_follows_the_world_network(full_twin: Any) -> None:
         {"DestinationCidrBlock": "192.168.0.0/16", "GatewayType": "VPN", "GatewayId": "vpngw-gzdemo01"}]))
     assert full_twin.ssh.reaches(host, "192.168.10.10")
     assert not full_twin.ssh.reaches(host, "10.2.1.11")  # another region without peering
+
+
+def test_a_bad_world_fails_before_anything_starts(tmp_path: Any) -> None:
+    import threading
+    from pathlib import Path
+
+    from tkeflow.twin.world.loader import WorldFileError
+
+    bad = Path(tmp_path) / "world.yaml"
+    bad.write_text("apiVersion: tkeflow/v1\nkind: TwinWorld\nspec: {timings: {warp: 1}}\n")
+    before = threading.active_count()
+    with pytest.raises(WorldFileError) as info:
+        Twin.start(world_path=bad)
+    assert any("spec.timings.warp" in p for p in info.value.problems)
+    assert threading.active_count() == before

@@ -7,8 +7,10 @@ twin-only keys) and TKEFLOW_TWIN_ENDPOINT=127.0.0.1:PORT.
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -16,6 +18,10 @@ import typer
 def env_lines(env: dict[str, str]) -> str:
     order = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT")
     return "".join(f"{name}={env[name]}\n" for name in order)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the twin as cleanly as Ctrl-C
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +36,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the twin on 127.0.0.1 and print the environment that points clients at it."""
         from tkeflow.twin.server import Twin  # the CLI may start the twin; the twin never imports the CLI
+        from tkeflow.twin.world.loader import WorldFileError
 
-        with Twin.start(world_path=world, port=port) as twin:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        try:
+            twin = Twin.start(world_path=world, port=port)
+        except WorldFileError as e:
+            for problem in e.problems:
+                typer.echo(f"{world}: {problem}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            typer.echo(f"cannot serve on 127.0.0.1:{port}: {e}", err=True)
+            raise typer.Exit(2) from None
+        with twin:
             lines = env_lines(twin.env())
             if env_file is not None:
                 env_file.write_text(lines)

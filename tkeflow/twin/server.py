@@ -36,15 +36,20 @@ class Twin:
 
     def __init__(self, world_path: str | Path | None = None, port: int = 0, *, kube: bool = True, ssh: bool = True):
         self.world_path = Path(world_path) if world_path else DEFAULT_WORLD
+        world = load_world(self.world_path)  # a bad world fails here, before any thread starts
         self.clock = Clock()
         self._reset_lock = threading.Lock()
-        world = load_world(self.world_path)
+        self._stopped = False
         self._use_kube = kube and kube_available()
         self.network = _world_network(self) if self._use_kube else None
         self.runtime: ClusterRuntime = (KubeRuntime(self.clock, lambda: self.world, self.network)
                                         if self._use_kube else NullRuntime())
         self.core = CloudCore(world, self.clock, self.runtime)
-        self.cloud = CloudServer(self.core, port=port)
+        try:
+            self.cloud = CloudServer(self.core, port=port)
+        except OSError:
+            self.clock.stop()
+            raise
         self.ssh = _ssh_fleet(self) if ssh else None
         self.cloud.admin_routes = AdminRoutes(self.cloud, reset=self.reset,
                                               ssh_map=self.ssh.mapping if self.ssh else None,
@@ -58,13 +63,20 @@ class Twin:
         return twin
 
     def _start(self) -> None:
-        self._sync_timings(self.world.timings)
-        self._boot_existing_clusters()
-        if self.ssh is not None:
-            self.ssh.start()
-        self.cloud.start()
+        try:
+            self._sync_timings(self.world.timings)
+            self._boot_existing_clusters()
+            if self.ssh is not None:
+                self.ssh.start()
+            self.cloud.start()
+        except BaseException:
+            self.stop()  # nothing half-started is left behind
+            raise
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.cloud.stop()
         self.core.alive = False
         self.runtime.stop_all()
