@@ -82,3 +82,12 @@ def test_health_and_unknown_route(cloud_twin: Any) -> None:
     with pytest.raises(Exception) as info:
         admin(cloud_twin, "/_twin/nothing")
     assert "404" in str(info.value)
+
+
+def test_calls_since_and_action(clients: Clients, cloud_twin: Any) -> None:
+    tke = clients.tke()
+    tke.DescribeClusters(M.DescribeClustersRequest())
+    tke.DescribeClusterStatus(M.DescribeClusterStatusRequest())
+    tke.DescribeClusters(M.DescribeClustersRequest())
+    assert [c["action"] for c in admin(cloud_twin, "/_twin/calls?since=1")] == ["DescribeClusterStatus", "DescribeClusters"]
+    assert len(admin(cloud_twin, "/_twin/calls?action=DescribeClusters")) == 2

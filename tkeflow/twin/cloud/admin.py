@@ -4,6 +4,7 @@ Who calls them: tests (the ``twin_calls()`` fixture), benchmarks, the demo and a
 rehearsal. They sit apart from the emulated API, are not signed, and answer plain JSON:
 - GET  /_twin/health                 {"ok": true}
 - GET  /_twin/calls                  the call log: [{service, region, action, params, mutating, error_code}]
+                                      (?since=N skips the first N entries, ?action=X filters)
 - DELETE /_twin/calls                clear the call log
 - GET  /_twin/world                  the world as JSON (disks with format_count, CVMs with os_install_count)
 - POST /_twin/reset                  reload the world file; clusters' Kubernetes APIs stopped
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from urllib.parse import parse_qsl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,8 @@ class AdminRoutes:
         handler = getattr(self, f"_{method.lower()}_{route}", None)
         if handler is None:
             return 404, {"error": f"no admin route {method} {path}"}
+        if query:
+            payload = {**dict(parse_qsl(query)), **(payload if isinstance(payload, dict) else {})}
         try:
             return handler(payload)
         except (TypeError, ValueError, KeyError) as e:
@@ -54,9 +58,14 @@ class AdminRoutes:
     def _get_health(self, _: Any) -> Reply:
         return 200, {"ok": True}
 
-    def _get_calls(self, _: Any) -> Reply:
+    def _get_calls(self, query: dict[str, Any]) -> Reply:
+        """The call log; ``?since=N`` skips the first N entries, ``?action=X`` keeps one action."""
         with self.server.calls_lock:
-            return 200, list(self.server.calls)
+            calls = list(self.server.calls)
+        calls = calls[int(query.get("since") or 0):]
+        if query.get("action"):
+            calls = [c for c in calls if c["action"] == query["action"]]
+        return 200, calls
 
     def _delete_calls(self, _: Any) -> Reply:
         with self.server.calls_lock:

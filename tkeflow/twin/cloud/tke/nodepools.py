@@ -113,7 +113,7 @@ def scale(ctx: Ctx, cluster: model.Cluster, pool: model.NodePool, desired: int) 
         for para in paras:
             cvm = cvm_backend.new_cvm(ctx.world, cluster.region, para, 0)
             nodes.attach(ctx.world, cluster, cvm, pool.settings, reinstall=False, node_pool=pool)
-            nodes.schedule_join(ctx.core, cluster.cluster_id, cvm.instance_id, ctx.world.timings.instance_init)
+            nodes.schedule_join(ctx.core, cluster.cluster_id, cvm.instance_id, ctx.world.timings.node_pool_scale)
     for instance in sorted(current, key=lambda i: i.created_time, reverse=True)[:max(0, -grow)]:
         nodes.remove_instance(ctx, cluster, instance.instance_id, "terminate")
     pool.desired_nodes = desired

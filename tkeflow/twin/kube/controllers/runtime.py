@@ -234,6 +234,11 @@ class Runtime:
         return obj
 
     def create(self, resource: str, obj: Obj) -> Obj | None:
+        """Create unless the namespace is terminating (the NamespaceLifecycle admission refuses that)."""
+        namespace = obj.get("metadata", {}).get("namespace")
+        held = self.cache.get("namespaces", ("", namespace)) if namespace else None
+        if held is not None and held["metadata"].get("deletionTimestamp"):
+            return None
         try:
             return self._remember(resource, self.store.create(store_key(resource), obj))
         except errors.AlreadyExists:
