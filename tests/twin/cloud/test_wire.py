@@ -128,3 +128,29 @@ def test_non_api_paths_and_bad_json(cloud_twin: Any) -> None:
         assert resp.headers["Content-Type"] == "application/json"
     _, _, body = raw_call(cloud_twin, "tke", "2018-05-25", "DescribeClusters", [])  # type: ignore[arg-type]
     assert body["Response"]["Error"]["Code"] == "InvalidParameter"
+
+
+def test_signature_with_x_tc_action_signed_in_lowercase(cloud_twin: Any) -> None:
+    """Other SDKs sign content-type;host;x-tc-action with lowercased values, as the TC3 spec says."""
+    import hashlib
+    import json as _json
+
+    from tkeflow.twin.cloud import auth as twin_auth
+
+    ts = int(time.time())
+    date = time.strftime("%Y-%m-%d", time.gmtime(ts))
+    payload = _json.dumps({}).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8", "Host": cloud_twin.endpoint,
+               "X-TC-Action": "DescribeClusters", "X-TC-Version": "2018-05-25", "X-TC-Timestamp": str(ts),
+               "X-TC-Region": "ap-shanghai"}
+    canonical = "\n".join(["POST", "/", "", f"content-type:application/json; charset=utf-8\nhost:{cloud_twin.endpoint}\n"
+                           "x-tc-action:describeclusters\n", "content-type;host;x-tc-action",
+                           hashlib.sha256(payload).hexdigest()])
+    to_sign = "\n".join(["TC3-HMAC-SHA256", str(ts), f"{date}/tke/tc3_request", hashlib.sha256(canonical.encode()).hexdigest()])
+    sig = twin_auth.signature(cloud_twin.secret_key, date, "tke", to_sign)
+    headers["Authorization"] = (f"TC3-HMAC-SHA256 Credential={cloud_twin.secret_id}/{date}/tke/tc3_request, "
+                                f"SignedHeaders=content-type;host;x-tc-action, Signature={sig}")
+    request = urllib.request.Request(f"{cloud_twin.url}/", data=payload, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        body = _json.loads(resp.read())
+    assert body["Response"]["TotalCount"] == 1

@@ -62,16 +62,24 @@ def verify(method: str, query: str, headers: Mapping[str, str], body: bytes,
         raise exc.MissingParameter("The request is missing a required parameter `Timestamp`.")
     if abs((now if now is not None else time.time()) - int(timestamp)) > MAX_SKEW_S:
         raise exc.SignatureExpire("Signature expired. Timestamp and server time differ by more than 5 minutes.")
-    signed_names = fields["SignedHeaders"].split(";")
-    canonical_headers = "".join(f"{name}:{(headers.get(name) or '').strip()}\n" for name in signed_names)
     if headers.get("X-TC-Content-SHA256") == "UNSIGNED-PAYLOAD":
         payload = b"UNSIGNED-PAYLOAD"
     else:
         payload = body if method == "POST" else b""
-    canonical = "\n".join([method, "/", query if method == "GET" else "", canonical_headers,
-                           fields["SignedHeaders"], hashlib.sha256(payload).hexdigest()])
-    string_to_sign = "\n".join([algorithm, timestamp, f"{date}/{service}/tc3_request",
-                                hashlib.sha256(canonical.encode()).hexdigest()])
-    if not hmac.compare_digest(signature(keys[secret_id], date, service, string_to_sign), fields["Signature"]):
-        raise exc.SignatureFailure("The provided credentials could not be validated. Please check your signature is correct.")
-    return Signed(secret_id, service, date)
+    for lower in (False, True):  # the spec lowercases header values (x-tc-action); the Python SDK signs them as sent
+        canonical = "\n".join([method, "/", query if method == "GET" else "",
+                               _canonical_headers(headers, fields["SignedHeaders"], lower),
+                               fields["SignedHeaders"], hashlib.sha256(payload).hexdigest()])
+        string_to_sign = "\n".join([algorithm, timestamp, f"{date}/{service}/tc3_request",
+                                    hashlib.sha256(canonical.encode()).hexdigest()])
+        if hmac.compare_digest(signature(keys[secret_id], date, service, string_to_sign), fields["Signature"]):
+            return Signed(secret_id, service, date)
+    raise exc.SignatureFailure("The provided credentials could not be validated. Please check your signature is correct.")
+
+
+def _canonical_headers(headers: Mapping[str, str], signed: str, lower: bool) -> str:
+    lines = []
+    for name in signed.split(";"):
+        value = (headers.get(name) or "").strip()
+        lines.append(f"{name.lower()}:{value.lower() if lower else value}\n")
+    return "".join(lines)
