@@ -120,7 +120,7 @@ def test_node_that_never_turns_ready_fails_validation_naming_it(twin):
     twin_post(twin, "/_twin/faults", {"nodes_never_ready": 1})
 
     with pytest.raises(ValidationFailed) as caught:
-        run_flow(cluster_spec(create_timeout_s=15))
+        run_flow(cluster_spec(create_timeout_s=12))
 
     report = caught.value.report
     failed = [c for c in report.checks if not c.ok]
