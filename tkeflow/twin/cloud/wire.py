@@ -70,6 +70,10 @@ class CloudServer:
         except exc.CloudError as error:
             entry["error_code"] = error.code
             response = {"Error": {"Code": error.code, "Message": error.message}}
+        except Exception:  # a twin bug answers as the real API's InternalError, never a dropped connection
+            log.exception("twin cloud action %s failed", entry["action"])
+            entry["error_code"] = exc.InternalError.code
+            response = {"Error": {"Code": exc.InternalError.code, "Message": "An internal error has occurred."}}
         self.record(entry)
         response["RequestId"] = str(uuid.uuid4())
         return response
