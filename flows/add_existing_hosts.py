@@ -113,6 +113,7 @@ def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str
     disks_future = join.validate_host_disks.submit(spec, cluster_id, inspections, decisions, added)
     ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready, texts)
+    checks += join.validate_hosts_in_cluster(spec, cluster_id, pre.cluster.project_id, added, pre.security_group_ids)
     disk_checks = disks_future.result()
     for check in disk_checks:
         texts[check.target] += "" if check.ok else f", FAILED {check.name}: {check.detail}"

@@ -57,6 +57,7 @@ class ClusterView:
     cluster_id: str
     vpc_id: str
     status: str
+    project_id: int = 0
     member_ids: frozenset[str] = frozenset()
 
 
@@ -117,7 +118,8 @@ def _cluster_view(cloud: Any, cluster_id: str) -> ClusterView:
     cluster = found[0]
     members = frozenset(i["InstanceId"] for i in cloud.describe_cluster_instances(cluster_id, role="ALL"))
     return ClusterView(cluster_id=cluster_id, vpc_id=(cluster.get("ClusterNetworkSettings") or {}).get("VpcId", ""),
-                       status=cluster.get("ClusterStatus", ""), member_ids=members)
+                       status=cluster.get("ClusterStatus", ""), project_id=int(cluster.get("ProjectId") or 0),
+                       member_ids=members)
 
 
 def _host_check(host: HostTarget, cluster: ClusterView, other_cluster: str | None) -> Check:

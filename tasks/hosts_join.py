@@ -162,6 +162,38 @@ def wait_hosts_ready(spec: ExistingHostsSpec, cluster_id: str, node_names: list[
     return {name: name in ready for name in node_names}
 
 
+def _cloud_checks(instance: dict[str, Any], state: str, project_id: int, security_group_ids: list[str]) -> list[Check]:
+    instance_id = instance["InstanceId"]
+    project = int((instance.get("Placement") or {}).get("ProjectId") or 0)
+    groups = list(instance.get("SecurityGroupIds") or [])
+    checks = [Check(name="instance running in the cluster", target=instance_id, ok=state == "running",
+                    rule="R-CRT-10", detail=f"cluster instance state {state}"),
+              Check(name="in the cluster's project", target=instance_id, ok=project == project_id, rule="R-ADD-2",
+                    detail=f"project {project}" + ("" if project == project_id else f", the cluster's is {project_id}"))]
+    if security_group_ids:
+        ok = sorted(groups) == sorted(security_group_ids)
+        checks.append(Check(name="security groups", target=instance_id, ok=ok, rule="R-ADD-4",
+                            detail=", ".join(groups) + ("" if ok else f"; expected {', '.join(security_group_ids)}")))
+    return checks
+
+
+@cloud_task(task_run_name="validate-hosts-in-cluster-{cluster_id}")
+def validate_hosts_in_cluster(spec: ExistingHostsSpec, cluster_id: str, project_id: int, instance_ids: list[str],
+                              security_group_ids: list[str]) -> list[Check]:
+    """What the cloud says of each added host: a running instance of the cluster, moved into the
+    cluster's project (R-ADD-2), with the security groups chosen (R-ADD-4)."""
+    if not instance_ids:
+        return []
+    cloud = tencent_cloud(spec.region)
+    states = {i["InstanceId"]: str(i.get("InstanceState"))
+              for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
+    checks: list[Check] = []
+    for instance in cloud.describe_instances(instance_ids):
+        checks += _cloud_checks(instance, states.get(instance["InstanceId"], "not in the cluster"), project_id,
+                                security_group_ids)
+    return checks
+
+
 def validation_command(mount_target: str) -> str:
     return f"{INSPECT_COMMAND}; findmnt -J -o TARGET,SOURCE,FSTYPE -T {shlex.quote(mount_target)}"
 

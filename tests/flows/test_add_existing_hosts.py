@@ -103,6 +103,10 @@ def test_r_add_3_demo_hosts_each_get_their_decision_and_a_rerun_changes_nothing(
     assert [o.get("MountTarget") for o in overrides] == ["/var/lib/containerd", None, None, None]
     assert adds[0]["params"]["LoginSettings"] == {"KeyIds": ["skey-demo0001"]}  # R-ADD-5
     assert adds[0]["params"]["SecurityGroupIds"] == ["sg-gzdemo01"]  # R-ADD-4
+    per_host = {(c.name, c.target) for c in report.checks if c.ok}
+    for name in ("host joined", "node Ready", "in the cluster's project", "security groups",
+                 "container dir placement", "other data disks untouched"):
+        assert {(name, i) for i in DEMO_HOSTS} <= per_host, name
     placement = {c.target: c.detail for c in report.checks if c.name == "container dir placement"}
     assert "/dev/vdb" in placement["ins-host0001"] and "/dev/vda1" in placement["ins-host0002"]
 
