@@ -132,8 +132,11 @@ def schedule_running(core: CloudCore, cluster_id: str, delay: float, on_running:
         core.runtime.cluster_running(cluster)
         effects: list[Any] = []
         with core.world.lock:
-            cluster.status = "Running"
-            on_running(cluster, effects)
+            if cluster.status != "Creating" or core.world.clusters.get(cluster_id) is not cluster:
+                effects.append(lambda: core.runtime.cluster_deleted(cluster_id))  # deleted meanwhile
+            else:
+                cluster.status = "Running"
+                on_running(cluster, effects)
         for effect in effects:
             effect()
 
