@@ -35,6 +35,8 @@ def test_add_existed_instances_reports_failures_per_host(clients: Clients, cloud
     assert again.FailedInstanceIds == ["ins-host0003"] and "already in cluster" in again.FailedReasons[0]
     instance = _instances(clients, cluster_id)["ins-host0003"]
     assert instance.LanIP == "10.0.1.13" and instance.InstanceRole == "WORKER"
+    assert error_code(lambda: clients.tke().DescribeClusterInstances(req(
+        M.DescribeClusterInstancesRequest, ClusterId=cluster_id, InstanceRole="BOSS"))) == "InvalidParameterValue"
 
 
 def test_add_reinstalls_and_moves_project_without_touching_data(clients: Clients, cloud_twin: Any) -> None:

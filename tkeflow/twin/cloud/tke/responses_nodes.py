@@ -27,6 +27,8 @@ def describe_cluster_instances(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if p.get("InstanceIds"):
         found = [i for i in found if i.instance_id in p["InstanceIds"]]
     role = p.get("InstanceRole") or "WORKER"
+    if role not in ("WORKER", "MASTER", "ETCD", "MASTER_ETCD", "ALL"):
+        raise exc.InvalidParameterValue(f"InstanceRole `{role}` must be WORKER, MASTER, ETCD, MASTER_ETCD or ALL.")
     if role != "ALL":
         found = [i for i in found if i.role == role or (role in ("MASTER", "ETCD") and i.role == "MASTER_ETCD")]
     found = common.apply_filters(found, p.get("Filters"), {
