@@ -224,7 +224,7 @@ def test_patch_json_merge_and_strategic(cluster: KubeCluster, api: kubernetes.cl
 
 
 def test_strategic_patch_of_conditions_and_status_subresource(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
-    core.create_namespaced_pod("default", _pod("cond"))
+    core.create_namespaced_pod("default", _pod("cond", node="10.9.9.9"))  # bound: the scheduler leaves its status alone
     status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]}}
     core.patch_namespaced_pod_status("cond", "default", status)
     core.patch_namespaced_pod_status("cond", "default", {"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
