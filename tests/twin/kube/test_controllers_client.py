@@ -87,7 +87,7 @@ def test_deployment_reaches_available_through_a_watch(cluster: KubeCluster, api:
     for event in watch.stream(apps.list_namespaced_deployment, "default", field_selector="metadata.name=shop",
                               timeout_seconds=10):
         status = event["object"].status
-        if status.available_replicas == 3 and status.observed_generation == 1:
+        if status and status.available_replicas == 3 and status.observed_generation == 1:
             available = event["object"]
             watch.stop()
     assert available is not None, "Deployment never reported 3 available replicas"
@@ -100,13 +100,16 @@ def test_deployment_reaches_available_through_a_watch(cluster: KubeCluster, api:
 def test_daemonset_follows_a_node_added_later(cluster: KubeCluster, api: kubernetes.client.ApiClient) -> None:
     apps = kubernetes.client.AppsV1Api(api)
     add_node(cluster, 0)
-    wait_for(lambda: (apps.read_namespaced_daemon_set("kube-proxy", "kube-system").status.number_ready == 1),
-             "kube-proxy on the first node")
+    wait_for(lambda: _number_ready(apps, "kube-proxy") == 1, "kube-proxy on the first node")
     add_node(cluster, 1)
-    wait_for(lambda: (apps.read_namespaced_daemon_set("kube-proxy", "kube-system").status.number_ready == 2),
-             "kube-proxy on the added node")
+    wait_for(lambda: _number_ready(apps, "kube-proxy") == 2, "kube-proxy on the added node")
     coredns = apps.read_namespaced_deployment("coredns", "kube-system")
     assert coredns.spec.replicas == 2
+
+
+def _number_ready(apps: kubernetes.client.AppsV1Api, name: str) -> int:
+    status = apps.read_namespaced_daemon_set(name, "kube-system").status
+    return (status.number_ready or 0) if status else 0
 
 
 def _probe_job(batch: kubernetes.client.BatchV1Api, name: str, target: str) -> str:
@@ -146,6 +149,5 @@ def test_probe_jobs_follow_network_policy_once_kube_router_runs(cluster: KubeClu
                                                  "image": "cloudnativelabs/kube-router:v2.1.3",
                                                  "args": ["--run-router=false", "--run-firewall=true",
                                                           "--run-service-proxy=false"]}]}}}})
-    wait_for(lambda: (apps.read_namespaced_daemon_set("kube-router", "kube-system").status or
-                      kubernetes.client.V1DaemonSetStatus(0, 0, 0, 0)).number_ready == 2, "kube-router ready")
+    wait_for(lambda: _number_ready(apps, "kube-router") == 2, "kube-router ready")
     assert _probe_job(batch, "after-agent", ip) == "Failed"
