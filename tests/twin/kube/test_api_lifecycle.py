@@ -100,6 +100,8 @@ def test_eviction_blocked_by_pdb_is_429_then_allowed_after_scaling(core: kuberne
     assert status["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
     assert status["details"]["causes"] == [{"reason": "DisruptionBudget",
                                             "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]
+    typed = policy.read_namespaced_pod_disruption_budget("web", "default")  # the typed model reads the wire form
+    assert typed.status.disruptions_allowed == 0 and typed.status.conditions[0].reason == "InsufficientPods"
     running_pod(core, "web-3", labels)  # scaled up: one disruption allowed now
     status = wait_for(lambda: (s := pdb_status(policy, "web")).get("disruptionsAllowed") == 1 and s, "one disruption allowed")
     assert (status["expectedPods"], status["desiredHealthy"], status["currentHealthy"]) == (3, 2, 3)

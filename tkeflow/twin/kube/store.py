@@ -21,7 +21,6 @@ import bisect
 import collections
 import copy
 import datetime
-import json
 import logging
 import threading
 import uuid
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tkeflow.twin.kube import errors, selectors, store_table
-from tkeflow.twin.kube.apiserver import resources
+from tkeflow.twin.kube.apiserver import resources, wire
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ class Store:
         hit = table.encoded.get(key)
         if hit is not None and hit[0] is obj:
             return hit[1]
-        data = json.dumps(obj, separators=(",", ":")).encode()
+        data = wire.encode(resource, obj)
         if table.objects.get(key) is obj:
             table.encoded[key] = (obj, data)
         return data
@@ -209,7 +208,7 @@ class Store:
             meta.pop("deletionTimestamp", None)
             if "spec" in new:
                 meta["generation"] = 1
-            table.put(key, new, resource == "pods")
+            table.put(key, new, resource == "pods", wire.encode(resource, new))
             self._record(rv, "ADDED", resource, new)
         self._deliver()
         return new
@@ -244,7 +243,7 @@ class Store:
             return self._remove_locked(resource, table, key, new)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        table.put(key, new, resource == "pods")
+        table.put(key, new, resource == "pods", wire.encode(resource, new))
         self._record(rv, "MODIFIED", resource, new)
         return new
 

@@ -10,7 +10,6 @@ write time (lists of 30,000 pods then only join bytes).
 from __future__ import annotations
 
 import collections
-import json
 from typing import Any
 
 Obj = dict[str, Any]
@@ -27,13 +26,13 @@ class Table:
         self.sorted_keys: list[Key] | None = None
         self.encoded: dict[Key, tuple[Obj, bytes]] = {}
 
-    def put(self, key: Key, obj: Obj, index_node: bool) -> None:
+    def put(self, key: Key, obj: Obj, index_node: bool, encoded: bytes) -> None:
         old = self.objects.get(key)
         if old is None:
             self.sorted_keys = None
         self.objects[key] = obj
         # encoded at write time, as etcd holds serialized objects: lists and watches only join bytes
-        self.encoded[key] = (obj, json.dumps(obj, separators=(",", ":")).encode())
+        self.encoded[key] = (obj, encoded)
         self.by_namespace[key[0]][key[1]] = obj
         if index_node:
             if old is not None:
