@@ -73,53 +73,62 @@ def _approval_preview(pre: hosts.Preflight, rows: list[dict[str, Any]], decision
 
 
 def _join_checks(pre: hosts.Preflight, inspections: dict[str, hosts.Inspection],
-                 result: join.JoinResult | None) -> tuple[list[Check], dict[str, str]]:
-    """One 'host joined' check per host of the spec, and its result text for the table."""
-    checks, texts = [], {}
+                 result: join.JoinResult | None) -> list[Check]:
+    """One 'host joined' check per host of the spec (a host left out or refused says why)."""
+    checks = []
     joined = set(result.added + result.already_in) if result else set()
     for host in pre.to_add:
-        inspection = inspections[host.instance_id]
-        failed_why = inspection.error or (result.failed.get(host.instance_id) if result else None)
+        why = inspections[host.instance_id].error or (result.failed.get(host.instance_id) if result else None)
         ok = host.instance_id in joined
-        detail = "joined" if ok else f"not added: {failed_why or 'no reply for it'}"
-        checks.append(Check(name="host joined", target=host.instance_id, ok=ok, rule="R-ADD-2", detail=detail))
-        texts[host.instance_id] = detail
-    for host in pre.already_in:
-        checks.append(Check(name="host joined", target=host.instance_id, ok=True, rule="R-ADD-2",
-                            detail="already in the cluster: skipped, not reinstalled again"))
-        texts[host.instance_id] = "skipped (already in the cluster)"
-    return checks, texts
-
-
-def _ready_checks(targets: list[hosts.HostTarget], ready: dict[str, bool], texts: dict[str, str]) -> list[Check]:
-    checks = []
-    for host in targets:
-        ok = ready.get(host.private_ip, False)
-        checks.append(Check(name="node Ready", target=host.instance_id, ok=ok, rule="R-CRT-10",
-                            detail=f"node {host.private_ip} " + ("Ready" if ok else "not Ready")))
-        texts[host.instance_id] += ", Ready" if ok else ", NOT Ready"
+        checks.append(Check(name="host joined", target=host.instance_id, ok=ok, rule="R-ADD-2",
+                            detail="joined" if ok else f"not added: {why or 'no reply for it'}"))
+    checks += [Check(name="host joined", target=h.instance_id, ok=True, rule="R-ADD-2",
+                     detail="already in the cluster: skipped, not reinstalled again") for h in pre.already_in]
     return checks
+
+
+def _decision_checks(decisions: Decisions) -> list[Check]:
+    """Each host's R-ADD-3 decision with its reason, as a row of the report (a record, always ok)."""
+    return [Check(name="data-disk decision", target=i, ok=True, rule=d.rule, detail=f"{d.summary}: {d.reason}")
+            for i, d in decisions.items()]
+
+
+def _ready_checks(targets: list[hosts.HostTarget], ready: dict[str, bool]) -> list[Check]:
+    return [Check(name="node Ready", target=h.instance_id, ok=ready.get(h.private_ip, False), rule="R-CRT-10",
+                  detail=f"node {h.private_ip} " + ("Ready" if ready.get(h.private_ip) else "not Ready"))
+            for h in targets]
+
+
+def _result_texts(pre: hosts.Preflight, checks: list[Check]) -> dict[str, str]:
+    """The 'result' column of the per-host table, from that host's checks."""
+    texts = {}
+    for host in pre.to_add + pre.already_in:
+        mine = [c for c in checks if c.target == host.instance_id]
+        failed = [f"FAILED {c.name}: {c.detail}" for c in mine if not c.ok]
+        skipped = " (already in the cluster, skipped)" if host in pre.already_in else ""
+        texts[host.instance_id] = "; ".join(failed) or f"all {len(mine)} checks passed{skipped}"
+    return texts
 
 
 def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str, hosts.Inspection],
             decisions: Decisions, result: join.JoinResult | None) -> ValidationReport:
     """Step 6: wait Ready, validate over SSH, publish the per-host table, return the report."""
     cluster_id = pre.cluster.cluster_id
-    checks, texts = _join_checks(pre, inspections, result)
+    checks = _join_checks(pre, inspections, result) + _decision_checks(decisions)
     joined_ids = set(result.added + result.already_in) if result else set()
     joined = [h for h in pre.to_add if h.instance_id in joined_ids] + pre.already_in
     added = [h.instance_id for h in pre.to_add if h in joined]
     # The disks are checked as soon as the hosts are initialized, while the nodes turn Ready.
     disks_future = join.validate_host_disks.submit(spec, cluster_id, inspections, decisions, added)
     ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
-    checks += _ready_checks(joined, ready, texts)
+    checks += _ready_checks(joined, ready)
     checks += join.validate_hosts_in_cluster(spec, cluster_id, pre.cluster.project_id, added, pre.security_group_ids)
-    disk_checks = disks_future.result()
-    for check in disk_checks:
-        texts[check.target] += "" if check.ok else f", FAILED {check.name}: {check.detail}"
-    checks += disk_checks + [c for c in pre.checks if c.warning]
+    checks += disks_future.result()
+    order = {instance_id: index for index, instance_id in enumerate(spec.instance_ids)}
+    checks.sort(key=lambda c: order.get(c.target, len(order)))  # by host, in the spec's order (stable)
+    checks += [c for c in pre.checks if c.warning]
     key = artifact_key(FLOW_NAME, cluster_id)
-    publish_table(f"{key}-hosts", host_rows(pre, inspections, decisions, texts),
+    publish_table(f"{key}-hosts", host_rows(pre, inspections, decisions, _result_texts(pre, checks)),
                   f"Hosts added to {cluster_id}: disks seen, decision, reason, result")
     summary = {"cluster_id": cluster_id, "added": result.added if result else [],
                "skipped": [h.instance_id for h in pre.already_in],

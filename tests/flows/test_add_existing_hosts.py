@@ -110,6 +110,12 @@ def test_r_add_3_demo_hosts_each_get_their_decision_and_a_rerun_changes_nothing(
     placement = {c.target: c.detail for c in report.checks if c.name == "container dir placement"}
     assert "/dev/vdb" in placement["ins-host0001"] and "/dev/vda1" in placement["ins-host0002"]
 
+    from tests.flows.prefect_artifacts import latest_artifact
+
+    table = latest_artifact(f"add-existing-hosts-{cluster_id}-hosts")  # per host: disks, decision, reason, result
+    assert "ext4 on /data, 35 GiB used" in table and "holds data, not approved" in table
+    assert "would have no effect" in table and "checks passed" in table and "FAILED" not in table
+
     clear_calls(twin)
     rerun = run_flow(hosts_spec())
 
