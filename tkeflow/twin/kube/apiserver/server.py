@@ -23,6 +23,8 @@ from tkeflow.twin.kube import errors
 
 log = logging.getLogger(__name__)
 
+IDLE_TIMEOUT_S = 120.0
+
 
 @dataclass
 class Request:
@@ -56,6 +58,7 @@ def status_response(error: errors.KubeError) -> Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # an idle keep-alive connection is closed (its thread ends); clients reconnect
     server: _Server
 
     def setup(self) -> None:
