@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -335,3 +336,42 @@ def test_metadata_only_lists_and_tables(cluster: KubeCluster) -> None:
     table = get("/api/v1/namespaces", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert table["kind"] == "Table" and [c["name"] for c in table["columnDefinitions"]] == ["Name", "Status", "Age"]
     assert ["default", "Active"] == table["rows"][0]["cells"][:2]
+
+
+def test_kubeconfig_loads_with_load_kube_config_from_dict(cluster: KubeCluster) -> None:
+    """What DescribeClusterKubeconfig hands out: one cluster (HTTPS + CA data), one token user, one context."""
+    config = yaml.safe_load(cluster.kubeconfig())
+    assert [c["name"] for c in config["clusters"]] == ["cls-apitest1"]
+    assert config["clusters"][0]["cluster"]["server"] == cluster.server_url.replace("http://", "https://")
+    assert config["users"][0]["user"] == {"token": cluster.token}
+    assert config["current-context"] == config["contexts"][0]["name"]
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config_from_dict(config, client_configuration=configuration)
+    assert configuration.verify_ssl
+    api = kubernetes.client.ApiClient(configuration)
+    assert kubernetes.client.CoreV1Api(api).read_namespace("kube-system").status.phase == "Active"
+
+
+def test_closing_the_endpoint_ends_open_watches(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
+    """R-CRT-11: closing the endpoint drops established connections too, watches included."""
+    outcome: list[str] = []
+
+    def watch_forever() -> None:
+        try:
+            for _ in kubernetes.watch.Watch().stream(core.list_namespace, timeout_seconds=60, _request_timeout=30):
+                pass
+            outcome.append("ended")
+        except Exception as error:  # the connection reset is the point of the test
+            outcome.append(type(error).__name__)
+
+    before = cluster.store.subscriber_count
+    watcher = threading.Thread(target=watch_forever, daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + 5
+    while cluster.store.subscriber_count == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cluster.store.subscriber_count == before + 1
+    cluster.set_endpoint_open(False)
+    watcher.join(timeout=10)
+    assert outcome, "the watch did not end when the endpoint closed"
+    cluster.set_endpoint_open(True)

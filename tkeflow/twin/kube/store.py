@@ -337,6 +337,11 @@ class Store:
         if self._subscribers:
             self._pending.append(event)
 
+    @property
+    def subscriber_count(self) -> int:
+        """Informers and open watches right now (tests wait on it instead of sleeping)."""
+        return len(self._subscribers)
+
     def subscribe(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn(event, resource, obj)`` for every change from now on; returns unsubscribe."""
         with self._lock:
