@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -22,6 +23,10 @@ CONFIGS = ROOT / "configs"
 # The SDK ignores NO_PROXY for 127.0.0.1:PORT (research/tencent-sdk.md): never let a proxy in.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)
+# Property tests judge correctness, not speed: on a loaded 2-core CI machine a first example can take
+# half a second, which Hypothesis' default 200 ms deadline would report as a (flaky) failure.
+hypothesis_settings.register_profile("tkeflow", deadline=None)
+hypothesis_settings.load_profile("tkeflow")
 # Keep test retries quick; the policy (which errors retry) is the same as in production.
 os.environ.setdefault("TKEFLOW_RETRY_BACKOFF_S", "0.05")
 
