@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import ssl
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -65,13 +64,6 @@ def os_install_counts(endpoint: str, instance_ids: list[str]) -> dict[str, int]:
     cvms = world.get("cvms") or {}
     items = cvms.values() if isinstance(cvms, dict) else cvms
     return {c["instance_id"]: c["os_install_count"] for c in items if c.get("instance_id") in instance_ids}
-
-
-def unverified_ssl() -> ssl.SSLContext:  # pragma: no cover - debugging aid only
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 # --- workloads and monitors on the cluster twin (test side of the wire) ---------------------------
