@@ -238,4 +238,5 @@ class Kubelets:
         if all(annotations.get(k) == v for k, v in wanted.items()):
             return
         annotations.update(wanted)
-        self.rt.update("pods", {**pod, "metadata": {**pod["metadata"], "annotations": annotations}})
+        if self.rt.update("pods", {**pod, "metadata": {**pod["metadata"], "annotations": annotations}}) is None:
+            self.rt.after(self.rt.timings.probe_run, lambda: self._refresh_probe_loop(key))  # lost a race: again

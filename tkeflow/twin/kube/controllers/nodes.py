@@ -174,7 +174,8 @@ class NodeLifecycle:
         if existing is None:
             self.rt.create("nodes", node)
         else:
-            self.rt.update("nodes", {**node, "metadata": {**existing["metadata"], **node["metadata"]}})
+            self.rt.update("nodes", {**node, "metadata": {**existing["metadata"], **node["metadata"]}},
+                           expect_rv=existing["metadata"]["resourceVersion"])
         self._kubelet_started(spec.name)
 
     def _kubelet_started(self, name: str) -> None:

@@ -245,6 +245,11 @@ class Runtime:
             return None
 
     def update(self, resource: str, obj: Obj, expect_rv: str | None = None) -> Obj | None:
+        """Compare-and-swap against the version this cache holds (never overwrite a client's newer
+        write, e.g. an uncordon); None on Conflict: the newer object's event brings the caller back."""
+        if expect_rv is None:
+            recorded = self.cache.rvs[plural(resource)].get(util.key_of(obj))
+            expect_rv = str(recorded) if recorded else None
         try:
             return self._remember(resource, self.store.update(store_key(resource), obj, expect_rv=expect_rv))
         except (errors.Conflict, errors.NotFound):
