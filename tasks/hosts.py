@@ -123,11 +123,15 @@ def _cluster_view(cloud: Any, cluster_id: str) -> ClusterView:
 
 
 def _host_check(host: HostTarget, cluster: ClusterView, other_cluster: str | None) -> Check:
-    """R-ADD-1 and state: a host can join only when RUNNING, in the cluster's VPC and in no other cluster."""
+    """R-ADD-1 and state: a host can join only when RUNNING, in the cluster's VPC and in no other cluster.
+
+    A host already in this cluster is skipped whatever its state (it may be initializing after a
+    crashed run): it is never reinstalled twice.
+    """
     name = "host can join"
-    if host.state != "RUNNING":
-        return Check(name=name, target=host.instance_id, ok=False, rule="R-CRT-10",
-                     detail=f"is {host.state}, not RUNNING: start it first")
+    if host.instance_id in cluster.member_ids:
+        return Check(name=name, target=host.instance_id, ok=True, rule="R-ADD-2",
+                     detail=f"already in {cluster.cluster_id}: skipped, it is not reinstalled again")
     if host.vpc_id != cluster.vpc_id:
         return Check(name=name, target=host.instance_id, ok=False, rule="R-ADD-1",
                      detail=f"is in {host.vpc_id}, the cluster is in {cluster.vpc_id}: only CVMs of the cluster's "
@@ -135,9 +139,9 @@ def _host_check(host: HostTarget, cluster: ClusterView, other_cluster: str | Non
     if other_cluster:
         return Check(name=name, target=host.instance_id, ok=False, rule="R-ADD-1",
                      detail=f"already belongs to cluster {other_cluster}: remove it there first, or from instance_ids")
-    if host.instance_id in cluster.member_ids:
-        return Check(name=name, target=host.instance_id, ok=True, rule="R-ADD-2",
-                     detail=f"already in {cluster.cluster_id}: skipped, it is not reinstalled again")
+    if host.state != "RUNNING":
+        return Check(name=name, target=host.instance_id, ok=False, rule="R-CRT-10",
+                     detail=f"is {host.state}, not RUNNING: start it first")
     return Check(name=name, target=host.instance_id, ok=True, rule="R-ADD-1",
                  detail=f"{host.private_ip} RUNNING in {host.vpc_id}, in no cluster")
 
@@ -217,12 +221,17 @@ def preflight_hosts(spec: ExistingHostsSpec) -> Preflight:
     result.checks += _login_checks(cloud, spec)
     result.security_group_ids = list(spec.security_group_ids) or _node_security_groups(
         cloud, cluster, {h.instance_id for h in result.to_add})
-    result.checks.append(Check(name="security groups", target="hosts", ok=True, rule="R-ADD-4",
-                               warning=not result.security_group_ids,
-                               detail=(", ".join(result.security_group_ids) + (" (given)" if spec.security_group_ids
-                                       else " (as the cluster's other nodes)")) if result.security_group_ids
-                               else "the cluster has no other node to copy from and none given: TKE's default"))
+    result.checks.append(_security_group_check(result.security_group_ids, given=bool(spec.security_group_ids)))
     return result
+
+
+def _security_group_check(groups: list[str], given: bool) -> Check:
+    """R-ADD-4: the groups the hosts will carry; none to copy and none given is a warning, not a failure."""
+    if not groups:
+        return Check(name="security groups", target="hosts", ok=True, warning=True, rule="R-ADD-4",
+                     detail="the cluster has no other node to copy from and none given: TKE's default applies")
+    origin = "given" if given else "as the cluster's other nodes"
+    return Check(name="security groups", target="hosts", ok=True, rule="R-ADD-4", detail=f"{', '.join(groups)} ({origin})")
 
 
 # -- 2. inspection over SSH -------------------------------------------------------------------------

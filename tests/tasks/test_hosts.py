@@ -133,3 +133,18 @@ def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeyp
                                                ("ResourceInUse: already in cluster cls-x", False)])
 def test_transient_reasons(reason: str, transient: bool) -> None:
     assert join._is_transient(reason) is transient
+
+
+@pytest.mark.parametrize("vpc, state, other, members, ok, rule, words", [
+    ("vpc-gzpeer01", "RUNNING", None, (), False, "R-ADD-1", "only CVMs of the cluster's VPC"),
+    ("vpc-gzdemo01", "RUNNING", "cls-other001", (), False, "R-ADD-1", "already belongs to cluster cls-other001"),
+    ("vpc-gzdemo01", "STOPPED", None, (), False, "R-CRT-10", "not RUNNING"),
+    ("vpc-gzdemo01", "PENDING", None, ("ins-host0001",), True, "R-ADD-2", "not reinstalled again"),
+    ("vpc-gzdemo01", "RUNNING", None, (), True, "R-ADD-1", "in no cluster"),
+])
+def test_r_add_1_host_checks(vpc: str, state: str, other: str | None, members: tuple[str, ...], ok: bool,
+                             rule: str, words: str) -> None:
+    host = hosts.HostTarget("ins-host0001", "10.0.1.11", "ap-guangzhou-3", vpc, state, "S5.LARGE8")
+    cluster = hosts.ClusterView("cls-demo0001", "vpc-gzdemo01", "Running", member_ids=frozenset(members))
+    check = hosts._host_check(host, cluster, other)
+    assert (check.ok, check.rule) == (ok, rule) and words in check.detail
