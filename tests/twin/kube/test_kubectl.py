@@ -192,3 +192,31 @@ def test_create_and_delete_a_multi_document_manifest(cluster: KubeCluster, kubec
         assert line in deleted
     wait_for(lambda: cluster.store.try_get("namespaces", None, "shop") is None, "namespace shop gone")
     assert "shop" not in kubectl("get", "ns").stdout
+
+
+def test_create_generators_send_protobuf_and_work(cluster: KubeCluster, kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """``kubectl create <kind>`` sends protobuf bodies (client-go typed clients): the twin reads them."""
+    commands = [
+        ("create", "namespace", "team"),
+        ("create", "deployment", "web", "--image=nginx:1.25", "--replicas=3", "--port=8080", "-n", "team"),
+        ("create", "configmap", "settings", "--from-literal=color=blue", "-n", "team"),
+        ("create", "serviceaccount", "robot", "-n", "team"),
+        ("create", "pdb", "web", "--selector=app=web", "--min-available=2", "-n", "team"),
+        ("create", "service", "nodeport", "web", "--tcp=80:8080", "-n", "team"),
+        ("create", "role", "reader", "--verb=get,list", "--resource=pods", "-n", "team"),
+        ("create", "rolebinding", "reader", "--role=reader", "--serviceaccount=team:robot", "-n", "team"),
+        ("create", "job", "once", "--image=busybox", "-n", "team", "--", "echo", "hi"),
+    ]
+    for command in commands:
+        assert "created" in kubectl(*command).stdout
+    store = cluster.store
+    deployment = store.get("deployments.apps", "team", "web")
+    assert deployment["spec"]["replicas"] == 3 and deployment["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert store.get("configmaps", "team", "settings")["data"] == {"color": "blue"}
+    assert store.get("poddisruptionbudgets.policy", "team", "web")["spec"]["minAvailable"] == 2
+    assert store.get("services", "team", "web")["spec"]["ports"][0]["targetPort"] == 8080
+    assert store.get("rolebindings.rbac.authorization.k8s.io", "team", "reader")["subjects"] == [
+        {"kind": "ServiceAccount", "name": "robot", "namespace": "team"}]
+    assert store.get("jobs.batch", "team", "once")["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+    wait_for(lambda: len(ready_pods(cluster, "team", "web")) == 3, "deployment created by kubectl Ready")

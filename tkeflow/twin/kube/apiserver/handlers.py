@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tkeflow.twin.kube import errors, patch
-from tkeflow.twin.kube.apiserver import discovery, router, table
+from tkeflow.twin.kube.apiserver import discovery, protobuf, router, table
 from tkeflow.twin.kube.apiserver.deletion import Deleter
 from tkeflow.twin.kube.apiserver.eviction import Evictor
 from tkeflow.twin.kube.apiserver.objects import Admission
@@ -42,6 +42,12 @@ def _json(obj: Any, status: int = 200) -> Response:
 def _body(request: Request) -> Any:
     if not request.body:
         return {}
+    content_type = request.header("content-type")
+    if "protobuf" in content_type:  # client-go's typed clients (kubectl create <kind>)
+        return protobuf.decode(request.body)
+    if "yaml" in content_type and "apply-patch" not in content_type:
+        raise errors.UnsupportedMediaType("the body of the request was in an unknown format - accepted media types "
+                                          "include: application/json, application/vnd.kubernetes.protobuf")
     try:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:

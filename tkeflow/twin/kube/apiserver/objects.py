@@ -182,6 +182,7 @@ def _pod_defaults(admission: Admission, obj: dict[str, Any]) -> None:
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
+    _container_defaults(spec)
     for container in spec.get("containers") or []:
         container.setdefault("imagePullPolicy", "Always" if container.get("image", "").endswith(":latest") else "IfNotPresent")
         container.setdefault("terminationMessagePath", "/dev/termination-log")
@@ -202,8 +203,15 @@ def _qos_class(spec: dict[str, Any]) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+def _container_defaults(pod_spec: dict[str, Any]) -> None:
+    for container in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
+        for port in container.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+
+
 def _template_defaults(spec: dict[str, Any]) -> None:
     template_spec = spec.setdefault("template", {}).setdefault("spec", {})
+    _container_defaults(template_spec)
     template_spec.setdefault("restartPolicy", "Always")
     template_spec.setdefault("terminationGracePeriodSeconds", 30)
     template_spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -239,6 +247,7 @@ def _job_defaults(admission: Admission, obj: dict[str, Any]) -> None:
     spec.setdefault("backoffLimit", 6)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("template", {}).setdefault("spec", {}).setdefault("restartPolicy", "Never")
+    _container_defaults(spec["template"]["spec"])
 
 
 def _namespace_defaults(admission: Admission, obj: dict[str, Any]) -> None:

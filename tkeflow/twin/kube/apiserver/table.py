@@ -99,7 +99,8 @@ def _namespace_row(obj: Obj) -> list[Any]:
 
 def _service_row(obj: Obj) -> list[Any]:
     spec = obj.get("spec", {})
-    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []) or "<none>"
+    ports = ",".join(f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+                     for p in spec.get("ports") or []) or "<none>"
     return [obj["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports, _age(obj)]
 
 
