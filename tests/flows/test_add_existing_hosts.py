@@ -202,3 +202,24 @@ def test_r_crt_9_password_from_a_secret_block_reaches_the_call_and_no_log(twin, 
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
             any_=[state.state_details.flow_run_id])))
     assert logs and not [entry.message for entry in logs if password in entry.message]
+
+
+def test_r_add_2_rerun_after_a_crash_mid_join_reinstalls_nobody_twice(twin, twin_calls, cluster_id):
+    """A run that died right after its AddExistedInstances for two hosts: the rerun skips those two."""
+    from tkeflow.clients import tencent
+
+    before = cvms(twin)
+    tencent.client_for("ap-guangzhou").call("tke", "AddExistedInstances", {
+        "ClusterId": cluster_id, "InstanceIds": ["ins-host0001", "ins-host0002"],
+        "LoginSettings": {"KeyIds": ["skey-demo0001"]}})
+    clear_calls(twin)
+
+    report = run_flow(hosts_spec())
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert sorted(report.summary["skipped"]) == ["ins-host0001", "ins-host0002"]
+    assert sorted(report.summary["added"]) == ["ins-host0003", "ins-host0004"]
+    after = cvms(twin)
+    assert all(after[i]["os_install_count"] == before[i]["os_install_count"] + 1 for i in DEMO_HOSTS)
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert [a["params"]["InstanceIds"] for a in adds] == [["ins-host0003", "ins-host0004"]]
