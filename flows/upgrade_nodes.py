@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from flows import upgrade_plan
 from flows.upgrade_plan import UpgradePlan
@@ -180,7 +181,14 @@ def _execute(spec: NodeUpgradeSpec, plan: UpgradePlan, key: str) -> tuple[list[s
     return finished, []
 
 
-@flow(name=FLOW_NAME, flow_run_name="rolling-node-upgrade-{spec.cluster_ref}-to-{spec.target_version}", log_prints=False)
+def _run_name() -> str:
+    """``rolling-node-upgrade-<cluster id or name>-to-<version>`` (the spec names its cluster either way)."""
+    spec = flow_run.parameters.get("spec")
+    values = spec.model_dump() if isinstance(spec, NodeUpgradeSpec) else dict(spec or {})
+    return f"{FLOW_NAME}-{values.get('cluster_id') or values.get('cluster_name')}-to-{values.get('target_version')}"
+
+
+@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=False)
 def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationReport:
     """Upgrade the master (when behind) and then every node of the cluster to ``spec.target_version``."""
     logger = get_run_logger()

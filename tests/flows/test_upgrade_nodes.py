@@ -191,3 +191,18 @@ def uw_post_timings(cluster: UpgradeCluster, timings: dict[str, float]) -> None:
     request = urllib.request.Request(f"http://{cluster.twin.endpoint}/_twin/timings", data=json.dumps(timings).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_r_upg_5_batches_take_batch_size_nodes_at_once_and_upgrade_every_node(cluster):
+    monitor = uw.ClusterMonitor(cluster.kc)
+    try:
+        report = run(cluster.spec(batch_size=2))
+    finally:
+        monitor.stop()
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert [len(b) for b in report.summary["batches"]] == [2, 1]
+    assert monitor.max_unschedulable == 2 and monitor.min_pdb_margin is not None and monitor.min_pdb_margin >= 0
+    upgrades = [c for c in cluster.calls(mutating=True) if c["action"] == "UpgradeClusterInstances"]
+    assert [len(c["params"]["InstanceIds"]) for c in upgrades] == [2, 1]
+    assert uw.os_install_counts(cluster.twin.endpoint, cluster.instance_ids) == {i: 2 for i in cluster.instance_ids}
