@@ -13,7 +13,7 @@ from typing import Any
 
 from tkeflow.twin.kube.apiserver import resources
 
-_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}
+_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"]}
 _SUBRESOURCE_KIND = {
     "eviction": ("policy", "v1", "Eviction", ["create"]),
     "binding": ("", "v1", "Binding", ["create"]),

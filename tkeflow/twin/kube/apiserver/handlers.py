@@ -146,6 +146,10 @@ class Api:
         obj = self.store.get(res.key, target.namespace, target.name)
         if target.subresource == "scale":
             return _json(_scale(res, obj))
+        if target.subresource == "log":
+            return _pod_log(obj, request.query.get("container"))
+        if target.subresource in ("eviction", "binding"):
+            raise errors.MethodNotAllowed()
         if table.wants_table(accept):
             return _json(table.table(res.key, [obj], obj["metadata"]["resourceVersion"], None,
                                      request.query.get("includeObject", "Metadata")))
@@ -301,6 +305,21 @@ class Api:
             except errors.Forbidden:
                 continue  # protected namespaces stay, the rest go
         return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": rv}, "items": deleted})
+
+
+def _pod_log(pod: dict[str, Any], container: str | None) -> Response:
+    """pods/log: the twin's containers print nothing (probe outcomes are in the pod's status); the
+    apiserver's errors for a wrong container or one that has not started are kept."""
+    name = pod["metadata"]["name"]
+    names = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
+    if container is None and len(names) > 1:
+        raise errors.BadRequest(f"a container name must be specified for pod {name}, choose one of: {names}")
+    container = container or (names[0] if names else "")
+    if container not in names:
+        raise errors.BadRequest(f"container {container} is not valid for pod {name}")
+    if pod.get("status", {}).get("phase", "Pending") == "Pending":
+        raise errors.BadRequest(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+    return Response(200, b"", "text/plain")
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
