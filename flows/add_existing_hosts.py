@@ -161,8 +161,8 @@ def add_existing_hosts(spec: ExistingHostsSpec, dry_run: bool = False) -> Valida
     publish_table(f"{key}-plan", rows, f"Plan: hosts to add to {pre.cluster.cluster_id} and their R-ADD-3 decisions")
     if dry_run:
         logger.info("Dry run: decisions published as artifact %s-plan; nothing was changed", key)
-        return ValidationReport(flow=FLOW_NAME, target=pre.cluster.cluster_id, ok=True, checks=pre.checks,
-                                summary={"dry_run": True, "plan": rows})
+        return ValidationReport(flow=FLOW_NAME, target=pre.cluster.cluster_id, ok=True,
+                                checks=pre.checks + _decision_checks(decisions), summary={"dry_run": True, "plan": rows})
     result = None
     if decisions:
         require_approval(f"Adding {len(decisions)} hosts to {pre.cluster.cluster_id} (OS reinstall, R-ADD-2)",
