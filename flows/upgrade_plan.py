@@ -106,7 +106,9 @@ def _health_checks(plan: UpgradePlan, instances: Mapping[str, Mapping[str, Any]]
     for name in sorted(plan.observed):
         node, node_plan = plan.observed[name], plan.plans[name]
         cloud_state = (instances.get(node.instance_id) or {}).get("InstanceState", "running")
-        upgrading = node_plan.started and progress.get(node.instance_id) in UPGRADING
+        # a node tkeflow started is excused while the cloud upgrades it, or just finished and the
+        # kubelet is still coming back (the flow then waits for it, bounded by node_ready_timeout_s)
+        upgrading = node_plan.started and progress.get(node.instance_id) in UPGRADING | {"done"}
         healthy = node.ready and cloud_state == "running"
         if healthy or upgrading:
             detail = "Ready" if healthy else f"being upgraded by an earlier run (cloud: {progress.get(node.instance_id)})"

@@ -184,3 +184,4 @@ def test_r_node_2_local_storage_needs_the_flag_and_unmanaged_pods_block():
 ])
 def test_label_selector_semantics(selector, labels, ok):
     assert upgrade.selector_matches(selector, labels) is ok
+
