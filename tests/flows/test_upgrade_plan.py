@@ -8,6 +8,7 @@ from tkeflow.specs import NodeUpgradeSpec
 
 TARGET = "1.32.2"
 
+
 def api_node(name: str, version: str = "v1.30.0", ready: bool = True, unschedulable: bool = False,
              annotations: dict | None = None) -> dict:
     return {"metadata": {"name": name, "labels": {"cloud.tencent.com/node-instance-id": f"ins-{name}"},
