@@ -25,7 +25,6 @@ class KubeTimings:
     pod_terminate: float = 0.05  # deletionTimestamp set -> object removed (grace period, scaled down)
     probe_run: float = 0.05  # a probe/command pod Ready -> its command's exit (Succeeded/Failed)
     node_heartbeat: float = 60.0  # refresh of the node conditions' lastHeartbeatTime
-    node_monitor_grace: float = 0.0  # node_down -> Ready=Unknown already at once (no 40 s grace)
 
 
 @dataclass
