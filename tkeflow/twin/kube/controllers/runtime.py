@@ -256,8 +256,7 @@ class Runtime:
             return None
 
     def update_status(self, resource: str, obj: Obj) -> Obj | None:
-        """Write ``obj``'s status onto the stored object (the /status subresource)."""
-        namespace, name = util.key_of(obj)
+        """Write ``obj``'s status onto the stored object (the /status subresource; status is ours)."""
         try:
             return self._remember(resource, self.store.update_status(store_key(resource), obj))
         except errors.NotFound:
