@@ -40,7 +40,7 @@ class Twin:
             not n["spec"].get("taints") for n in self.store.list("nodes")[0]), "nodes Ready")
 
     def add_node(self, index: int, **extra: Any) -> None:
-        ip = f"10.0.2.{10 + index}"
+        ip = f"10.0.{2 + index // 200}.{10 + index % 200}"
         self.ctl.add_node(NodeSpec(name=ip, instance_id=f"ins-wl{index:06d}", private_ip=ip, zone="ap-guangzhou-4",
                                    instance_type="S5.2XLARGE16", cpu=8, memory_gib=16, **extra))
 
@@ -202,3 +202,57 @@ def test_pdb_with_max_unavailable_percent_counts_the_deployment_scale(twin: Twin
     status = wait_for(lambda: (s := twin.status("poddisruptionbudgets.policy", "pct")).get("currentHealthy") == 4
                       and s, "pdb sees 4 healthy")
     assert status["expectedPods"] == 4 and status["desiredHealthy"] == 2 and status["disruptionsAllowed"] == 2
+
+
+def test_statefulset_scales_down_from_the_highest_ordinal(twin: Twin) -> None:
+    twin.store.create("statefulsets.apps", {"metadata": {"name": "zk", "namespace": "default"}, "spec": {
+        "replicas": 3, "serviceName": "zk", "selector": {"matchLabels": {"app": "zk"}}, "template": template("zk")}})
+    wait_for(lambda: twin.status("statefulsets.apps", "zk").get("readyReplicas") == 3, "zk ready")
+    current = twin.store.get("statefulsets.apps", "default", "zk")
+    twin.store.update("statefulsets.apps", {**current, "spec": {**current["spec"], "replicas": 1}})
+    wait_for(lambda: [p["metadata"]["name"] for p in twin.pods("zk-")] == ["zk-0"], "only zk-0 left")
+
+
+def test_daemonset_template_change_rolls_every_pod(twin: Twin) -> None:
+    labels = {"app": "logger"}
+    spec = {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+        "containers": [{"name": "log", "image": "fluent-bit:2.1"}]}}}
+    twin.store.create("daemonsets.apps", {"metadata": {"name": "logger", "namespace": "default"}, "spec": spec})
+    wait_for(lambda: twin.status("daemonsets.apps", "logger").get("numberReady") == 3, "logger ready")
+    current = twin.store.get("daemonsets.apps", "default", "logger")
+    new_template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "log", "image": "fluent-bit:3.0"}]}}
+    twin.store.update("daemonsets.apps", {**current, "spec": {**current["spec"], "template": new_template}})
+    wait_for(lambda: sorted(p["spec"]["containers"][0]["image"] for p in twin.pods("logger-")) == ["fluent-bit:3.0"] * 3
+             and twin.status("daemonsets.apps", "logger").get("updatedNumberScheduled") == 3, "logger rolled")
+
+
+def test_namespace_deletion_cascades_to_everything_in_it(twin: Twin) -> None:
+    """R-CRT-12: deleting a namespace destroys everything in it; the namespace goes last."""
+    twin.store.create("namespaces", {"metadata": {"name": "dev"}, "spec": {"finalizers": ["kubernetes"]}})
+    created = deployment("app", 2)
+    created["metadata"]["namespace"] = "dev"
+    twin.store.create("deployments.apps", created)
+    twin.store.create("configmaps", {"metadata": {"name": "settings", "namespace": "dev"}, "data": {"a": "b"}})
+    wait_for(lambda: twin.status("deployments.apps", "app", "dev").get("availableReplicas") == 2, "app available")
+    twin.store.mark_deleting("namespaces", None, "dev", 0)
+    wait_for(lambda: twin.store.try_get("namespaces", None, "dev") is None, "namespace dev gone")
+    for resource in ("pods", "replicasets.apps", "deployments.apps", "configmaps"):
+        assert twin.store.list(resource, "dev")[0] == []
+
+
+def test_two_hundred_nodes_and_two_thousand_pods_settle_quickly() -> None:
+    """Work stays O(changed objects): a guard for the 1,000-node / 30,000-pod benchmark."""
+    big = Twin(0)
+    try:
+        for index in range(200):
+            big.add_node(index)
+        big.store.create("deployments.apps", deployment("bulk", 2000))
+        wait_for(lambda: big.status("deployments.apps", "bulk").get("availableReplicas") == 2000, "bulk available",
+                 timeout=60)
+        wait_for(lambda: big.status("daemonsets.apps", "kube-proxy", "kube-system").get("numberReady") == 200,
+                 "kube-proxy everywhere", timeout=30)
+        per_node = [len(big.store.pods_on_node(f"10.0.2.{10 + i}")) for i in range(200)]
+        assert max(per_node) - min(per_node) <= 3, "least-allocated scoring spreads the pods"
+    finally:
+        big.ctl.stop()
+        big.clock.stop()
