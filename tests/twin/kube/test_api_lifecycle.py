@@ -115,17 +115,23 @@ def test_eviction_blocked_by_pdb_is_429_then_allowed_after_scaling(core: kuberne
     wait_for(lambda: pdb_status(policy, "web").get("currentHealthy") == 2, "PDB recomputed")
 
 
-def test_eviction_percentages_and_max_unavailable(core: kubernetes.client.CoreV1Api, policy: kubernetes.client.PolicyV1Api) -> None:
+def test_eviction_percentages_and_max_unavailable(cluster: KubeCluster, core: kubernetes.client.CoreV1Api,
+                                                  policy: kubernetes.client.PolicyV1Api) -> None:
+    """maxUnavailable as a percentage of the controller's scale (a Deployment of 4: one disruption)."""
     labels = {"app": "pct"}
-    for i in range(4):
-        running_pod(core, f"pct-{i}", labels)
+    apps = kubernetes.client.AppsV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
+    apps.create_namespaced_deployment("default", {"metadata": {"name": "pct"}, "spec": {
+        "replicas": 4, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
     policy.create_namespaced_pod_disruption_budget("default", {"metadata": {"name": "pct"},
                                                                "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": labels}}})
     status = wait_for(lambda: (s := pdb_status(policy, "pct")).get("currentHealthy") == 4 and s, "PDB")
-    assert (status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 1)
-    evict(core, "pct-0")
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (4, 3, 1)
+    cluster.timings.pod_ready = 60.0  # the replacement pod stays unready: the budget stays spent
+    first, second = sorted(p.metadata.name for p in core.list_namespaced_pod("default", label_selector="app=pct").items)[:2]
+    evict(core, first)
     with pytest.raises(ApiException) as refused:
-        evict(core, "pct-1")
+        evict(core, second)
     assert refused.value.status == 429
 
 
