@@ -47,7 +47,7 @@ class Probe:
 @dataclass(frozen=True)
 class Step:
     joiner: str  # how it follows the previous step: ";", "&&" or "||"
-    kind: str  # "probe", "exit", "sleep"
+    kind: str  # "probe", "status" (a command's exit status), "exit" (the shell exits), "sleep"
     probe: Probe | None = None
     code: int = 0
     seconds: float = 0.0
@@ -72,9 +72,9 @@ class Behaviour:
             if step.kind == "probe" and step.probe is not None:
                 status = 0 if reach(step.probe) else 1
             elif step.kind == "exit":
+                return step.code  # the shell's own exit ends the script
+            elif step.kind == "status":
                 status = step.code
-                if step.code != 0 or step.joiner == "exit":
-                    return status
             else:
                 status = 0
         return status
@@ -103,7 +103,7 @@ def _script_behaviour(script: str) -> Behaviour:
         lexer.whitespace_split = True
         tokens = list(lexer)
     except ValueError:
-        return Behaviour("exits", (Step(";", "exit", code=2),))
+        return Behaviour("exits", (Step(";", "exit", code=2),))  # sh: syntax error
     commands = [(joiner, _strip_keywords(cmd)) for joiner, cmd in _split(tokens)]
     commands = [(joiner, cmd) for joiner, cmd in commands if cmd]
     words = set(tokens)
@@ -153,15 +153,15 @@ def _step(joiner: str, cmd: list[str]) -> Step | None:
         try:
             return Step(joiner, "sleep", seconds=float(arg.rstrip("s")))
         except ValueError:
-            return Step(joiner, "exit", code=1)
+            return Step(joiner, "status", code=1)
     if name == "tail" and "-f" in cmd:
         return None
     if name == "false":
-        return Step(joiner, "exit", code=1)
+        return Step(joiner, "status", code=1)
     if name == "exit":
         code = int(cmd[1]) if len(cmd) > 1 and cmd[1].lstrip("-").isdigit() else 0
-        return Step("exit" if joiner == ";" else joiner, "exit", code=code)
-    return Step(joiner, "exit", code=0)
+        return Step(joiner, "exit", code=code)
+    return Step(joiner, "status", code=0)
 
 
 def parse_probe(cmd: list[str]) -> Probe | None:
