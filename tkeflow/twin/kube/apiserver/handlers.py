@@ -1,14 +1,15 @@
 """The REST verbs of the twin's apiserver: get, list, watch, create, update, patch, delete,
-plus the status, scale, eviction and binding subresources and the discovery documents.
+plus the status, scale, eviction, binding and log subresources and the discovery documents.
 
 ``Api.dispatch`` is what server.ApiServer calls for each authenticated request. Handlers stay thin:
 admission (objects.py), deletion semantics (deletion.py), eviction (eviction.py), watch streams
-(watch.py) and tables (table.py) live beside them; the Store holds the state. Lists are built from
-the Store's cached per-object JSON bytes so that 30,000 pods serialize in well under a second.
-Not emulated: server-side apply (415), protobuf (clients are sent JSON), aggregated discovery,
-OpenAPI documents (404; kubectl copes), impersonation, RBAC enforcement (any valid token is admin).
+(watch.py), tables (table.py) and protobuf request bodies (protobuf.py) live beside them; the Store
+holds the state. Lists join the Store's per-object JSON bytes, so 30,000 pods serialize in well
+under a second. Responses are always JSON (clients that prefer protobuf accept JSON too).
+Not emulated: server-side apply (415), aggregated discovery (clients fall back to the legacy
+documents), OpenAPI schemas (minimal v3 documents only, see discovery.py), exec/attach/port-forward,
+impersonation, RBAC enforcement (any valid token is cluster-admin), fieldValidation=Strict.
 """
-
 from __future__ import annotations
 
 import base64
