@@ -375,3 +375,19 @@ def test_closing_the_endpoint_ends_open_watches(cluster: KubeCluster, core: kube
     watcher.join(timeout=10)
     assert outcome, "the watch did not end when the endpoint closed"
     cluster.set_endpoint_open(True)
+
+
+def test_continue_tokens_keep_the_first_pages_version_and_expire(core: kubernetes.client.CoreV1Api) -> None:
+    """Every page reports the first page's resourceVersion (a watch from it misses nothing); a token
+    older than the event history is 410 Expired, as after an etcd compaction."""
+    for i in range(4):
+        core.create_namespaced_config_map("default", {"metadata": {"name": f"page-{i}"}})
+    first = core.list_namespaced_config_map("default", limit=2)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "page-9"}})
+    second = core.list_namespaced_config_map("default", limit=2, _continue=first.metadata._continue)
+    assert second.metadata.resource_version == first.metadata.resource_version
+    for n in range(250):  # more changes than the cluster's 200-event history
+        core.patch_namespaced_config_map("page-9", "default", {"data": {"n": str(n)}})
+    with pytest.raises(ApiException) as expired:
+        core.list_namespaced_config_map("default", limit=2, _continue=second.metadata._continue)
+    assert expired.value.status == 410 and json.loads(expired.value.body)["reason"] == "Expired"

@@ -338,6 +338,11 @@ class Store:
             self._pending.append(event)
 
     @property
+    def history_floor(self) -> int:
+        """Changes after this resourceVersion are still in the event history (watch resume, continue tokens)."""
+        return self._history_floor
+
+    @property
     def subscriber_count(self) -> int:
         """Informers and open watches right now (tests wait on it instead of sleeping)."""
         return len(self._subscribers)

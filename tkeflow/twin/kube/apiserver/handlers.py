@@ -60,12 +60,19 @@ def _encode_continue(rv: str, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    """(resourceVersion of the list's first page, last key served) from a continue token."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return data["start"][0], data["start"][1]
+        return int(data["rv"]), (data["start"][0], data["start"][1])
     except (ValueError, KeyError, IndexError, TypeError, binascii.Error):
         raise errors.BadRequest("continue key is not valid: the continue token is invalid") from None
+
+
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter."
+)
 
 
 class Api:
@@ -161,9 +168,16 @@ class Api:
     def _list(self, request: Request, target: router.Target) -> Response:
         res, query = target.resource, request.query
         limit = int(query.get("limit") or 0) or None
-        start = _decode_continue(query["continue"]) if query.get("continue") else None
+        start, first_rv = None, None
+        if query.get("continue"):
+            first_rv, start = _decode_continue(query["continue"])
+            if first_rv < self.store.history_floor:
+                raise errors.Gone(_CONTINUE_EXPIRED)
         items, rv, last = self.store.list_page(res.key, target.namespace, query.get("labelSelector"),
                                                query.get("fieldSelector"), limit, start)
+        # every page reports the first page's resourceVersion, so that a watch started from the list's
+        # resourceVersion replays whatever changed while the pages were read (no event is missed)
+        rv = str(first_rv) if first_rv is not None else rv
         token = _encode_continue(rv, last) if last else None
         if table.wants_table(request.header("accept")):
             return _json(table.table(res.key, items, rv, token, query.get("includeObject", "Metadata")))
