@@ -85,9 +85,12 @@ def test_unverified_ca_and_missing_token_are_refused(cluster: KubeCluster) -> No
     assert refused.value.status == 401
 
 
-def test_seeded_namespaces_and_kubernetes_service(core: kubernetes.client.CoreV1Api) -> None:
+def test_seeded_namespaces_and_kubernetes_service(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
     names = {n.metadata.name for n in core.list_namespace().items}
     assert names == {"default", "kube-system", "kube-public", "kube-node-lease"}
+    core.create_namespace({"metadata": {"name": "fresh"}})  # every namespace gets its default SA and root CA
+    assert core.read_namespaced_service_account("default", "fresh").metadata.name == "default"
+    assert core.read_namespaced_config_map("kube-root-ca.crt", "fresh").data["ca.crt"] == cluster.ca_pem
     assert core.read_namespace("kube-system").metadata.labels["kubernetes.io/metadata.name"] == "kube-system"
     assert core.read_namespaced_service("kubernetes", "default").spec.cluster_ip == "172.21.0.1"
 
@@ -116,10 +119,10 @@ def test_list_with_label_and_field_selectors(cluster: KubeCluster, core: kuberne
 
 def test_pagination_with_limit_and_continue(core: kubernetes.client.CoreV1Api) -> None:
     for i in range(7):
-        core.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}})
+        core.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{i}", "labels": {"test": "pages"}}, "data": {"i": str(i)}})
     seen, token, pages = [], None, 0
     while True:
-        page = core.list_namespaced_config_map("default", limit=3, _continue=token)
+        page = core.list_namespaced_config_map("default", limit=3, _continue=token, label_selector="test=pages")
         seen += [c.metadata.name for c in page.items]
         pages += 1
         token = page.metadata._continue
@@ -143,7 +146,7 @@ def test_watch_events_resume_and_bookmarks(core: kubernetes.client.CoreV1Api) ->
     # resume from the MODIFIED event's resourceVersion: only the DELETED event follows
     modified_rv = _first_events(core, 2, resource_version=start_rv)[1]["object"].metadata.resource_version
     assert [e["type"] for e in _first_events(core, 1, resource_version=modified_rv)] == ["DELETED"]
-    assert _first_events(core, 1, allow_watch_bookmarks=True)[0]["type"] == "BOOKMARK"
+    assert _first_events(core, 1, allow_watch_bookmarks=True, label_selector="none=yet")[0]["type"] == "BOOKMARK"
 
 
 def _first_events(core: kubernetes.client.CoreV1Api, count: int, **kwargs: Any) -> list[dict[str, Any]]:

@@ -60,12 +60,16 @@ class KubeCluster:
         self.controllers = Controllers(self.store, self.clock, self.timings, network, cluster_id=cluster_id,
                                        container_cidr=container_cidr, service_cidr=service_cidr, version=version)
         self._started = False
+        self._seeded = False
+        self._unsubscribe_namespaces = self.store.subscribe(self._on_namespace)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> KubeCluster:
         if self._started:
             return self
-        self._seed()
+        if not self._seeded:
+            self._seed()
+            self._seeded = True
         self.controllers.start()
         self._server.open()
         self._started = True
@@ -74,6 +78,7 @@ class KubeCluster:
     def stop(self) -> None:
         self._server.close()
         self.controllers.stop()
+        self._unsubscribe_namespaces()
         if self._own_clock:
             self.clock.stop()
         self._started = False
@@ -81,12 +86,26 @@ class KubeCluster:
     def _seed(self) -> None:
         for namespace in SEED_NAMESPACES:
             self.create("namespaces", {"metadata": {"name": namespace}})
-            self.create("serviceaccounts", {"metadata": {"name": "default", "namespace": namespace}})
         first_ip = str(next(ipaddress.ip_network(self.service_cidr, strict=False).hosts()))
         self.create("services", {
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]},
         })
+
+    def _on_namespace(self, event: str, resource: str, obj: dict[str, Any]) -> None:
+        """What the serviceaccount and root-CA publisher controllers add to every new namespace:
+        the ``default`` ServiceAccount (pods run as it) and the ``kube-root-ca.crt`` ConfigMap."""
+        if resource != "namespaces" or event != "ADDED":
+            return
+        namespace = obj["metadata"]["name"]
+        defaults = [("serviceaccounts", {"metadata": {"name": "default", "namespace": namespace}}),
+                    ("configmaps", {"metadata": {"name": "kube-root-ca.crt", "namespace": namespace},
+                                    "data": {"ca.crt": self.ca_pem}})]
+        for kind, default in defaults:
+            try:
+                self.store.create(kind, default)
+            except errors.AlreadyExists:
+                continue
 
     def create(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Create through admission (defaults, validation) without HTTP: for seeding and the cloud twin."""
