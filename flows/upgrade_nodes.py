@@ -51,12 +51,13 @@ class NodeFailed(Exception):
         self.nodes, self.step, self.error = list(nodes), step, error
 
 
-def _observe(spec: NodeUpgradeSpec, cluster: dict[str, Any]) -> UpgradePlan:
+def _observe(spec: NodeUpgradeSpec, cluster: dict[str, Any]) -> tuple[UpgradePlan, dict[str, str]]:
+    """One read of the cluster and of the cloud; the plan and the cloud's upgrade progress."""
     cluster_id = str(cluster["ClusterId"])
     observation = node_steps.observe_cluster(cluster_id, spec.region)
     instances = cloud_steps.describe_instances(spec.region, cluster_id)
     progress = cloud_steps.upgrade_progress(spec.region, cluster_id)
-    return upgrade_plan.build_plan(spec, cluster, observation, instances, progress)
+    return upgrade_plan.build_plan(spec, cluster, observation, instances, progress), progress
 
 
 def _check_upgradeable(spec: NodeUpgradeSpec, plan: UpgradePlan, progress: dict[str, str]) -> list[Check]:
@@ -195,9 +196,9 @@ def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationRep
     try:
         cluster = cloud_steps.describe_cluster(spec.region, spec.cluster_id, spec.cluster_name)
         key = artifact_key(FLOW_NAME, str(cluster["ClusterId"]))
-        plan = _observe(spec, cluster)
+        plan, progress = _observe(spec, cluster)
         if not plan.needs_master(spec.target_version):
-            plan.checks += _check_upgradeable(spec, plan, cloud_steps.upgrade_progress(spec.region, plan.cluster_id))
+            plan.checks += _check_upgradeable(spec, plan, progress)
         preview = upgrade_plan.plan_markdown(spec, plan)
         publish_markdown(f"{key}-plan", preview, f"Rolling upgrade plan for {plan.cluster_id}")
         if dry_run or plan.failed:
