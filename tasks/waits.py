@@ -16,7 +16,7 @@ from typing import TypeVar
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from tkeflow.errors import PermanentError
+from tkeflow.errors import PermanentError, TransientError
 
 T = TypeVar("T")
 
@@ -44,17 +44,25 @@ def poll_until(
     """Call ``fetch`` until ``done(value)``; return that value, or fail after ``timeout_s``.
 
     The failure says what was awaited and the last state seen, so a person knows where it stuck.
-    ``fetch`` may raise TransientError; the enclosing task's retry policy deals with it.
+    A TransientError from ``fetch`` (throttling, a reset) does not end the wait: the poll backs off
+    and goes on until the deadline, so a long wait is not restarted from scratch by a task retry.
     """
     deadline = time.monotonic() + timeout_s
     interval = first_interval_s
     last_state = None
+    last_seen = "nothing seen yet"
     _log("Waiting for %s (up to %ss)", what, int(timeout_s))
     while True:
-        value = fetch()
-        if done(value):
-            return value
-        state = describe(value)
+        try:
+            value = fetch()
+        except TransientError as error:
+            if time.monotonic() >= deadline:
+                raise
+            state = f"{last_seen} (last poll failed: {error.code or error})"
+        else:
+            if done(value):
+                return value
+            state = last_seen = describe(value)
         if state != last_state:
             _log("Still waiting for %s: %s", what, state)
             last_state = state

@@ -363,12 +363,24 @@ def test_twin_typed_helpers(running_twin: Any, twin_cloud: tencent.TencentCloud)
         twin_cloud.describe_cluster_instances("cls-doesnotexist")
 
 
-def test_twin_throttling_is_transient_and_not_retried_by_the_sdk(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+def test_twin_throttling_is_retried_at_the_call_then_transient(running_twin: Any, twin_cloud: tencent.TencentCloud,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A throttled request never ran: the client sends it again a few times, then lets the task decide."""
+    monkeypatch.setattr(tencent, "THROTTLE_BACKOFF_S", 0.001)
     _post(running_twin, "/_twin/faults", {"actions": {"DescribeVpcs": {"throttle_rate": 1}}})
     with pytest.raises(errors.TransientError) as caught:
         twin_cloud.describe_vpcs()
     assert caught.value.code == "RequestLimitExceeded" and caught.value.request_id
-    assert len(_calls(running_twin, "DescribeVpcs")) == 1  # tasks retry by type; the SDK must not
+    assert len(_calls(running_twin, "DescribeVpcs")) == tencent.THROTTLE_RETRIES + 1
+
+
+def test_twin_internal_error_is_not_resent_by_the_client(running_twin: Any, twin_cloud: tencent.TencentCloud) -> None:
+    """InternalError may come after the request ran: only the task, which re-reads state first, retries it."""
+    _post(running_twin, "/_twin/faults", {"actions": {"DescribeVpcs": {"error_rate": 1}}})
+    with pytest.raises(errors.TransientError) as caught:
+        twin_cloud.describe_vpcs()
+    assert caught.value.code == "InternalError"
+    assert len(_calls(running_twin, "DescribeVpcs")) == 1
 
 
 def test_twin_auth_failure_is_permanent_after_one_call(running_twin: Any) -> None:

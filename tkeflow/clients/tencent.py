@@ -29,6 +29,7 @@ import functools
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -62,6 +63,12 @@ ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
 SECRET_ID_ENV = "TENCENTCLOUD_SECRET_ID"
 SECRET_KEY_ENV = "TENCENTCLOUD_SECRET_KEY"
 DEFAULT_REQ_TIMEOUT_S = 30.0
+#: RequestLimitExceeded* is retried right here, a few times with backoff and jitter: the request was
+#: refused before it ran, and retrying the call is cheaper than restarting a task of many calls.
+THROTTLED_CODE = "RequestLimitExceeded"
+THROTTLE_RETRIES = int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "4"))
+THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
+_throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 
 # service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12.
 SERVICES: dict[str, tuple[type, ModuleType]] = {
@@ -239,15 +246,7 @@ class TencentCloud(DescribeMixin):
             raise errors.PermanentError(f"{what}: parameters do not fit the request model: {exc}", code="ClientParamsError") from exc
         return request
 
-    def call(self, service: str, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call ``action`` of ``service`` (tke, cvm, vpc); return the response as a dict.
-
-        The dict holds every field of the SDK's response model (``None`` when not returned) and
-        ``RequestId``. Raises TransientError (retry), NotFoundError or PermanentError.
-        """
-        client = self.sdk_client(service)
-        request = self._build_request(service, action, params or {})
-        what = f"{service}.{action}"
+    def _send(self, client: Any, request: AbstractModel, service: str, action: str, what: str) -> Any:
         if self.rate_limited:
             ratelimit.limiter_for(service, self.region).acquire()
         self.calls.add(what)
@@ -261,6 +260,27 @@ class TencentCloud(DescribeMixin):
                 exc.code, exc.message, exc.requestId, what=what, secrets=(self._credential.secret_key,)
             ) from exc
         log.debug("%s in %s took %.3fs", what, self.region, time.monotonic() - started)
+        return response
+
+    def call(self, service: str, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call ``action`` of ``service`` (tke, cvm, vpc); return the response as a dict.
+
+        The dict holds every field of the SDK's response model (``None`` when not returned) and
+        ``RequestId``. Raises TransientError (retry), NotFoundError or PermanentError.
+        """
+        client = self.sdk_client(service)
+        request = self._build_request(service, action, params or {})
+        what = f"{service}.{action}"
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                response = self._send(client, request, service, action, what)
+                break
+            except errors.TransientError as exc:
+                # A throttled request was refused before it ran, so sending it again cannot do anything
+                # twice; other transient faults (InternalError, timeouts) may have run: the task decides.
+                if not (exc.code or "").startswith(THROTTLED_CODE) or attempt == THROTTLE_RETRIES:
+                    raise
+                _throttle_pause.wait(THROTTLE_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
         return json.loads(response.to_json_string())
 
 
