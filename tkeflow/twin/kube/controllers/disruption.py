@@ -86,8 +86,10 @@ class Disruption:
         if not disrupted:
             status.pop("disruptedPods")
         ok = allowed > 0
-        status["conditions"] = util.set_condition(status.get("conditions") or [], util.condition(
+        allowed_condition = util.condition(
             "DisruptionAllowed", "True" if ok else "False", "SufficientPods" if ok else "InsufficientPods",
-            "", observedGeneration=pdb["metadata"].get("generation", 1)))
+            "", observedGeneration=pdb["metadata"].get("generation", 1))
+        allowed_condition.setdefault("message", "")  # a metav1.Condition: clients require message, even empty
+        status["conditions"] = util.set_condition(status.get("conditions") or [], allowed_condition)
         if status != (pdb.get("status") or {}):
             self.rt.update_status("poddisruptionbudgets", {**pdb, "status": status})
