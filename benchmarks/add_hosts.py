@@ -132,9 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         instance_ids = add_hosts_to_world(twin, args.hosts)
         cluster_id = create_cluster(twin)
         timings.instance_init, timings.node_ready = args.instance_init, args.node_ready
+        timings.ssh_command_latency_s = args.ssh_latency  # what POST /_twin/timings sets
         twin._sync_timings(timings)  # the cluster twin's kubelets read node_ready from here
-        if twin.ssh is not None:
-            twin.ssh.command_latency_s = args.ssh_latency
         spec = specs.ExistingHostsSpec.model_validate({
             "cluster_id": cluster_id, "region": "ap-guangzhou", "instance_ids": instance_ids,
             "container_dir_on_data_disk": True, "approve_reinstall": True,

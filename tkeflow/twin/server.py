@@ -188,4 +188,5 @@ def _ssh_fleet(twin: Twin) -> Any:
             return {k.key_id: k.public_key for k in twin.world.key_pairs.values()}
 
     reachable = twin.network.host_path if twin.network is not None else None  # ping follows routes (R-NET-3)
-    return SshFleet(cvms, SSH_SEED, reachable, keys=keys, clock=twin.clock)
+    return SshFleet(cvms, SSH_SEED, reachable, keys=keys, clock=twin.clock,
+                    command_latency_s=lambda: twin.world.timings.ssh_command_latency_s)

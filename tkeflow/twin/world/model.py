@@ -291,6 +291,7 @@ class Timings:
     endpoint_create: float = 0.3
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
+    ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 _TIMINGS = {"cluster_create", "instance_init", "node_ready", "pod_ready", "node_upgrade",
-            "master_upgrade", "endpoint_create", "cluster_delete", "node_pool_scale"}
+            "master_upgrade", "endpoint_create", "cluster_delete", "node_pool_scale", "ssh_command_latency_s"}
 _SPEC_KEYS = {"account", "kubernetes_versions", "quotas", "timings", "faults", "network",
               "instance_types", "key_pairs", "idc_networks", "regions"}
 
