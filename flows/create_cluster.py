@@ -76,11 +76,12 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
     existing = converge.find_cluster(spec)
     checks = run_preflight(spec, existing)
     if dry_run:
-        publish_markdown(f"{key}-plan", _plan_markdown(spec, existing, checks), f"Plan for cluster {spec.name}")
+        plan = _plan_markdown(spec, existing, checks)
+        publish_markdown(f"{key}-plan", plan, f"Plan for cluster {spec.name}")
         _stop_on_failed_preflight(spec, checks)
         logger.info("Dry run: plan published as artifact %s-plan; nothing was changed", key)
         return ValidationReport(flow=FLOW_NAME, target=spec.name, ok=True, checks=checks,
-                                summary={"dry_run": True, "cluster_id": existing or "(would be created)"})
+                                summary={"dry_run": True, "cluster_id": existing or "(would be created)", "plan": plan})
     _stop_on_failed_preflight(spec, checks)
 
     cluster_id = converge.create_cluster_if_absent(spec)

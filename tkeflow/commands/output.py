@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
@@ -22,6 +23,15 @@ def print_problems(console: Console, path: Path | str, problems: list[Any]) -> N
     console.print(table)
 
 
+def _rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in rows[0]:
+        table.add_column(str(column), overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row.get(column, "")) for column in rows[0]))
+    return table
+
+
 def print_report(console: Console, report: Any) -> None:
     """A ValidationReport (tasks/validation.py) as a table, then one line saying whether it held."""
     table = Table(title=f"{report.flow} on {report.target}", title_justify="left")
@@ -32,8 +42,14 @@ def print_report(console: Console, report: Any) -> None:
         table.add_row(f"[{_STYLE[result]}]{result}[/]", check.name, check.target, check.detail, check.rule or "")
     console.print(table)
     for key, value in (report.summary or {}).items():
-        if isinstance(value, (str, int, float)):
+        if key == "plan" and isinstance(value, str):  # a dry run's plan, as markdown: what would be changed
+            console.print(Markdown(value))
+        elif isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            console.print(_rows_table(key, value))
+        elif isinstance(value, (str, int, float)):
             console.print(f"  {key}: {value}")
+        elif isinstance(value, list):
+            console.print(f"  {key}: {', '.join(map(str, value)) or '-'}")
     verdict = "[green]all checks passed[/green]" if report.ok else "[red]some checks failed[/red]"
     console.print(f"{report.flow}: {verdict} ({sum(c.ok for c in report.checks)}/{len(report.checks)})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.status import Status
 
 from tkeflow import specs
 from tkeflow.commands import output
@@ -62,6 +65,34 @@ def load_or_exit(path: Path) -> Any:
     return manifest
 
 
+class TaskProgress(logging.Handler):
+    """Shows, under the spinner, which task the flow is in and how many tasks have finished."""
+
+    def __init__(self, status: Status, headline: str):
+        super().__init__(level=logging.INFO)
+        self.status, self.headline, self.finished = status, headline, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Finished in state"):
+            self.finished += 1
+        task_name = getattr(record, "task_run_name", "")
+        detail = escape(f"({self.finished} tasks done; {task_name}: {message[:70]})")
+        self.status.update(f"{self.headline} [dim]{detail}[/dim]")
+
+
+@contextlib.contextmanager
+def progress_display(headline: str) -> Iterator[None]:
+    task_logger = logging.getLogger("prefect.task_runs")
+    with console.status(headline) as status:
+        handler = TaskProgress(status, headline)
+        task_logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            task_logger.removeHandler(handler)
+
+
 def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
@@ -69,7 +100,7 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
     flow = flow_for(manifest.kind)
     verb = "planning" if dry_run else "running"
     try:
-        with console.status(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
+        with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
             report = flow(spec=manifest.spec, dry_run=dry_run)
     except ValidationFailed as err:
         report = getattr(err, "report", None)
