@@ -394,3 +394,16 @@ def test_continue_tokens_keep_the_first_pages_version_and_expire(core: kubernete
     with pytest.raises(ApiException) as expired:
         core.list_namespaced_config_map("default", limit=2, _continue=second.metadata._continue)
     assert expired.value.status == 410 and json.loads(expired.value.body)["reason"] == "Expired"
+
+
+def test_a_watch_whose_client_hung_up_is_released(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
+    """A client that gives up on an idle watch (its own timeout) does not leave the server watching."""
+    before = cluster.store.subscriber_count
+    with pytest.raises(Exception, match="[Tt]imed? ?out|timeout"):
+        for _ in kubernetes.watch.Watch().stream(core.list_namespaced_config_map, "default", label_selector="idle=yes",
+                                                 _request_timeout=0.3):
+            pass
+    deadline = time.monotonic() + 5
+    while cluster.store.subscriber_count > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cluster.store.subscriber_count == before

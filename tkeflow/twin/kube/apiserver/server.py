@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -33,7 +34,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
-    closed: threading.Event = field(default_factory=threading.Event)
+    closed: Any = field(default_factory=threading.Event)  # .is_set(): endpoint closed or client gone
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -54,6 +55,27 @@ def status_response(error: errors.KubeError) -> Response:
     import json
 
     return Response(error.code, json.dumps(error.to_status()).encode())
+
+
+class _Gone:
+    """``is_set()`` once the endpoint closed or the client hung up: ends a streaming response early.
+
+    A client does not send anything while it reads a watch, so a readable socket means it closed
+    (FIN or TLS close_notify); without this an idle watch would hold its thread until its timeout.
+    """
+
+    def __init__(self, server_closed: threading.Event, connection: socket.socket):
+        self._server_closed = server_closed
+        self._connection = connection
+
+    def is_set(self) -> bool:
+        if self._server_closed.is_set():
+            return True
+        try:
+            readable, _, _ = select.select([self._connection], [], [], 0)
+        except (OSError, ValueError):
+            return True  # the socket is already closed
+        return bool(readable)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -81,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = Request(self.command, split.path, query, headers, body, self.server.closed)
+        request = Request(self.command, split.path, query, headers, body, _Gone(self.server.closed, self.connection))
         if not self._authorized(headers):
             response = status_response(errors.Unauthorized())
         else:
