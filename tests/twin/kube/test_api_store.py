@@ -6,6 +6,8 @@ concurrency, indexes, ordered in-process events and watch resume are checked her
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
 from typing import Any
 
@@ -44,6 +46,38 @@ def test_update_conflict_generation_and_status_only_writes() -> None:
     third = store.update_status("deployments.apps", {**first, "spec": {"replicas": 9}, "status": {"replicas": 2}})
     assert third["spec"]["replicas"] == 2 and third["status"] == {"replicas": 2} and third["metadata"]["generation"] == 2
     assert first["spec"] == {"replicas": 1}  # stored dicts are never mutated
+
+
+def test_update_status_leaves_the_previously_stored_object_unchanged() -> None:
+    store = Store()
+    store.create("deployments.apps", {"metadata": {"name": "d"}, "spec": {"replicas": 1}})
+    before = store.get("deployments.apps", "default", "d")
+    snapshot = copy.deepcopy(before)
+    after = store.update_status("deployments.apps", {**before, "status": {"replicas": 1}})
+    assert before == snapshot  # stored dicts are never mutated, metadata included
+    assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+    assert after["metadata"] is not before["metadata"]
+
+
+def test_new_objects_with_a_status_subresource_start_with_an_empty_status() -> None:
+    store = Store()
+    kinds = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps", "jobs.batch",
+             "poddisruptionbudgets.policy", "services")
+    for resource in kinds:
+        created = store.create(resource, {"metadata": {"name": "x"}, "spec": {}})
+        assert created["status"] == {}, resource
+        assert store.get(resource, "default", "x")["status"] == {}, resource
+    assert "status" not in store.create("configmaps", {"metadata": {"name": "x"}})
+
+
+def test_new_workloads_are_encoded_with_the_go_types_zero_counters() -> None:
+    store = Store()
+    rs = store.create("replicasets.apps", {"metadata": {"name": "r"}, "spec": {}})
+    ds = store.create("daemonsets.apps", {"metadata": {"name": "d"}, "spec": {}})
+    assert json.loads(store.encoded("replicasets.apps", rs))["status"] == {"replicas": 0}
+    assert json.loads(store.encoded("daemonsets.apps", ds))["status"] == {
+        "currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}
+    assert rs["status"] == {} and ds["status"] == {}  # stored as written
 
 
 def test_indexes_by_namespace_and_node_follow_updates() -> None:

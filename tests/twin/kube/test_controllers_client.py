@@ -76,12 +76,13 @@ def test_deployment_reaches_available_through_a_watch(cluster: KubeCluster, api:
     for index in range(2):
         add_node(cluster, index)
     labels = {"app": "shop"}
-    apps.create_namespaced_deployment("default", {
+    created = apps.create_namespaced_deployment("default", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop"},
         "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": {
             "metadata": {"labels": labels},
             "spec": {"containers": [{"name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 80}],
                                      "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}}}]}}}})
+    assert created.status is not None  # served with status: {} as by a real apiserver
     watch = kubernetes.watch.Watch()
     available = None
     for event in watch.stream(apps.list_namespaced_deployment, "default", field_selector="metadata.name=shop",

@@ -185,6 +185,9 @@ class Store:
     def create(self, resource: str, obj: Obj, *, take: bool = False) -> Obj:
         """Store a new object: sets uid, resourceVersion, creationTimestamp, generation; AlreadyExists.
 
+        Resources with a status subresource get at least ``status: {}``, as the real apiserver
+        returns them (watchers read ``.status`` on the first ADDED event).
+
         ``take=True`` stores ``obj`` itself instead of a copy (bulk seeding: the caller must not
         touch it afterwards).
         """
@@ -192,6 +195,8 @@ class Store:
         new = obj if take else copy.deepcopy(obj)
         meta = new.setdefault("metadata", {})
         new["apiVersion"], new["kind"] = info.api_version, info.kind
+        if info.has_status:
+            new.setdefault("status", {})
         if not info.namespaced:
             meta.pop("namespace", None)
         elif not meta.get("namespace"):
@@ -254,7 +259,8 @@ class Store:
             current = self.get(resource, meta.get("namespace"), meta.get("name", ""))
             if expect_rv and expect_rv != current["metadata"]["resourceVersion"]:
                 raise errors.Conflict(resource, meta.get("name", ""))
-            result = self._update_locked(resource, {**current, "status": copy.deepcopy(obj.get("status", {}))}, None)
+            new = {**current, "metadata": dict(current["metadata"]), "status": copy.deepcopy(obj.get("status", {}))}
+            result = self._update_locked(resource, new, None)
         self._deliver()
         return result
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tkeflow.twin.kube import errors, patch
-from tkeflow.twin.kube.apiserver import discovery, protobuf, router, table
+from tkeflow.twin.kube.apiserver import discovery, protobuf, router, table, wire
 from tkeflow.twin.kube.apiserver.deletion import Deleter
 from tkeflow.twin.kube.apiserver.eviction import Evictor
 from tkeflow.twin.kube.apiserver.objects import Admission
@@ -204,7 +204,7 @@ class Api:
             raise errors.MethodNotAllowed()
         obj = self.admission.admit_create(res, target.namespace, _body(request))
         if request.query.get("dryRun"):
-            return _json(obj, 201)
+            return Response(201, wire.encode(res.key, obj))
         return Response(201, self.store.encoded(res.key, self.store.create(res.key, obj)))
 
     def _bind(self, target: router.Target, binding: dict[str, Any]) -> Response:
@@ -230,7 +230,7 @@ class Api:
         self._validate_update(res, target.subresource, current, new)
         expect = (body.get("metadata") or {}).get("resourceVersion")
         if request.query.get("dryRun"):
-            return _json(new)
+            return Response(200, wire.encode(res.key, new))
         return Response(200, self.store.encoded(res.key, self.store.update(res.key, new, expect_rv=expect)))
 
     def _validate_update(self, res: Resource, sub: str | None, current: dict[str, Any], new: dict[str, Any]) -> None:
@@ -272,7 +272,7 @@ class Api:
             new = self._merge_for_subresource(res, target.subresource, current, patched)
             self._validate_update(res, target.subresource, current, new)
             if request.query.get("dryRun"):
-                return _json(new)
+                return Response(200, wire.encode(res.key, new))
             try:
                 stored = self.store.update(res.key, new, expect_rv=current["metadata"]["resourceVersion"])
             except errors.Conflict:

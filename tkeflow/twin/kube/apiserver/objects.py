@@ -81,6 +81,8 @@ class Admission:
         if res.has_status and res.key != "nodes":
             obj.pop("status", None)  # PrepareForCreate: status is the controllers' to write
         _DEFAULTS.get(res.key, _no_defaults)(self, obj)
+        if res.has_status:
+            obj.setdefault("status", {})  # the real apiserver returns new workloads with ``status: {}``
         self.validate(res, obj)
         return obj
 

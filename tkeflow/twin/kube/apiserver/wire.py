@@ -2,7 +2,9 @@
 
 kube-apiserver decodes every object into its Go type and encodes it again, so fields without
 ``omitempty`` always appear on the wire even when a writer left them out. The official Python client
-(pydantic models) relies on that: ``metav1.Condition.message`` and ``.reason`` are required strings.
+(pydantic models) relies on that: ``metav1.Condition.message`` and ``.reason`` are required strings,
+and so are the zero counters of a new workload's status (``ReplicaSetStatus.replicas``, the
+DaemonSet's four ``number*`` counts), which the Store keeps as written (``status: {}``).
 The Store encodes every object through ``encode`` (tkeflow/twin/kube/store.py); stored dicts stay as
 written, so controllers comparing what they wrote see no difference.
 """
@@ -14,6 +16,12 @@ from typing import Any
 
 # resources whose status.conditions are metav1.Condition (reason and message always serialized)
 _METAV1_CONDITIONS = frozenset({"poddisruptionbudgets.policy"})
+# status counters without omitempty in the Go types (k8s.io/api apps/v1): serialized as 0 when unset
+_STATUS_ZEROS: dict[str, tuple[str, ...]] = {
+    "replicasets.apps": ("replicas",),
+    "statefulsets.apps": ("replicas", "availableReplicas"),
+    "daemonsets.apps": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+}
 
 
 def _with_condition_strings(obj: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +33,16 @@ def _with_condition_strings(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "status": {**status, "conditions": fixed}}
 
 
+def _with_status_zeros(obj: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    status = obj.get("status")
+    if status is None or all(f in status for f in fields):
+        return obj
+    return {**obj, "status": {**{f: 0 for f in fields}, **status}}
+
+
 def encode(resource: str, obj: dict[str, Any]) -> bytes:
     if resource in _METAV1_CONDITIONS:
         obj = _with_condition_strings(obj)
+    if resource in _STATUS_ZEROS:
+        obj = _with_status_zeros(obj, _STATUS_ZEROS[resource])
     return json.dumps(obj, separators=(",", ":")).encode()
