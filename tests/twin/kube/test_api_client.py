@@ -15,36 +15,23 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 import pytest
 import yaml
 from kubernetes.client import ApiException
+from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster, NodeSpec
+from tkeflow.twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 
 
 @pytest.fixture
-def cluster() -> Iterator[KubeCluster]:
-    kc = KubeCluster("cls-apitest1", version="1.30.0", history_size=200).start()
-    try:
-        yield kc
-    finally:
-        kc.stop()
-
-
-@pytest.fixture
-def api(cluster: KubeCluster) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig()))
-
-
-@pytest.fixture
-def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api)
+def cluster(make_cluster: Callable[..., KubeCluster]) -> KubeCluster:
+    return make_cluster("cls-apitest1", version="1.30.0", history_size=200)
 
 
 def _pod(name: str, labels: dict[str, str] | None = None, node: str | None = None) -> dict[str, Any]:
@@ -280,8 +267,7 @@ def test_endpoint_closed_refuses_connections_and_reopens_on_same_port(cluster: K
 
 
 def test_nodes_registered_through_the_facade(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
-    cluster.add_node(NodeSpec(name="10.0.1.11", instance_id="ins-host0001", private_ip="10.0.1.11",
-                              zone="ap-guangzhou-3", instance_type="S5.LARGE8", cpu=4, memory_gib=8))
+    cluster.add_node(node_spec("10.0.1.11", "ins-host0001"))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         nodes = core.list_node().items

@@ -7,17 +7,18 @@ kubelet reports); the tests then wait on the PDB status the twin computes, never
 
 from __future__ import annotations
 
+import functools
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 from kubernetes.client import ApiException
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster, NodeSpec
+from tkeflow.twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 
@@ -25,34 +26,11 @@ NODE = "10.0.1.11"
 
 
 @pytest.fixture
-def cluster() -> Iterator[KubeCluster]:
-    kc = KubeCluster("cls-lifecyc1").start()
-    kc.add_node(NodeSpec(name=NODE, instance_id="ins-host0001", private_ip=NODE, zone="ap-guangzhou-3",
-                         instance_type="S5.LARGE8", cpu=4, memory_gib=8))
-    try:
-        yield kc
-    finally:
-        kc.stop()
+def cluster(make_cluster: Callable[..., KubeCluster]) -> KubeCluster:
+    return make_cluster("cls-lifecyc1", node_spec(NODE, "ins-host0001"))
 
 
-@pytest.fixture
-def core(cluster: KubeCluster) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
-
-
-@pytest.fixture
-def policy(cluster: KubeCluster) -> kubernetes.client.PolicyV1Api:
-    return kubernetes.client.PolicyV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(helpers.wait_for, interval=0.02)
 
 
 def running_pod(core: kubernetes.client.CoreV1Api, name: str, labels: dict[str, str], namespace: str = "default") -> None:
@@ -116,10 +94,10 @@ def test_eviction_blocked_by_pdb_is_429_then_allowed_after_scaling(core: kuberne
 
 
 def test_eviction_percentages_and_max_unavailable(cluster: KubeCluster, core: kubernetes.client.CoreV1Api,
-                                                  policy: kubernetes.client.PolicyV1Api) -> None:
+                                                  policy: kubernetes.client.PolicyV1Api,
+                                                  apps: kubernetes.client.AppsV1Api) -> None:
     """maxUnavailable as a percentage of the controller's scale (a Deployment of 4: one disruption)."""
     labels = {"app": "pct"}
-    apps = kubernetes.client.AppsV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
     apps.create_namespaced_deployment("default", {"metadata": {"name": "pct"}, "spec": {
         "replicas": 4, "selector": {"matchLabels": labels},
         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
@@ -169,12 +147,12 @@ def test_protected_namespaces_cannot_be_deleted(core: kubernetes.client.CoreV1Ap
     assert core.read_namespace(name).status.phase == "Active"
 
 
-def test_namespace_deletion_cascades_to_everything_in_it(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
+def test_namespace_deletion_cascades_to_everything_in_it(cluster: KubeCluster, core: kubernetes.client.CoreV1Api,
+                                                         apps: kubernetes.client.AppsV1Api) -> None:
     """R-CRT-12: deleting a namespace destroys everything in it; it is Terminating meanwhile."""
     core.create_namespace({"metadata": {"name": "team"}})
     core.create_namespaced_config_map("team", {"metadata": {"name": "settings"}, "data": {"k": "v"}})
     running_pod(core, "worker", {"app": "w"}, namespace="team")
-    apps = kubernetes.client.AppsV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
     apps.create_namespaced_deployment("team", {"metadata": {"name": "d"}, "spec": {
         "replicas": 0, "selector": {"matchLabels": {"app": "d"}},
         "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
@@ -189,9 +167,8 @@ def test_namespace_deletion_cascades_to_everything_in_it(cluster: KubeCluster, c
         assert cluster.store.list(resource, "team")[0] == []
 
 
-def test_owner_deletion_cascades_or_orphans(cluster: KubeCluster, core: kubernetes.client.CoreV1Api) -> None:
+def test_owner_deletion_cascades_or_orphans(core: kubernetes.client.CoreV1Api, apps: kubernetes.client.AppsV1Api) -> None:
     """propagationPolicy: Background deletes the Deployment's ReplicaSet and pods; Orphan keeps them."""
-    apps = kubernetes.client.AppsV1Api(kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig())))
 
     def deployment(name: str) -> list[Any]:
         labels = {"app": name}

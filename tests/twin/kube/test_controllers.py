@@ -6,33 +6,22 @@ Every wait is on a condition with a timeout; timings are short so the file runs 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec, wait_for
 
-from tkeflow.twin.clock import Clock
-from tkeflow.twin.kube.controllers import Controllers
-from tkeflow.twin.kube.store import Store
-from tkeflow.twin.kube.types import KubeTimings, NodeSpec
+from tkeflow.twin.kube.types import NodeSpec
 
-FAST = KubeTimings(node_ready=0.05, pod_ready=0.02, pod_terminate=0.02, probe_run=0.02)
-
-
-class Twin:
+class Twin(helpers.ControllerTwin):
     def __init__(self) -> None:
-        self.store = Store()
-        self.clock = Clock()
-        self.ctl = Controllers(self.store, self.clock, KubeTimings(**vars(FAST)), None, cluster_id="cls-ctltest")
-        self.ctl.start()
+        super().__init__("cls-ctltest", helpers.fast_timings(node_ready=0.05))
 
     def node(self, index: int, **overrides: Any) -> NodeSpec:
         ip = f"10.0.1.{10 + index}"
-        fields: dict[str, Any] = dict(name=ip, instance_id=f"ins-test{index:04d}", private_ip=ip,
-                                      zone="ap-guangzhou-3", instance_type="S5.LARGE8", cpu=4, memory_gib=8)
-        fields.update(overrides)
-        spec = NodeSpec(**fields)
+        spec = node_spec(ip, f"ins-test{index:04d}", **overrides)
         self.ctl.add_node(spec)
         return spec
 
@@ -47,20 +36,6 @@ class Twin:
 
     def get(self, resource: str, name: str, namespace: str | None = "default") -> dict[str, Any]:
         return self.store.get(resource, namespace, name)
-
-    def stop(self) -> None:
-        self.ctl.stop()
-        self.clock.stop()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _ready(node: dict[str, Any]) -> bool:

@@ -5,50 +5,31 @@ a DaemonSet following a node added later, and probe Jobs under NetworkPolicy wit
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 import pytest
-import yaml
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster, NodeSpec
-from tkeflow.twin.kube.types import KubeTimings
+from tkeflow.twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(helpers.wait_for, timeout=8.0, interval=0.02)
 
 
 def add_node(kc: KubeCluster, index: int, **extra: Any) -> str:
     ip = f"10.0.1.{21 + index}"
-    fields: dict[str, Any] = {"instance_type": "S5.LARGE8", "cpu": 4, "memory_gib": 8, **extra}
-    kc.add_node(NodeSpec(name=ip, instance_id=f"ins-cli{index:05d}", private_ip=ip, zone="ap-guangzhou-3", **fields))
+    kc.add_node(node_spec(ip, f"ins-cli{index:05d}", **extra))
     return ip
 
 
 @pytest.fixture
-def cluster() -> Iterator[KubeCluster]:
-    timings = KubeTimings(node_ready=0.05, pod_ready=0.03, pod_terminate=0.03, probe_run=0.03)
-    kc = KubeCluster("cls-ctlcli01", timings=timings).start()
-    try:
-        yield kc
-    finally:
-        kc.stop()
-
-
-@pytest.fixture
-def api(cluster: KubeCluster) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig()))
+def cluster(make_cluster: Callable[..., KubeCluster]) -> KubeCluster:
+    return make_cluster("cls-ctlcli01", timings=helpers.fast_timings(node_ready=0.05, pods=0.03))
 
 
 def _ready(node: Any) -> bool:

@@ -5,35 +5,17 @@ conditions), ReplicaSet, DaemonSet (every node, nodes joining later, nodeSelecto
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from tkeflow.twin.clock import Clock
-from tkeflow.twin.kube.controllers import Controllers
-from tkeflow.twin.kube.store import Store
-from tkeflow.twin.kube.types import KubeTimings, NodeSpec
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec, wait_for
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Twin:
+class Twin(helpers.ControllerTwin):
     def __init__(self, nodes: int) -> None:
-        self.store = Store()
-        self.clock = Clock()
-        timings = KubeTimings(node_ready=0.03, pod_ready=0.02, pod_terminate=0.02, probe_run=0.02)
-        self.ctl = Controllers(self.store, self.clock, timings, None, cluster_id="cls-wltest")
-        self.ctl.start()
+        super().__init__("cls-wltest", helpers.fast_timings())
         for index in range(nodes):
             self.add_node(index)
         wait_for(lambda: len(self.store.list("nodes")[0]) == nodes and all(
@@ -41,8 +23,8 @@ class Twin:
 
     def add_node(self, index: int, **extra: Any) -> None:
         ip = f"10.0.{2 + index // 200}.{10 + index % 200}"
-        self.ctl.add_node(NodeSpec(name=ip, instance_id=f"ins-wl{index:06d}", private_ip=ip, zone="ap-guangzhou-4",
-                                   instance_type="S5.2XLARGE16", cpu=8, memory_gib=16, **extra))
+        self.ctl.add_node(node_spec(ip, f"ins-wl{index:06d}", zone="ap-guangzhou-4", instance_type="S5.2XLARGE16",
+                                    cpu=8, memory_gib=16, **extra))
 
     def status(self, resource: str, name: str, namespace: str = "default") -> dict[str, Any]:
         obj = self.store.try_get(resource, namespace, name)
@@ -58,8 +40,7 @@ def twin() -> Iterator[Twin]:
     try:
         yield t
     finally:
-        t.ctl.stop()
-        t.clock.stop()
+        t.stop()
 
 
 def template(app: str, image: str = "nginx:1.25", **spec: Any) -> dict[str, Any]:
@@ -254,5 +235,4 @@ def test_two_hundred_nodes_and_two_thousand_pods_settle_quickly() -> None:
         per_node = [len(big.store.pods_on_node(f"10.0.2.{10 + i}")) for i in range(200)]
         assert max(per_node) - min(per_node) <= 3, "least-allocated scoring spreads the pods"
     finally:
-        big.ctl.stop()
-        big.clock.stop()
+        big.stop()

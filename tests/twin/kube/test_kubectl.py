@@ -8,17 +8,19 @@ create -f and delete -f of a multi-document manifest.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster, NodeSpec
+from tkeflow.twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 
@@ -83,15 +85,8 @@ spec:
 
 
 @pytest.fixture
-def cluster() -> Iterator[KubeCluster]:
-    kc = KubeCluster("cls-kubectl1").start()
-    for i, name in enumerate(NODES):
-        kc.add_node(NodeSpec(name=name, instance_id=f"ins-host000{i + 1}", private_ip=name, zone="ap-guangzhou-3",
-                             instance_type="S5.LARGE8", cpu=4, memory_gib=8))
-    try:
-        yield kc
-    finally:
-        kc.stop()
+def cluster(make_cluster: Callable[..., KubeCluster]) -> KubeCluster:
+    return make_cluster("cls-kubectl1", *(node_spec(name, f"ins-host000{i + 1}") for i, name in enumerate(NODES)))
 
 
 @pytest.fixture
@@ -109,14 +104,7 @@ def kubectl(cluster: KubeCluster, tmp_path: Path) -> Callable[..., subprocess.Co
     return run
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(helpers.wait_for, timeout=10.0, interval=0.05)  # each poll runs kubectl
 
 
 def ready_pods(cluster: KubeCluster, namespace: str, app: str) -> list[dict[str, Any]]:

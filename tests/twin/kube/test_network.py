@@ -7,28 +7,17 @@ Failed by reachability; policies bind only where a kube-router with --run-firewa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.twin.kube import helpers
+from tests.twin.kube.helpers import node_spec, wait_for
 
 from tkeflow.twin.clock import Clock
-from tkeflow.twin.kube.controllers import Controllers
 from tkeflow.twin.kube.network import NetworkModel, in_cidr
-from tkeflow.twin.kube.store import Store
-from tkeflow.twin.kube.types import KubeTimings, NodeSpec
 
 NODE_A, NODE_B = "10.0.1.11", "10.0.1.12"
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class OpenWorld(NetworkModel):
@@ -42,16 +31,12 @@ class OpenWorld(NetworkModel):
         return (dst_ip, port) in {("192.168.10.10", 80), ("14.215.1.1", 5978), ("14.215.1.1", 80)}
 
 
-class Cluster:
+class Cluster(helpers.ControllerTwin):
     def __init__(self, clock: Clock, network: NetworkModel, cluster_id: str, cidr: str, subnet: str) -> None:
-        self.store = Store()
-        timings = KubeTimings(node_ready=0.03, pod_ready=0.02, pod_terminate=0.02, probe_run=0.02)
-        self.ctl = Controllers(self.store, clock, timings, network, cluster_id=cluster_id, container_cidr=cidr)
-        self.ctl.start()
+        super().__init__(cluster_id, helpers.fast_timings(), network, clock, container_cidr=cidr)
         self.nodes = [f"{subnet}.11", f"{subnet}.12"]
         for index, ip in enumerate(self.nodes):
-            self.ctl.add_node(NodeSpec(name=ip, instance_id=f"ins-{cluster_id[-4:]}{index}", private_ip=ip,
-                                       zone="ap-guangzhou-3", instance_type="S5.LARGE8", cpu=4, memory_gib=8))
+            self.ctl.add_node(node_spec(ip, f"ins-{cluster_id[-4:]}{index}"))
         for name, labels in (("nsa", {}), ("nsb", {"app": "nsb"}), ("default", {})):
             if self.store.try_get("namespaces", None, name) is None:
                 self.store.create("namespaces", {"metadata": {"name": name, "labels": labels}})
@@ -120,7 +105,7 @@ def cluster(world: tuple[Clock, OpenWorld]) -> Iterator[Cluster]:
     try:
         yield c
     finally:
-        c.ctl.stop()
+        c.stop()
 
 
 def test_probe_forms_succeed_inside_the_cluster_and_fail_on_closed_ports(cluster: Cluster) -> None:
@@ -237,8 +222,8 @@ def test_default_network_model_allows_only_same_cluster_traffic() -> None:
             assert one.nc(one.ip("web"), 6379) == "Succeeded"
             assert two.nc(one.ip("web"), 6379) == "Failed"
         finally:
-            one.ctl.stop()
-            two.ctl.stop()
+            one.stop()
+            two.stop()
     finally:
         clock.stop()
 
@@ -258,7 +243,7 @@ def test_cross_cluster_probe_meets_the_destination_ingress_ip_block(cluster: Clu
         assert other.nc(web_a, 6379) == "Failed", "source in the except range"
         assert other.nc(web_a, 6379, node=other.nodes[0]) == "Succeeded", "source in the allowed range"
     finally:
-        other.ctl.stop()
+        other.stop()
 
 
 def test_long_running_probe_records_its_result_in_an_annotation(cluster: Cluster) -> None:
