@@ -27,7 +27,7 @@ from tasks.cloud import resolve_cluster_id, secret_exists, tencent_cloud
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
-from tkeflow.clients import ssh
+from tkeflow.clients import ssh, ssh_output
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
 
@@ -256,9 +256,9 @@ def split_inspection_output(text: str) -> tuple[str, str, str, str]:
 def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
     """Whole disks as SSH shows them: lsblk devices with blkid's filesystems and df's used bytes."""
     lsblk_json, blkid_text, df_text, _ = split_inspection_output(stdout)
-    devices = ssh.parse_lsblk_json(lsblk_json)
-    probed = ssh.parse_blkid(blkid_text)
-    used = {u.source: u.used_bytes for u in ssh.parse_df_bytes(df_text)}
+    devices = ssh_output.parse_lsblk_json(lsblk_json)
+    probed = ssh_output.parse_blkid(blkid_text)
+    used = {u.source: u.used_bytes for u in ssh_output.parse_df_bytes(df_text)}
     disks = []
     for disk in (d for d in devices if d.type == "disk"):
         parts = [d for d in devices if d.parent == disk.name]

@@ -35,7 +35,7 @@ from tasks.hosts import (
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
-from tkeflow.clients import ssh
+from tkeflow.clients import ssh, ssh_output
 from tkeflow.clients.kube_waits import is_node_ready
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
@@ -244,7 +244,7 @@ def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_dis
                       detail=f"SSH check failed: {why}")]
     try:
         after = block_devices_seen(outcome.stdout)
-        mounts = ssh.parse_findmnt_json(split_inspection_output(outcome.stdout)[3])
+        mounts = ssh_output.parse_findmnt_json(split_inspection_output(outcome.stdout)[3])
     except (ValueError, errors.TkeflowError) as e:
         return [Check(name="disks after the join", target=host.instance_id, ok=False, rule="R-ADD-3",
                       detail=f"could not read the check's output: {e}")]

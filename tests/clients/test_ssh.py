@@ -2,8 +2,8 @@
 
 Host keys are always checked (RejectPolicy): a changed key is a PermanentError naming the host,
 an unknown one too. Errors are tkeflow's own (TransientError to retry, PermanentError to fix),
-chained from paramiko's, and carry no key material. run_many fans out in bounded waves. The parsers
-read both util-linux 2.32 (TencentOS 3 / CentOS 8) and 2.37 output.
+chained from paramiko's, and carry no key material. run_many fans out in bounded waves. The output
+parsers alone are in test_ssh_output.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.twin.ssh.ssh_twin_helpers import DEMO_KEY, DEMO_KEY_ID, demo_hosts, make_cvm
 from tkeflow import errors
-from tkeflow.clients import ssh
+from tkeflow.clients import ssh, ssh_output
 from tkeflow.twin.ssh import SshFleet, derive_host_key, host_key_line
 from tkeflow.twin.world.hosts import Cvm
 
@@ -61,7 +61,7 @@ def _write_key(path: Path, private: object, passphrase: bytes | None = None) -> 
 def test_run_returns_the_command_result_and_reuses_the_connection(client: ssh.SshClient, fleet: SshFleet) -> None:
     result = client.run("10.0.1.12", "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID")
     assert result.ok and result.stderr == ""
-    vdb = next(d for d in ssh.parse_lsblk_json(result.stdout) if d.name == "vdb")
+    vdb = next(d for d in ssh_output.parse_lsblk_json(result.stdout) if d.name == "vdb")
     assert (vdb.size_bytes, vdb.fstype, vdb.mountpoint, vdb.path) == (200 * 1024**3, "ext4", "/data", "/dev/vdb")
     assert client.run("10.0.1.12", "systemctl is-active kubelet") == ssh.CommandResult(3, "inactive\n", "")
     assert client.run("10.0.1.12", "no-such-tool").exit_status == 127
@@ -69,11 +69,11 @@ def test_run_returns_the_command_result_and_reuses_the_connection(client: ssh.Ss
 
 
 def test_a_formatted_disk_is_seen_on_the_next_command_r_add_3(client: ssh.SshClient, hosts: list[Cvm]) -> None:
-    assert ssh.parse_blkid(client.run("10.0.1.11", "blkid").stdout).get("/dev/vdb") is None
+    assert ssh_output.parse_blkid(client.run("10.0.1.11", "blkid").stdout).get("/dev/vdb") is None
     hosts[0].data_disks[0].format("ext4", "11111111-2222-4333-8444-555555555555", "/var/lib/docker")
-    mounts = ssh.parse_findmnt_json(client.run("10.0.1.11", "findmnt -J --target /var/lib/docker").stdout)
-    assert mounts == [ssh.Mount("/var/lib/docker", "/dev/vdb", "ext4", "rw,relatime")]
-    assert ssh.parse_blkid(client.run("10.0.1.11", "blkid").stdout)["/dev/vdb"]["TYPE"] == "ext4"
+    mounts = ssh_output.parse_findmnt_json(client.run("10.0.1.11", "findmnt -J --target /var/lib/docker").stdout)
+    assert mounts == [ssh_output.Mount("/var/lib/docker", "/dev/vdb", "ext4", "rw,relatime")]
+    assert ssh_output.parse_blkid(client.run("10.0.1.11", "blkid").stdout)["/dev/vdb"]["TYPE"] == "ext4"
 
 
 def test_a_changed_host_key_is_permanent_and_names_the_host(hosts: list[Cvm]) -> None:
@@ -212,53 +212,6 @@ def test_the_twin_map_is_fetched_from_the_endpoint_and_refreshed_for_new_hosts(
 def test_an_unreachable_twin_endpoint_is_transient(tmp_path: Path) -> None:
     with ssh.SshClient(DEMO_KEY, twin_endpoint="127.0.0.1:1") as client, pytest.raises(errors.TransientError):
         client.run("10.0.1.11", "hostname")
-
-
-# -- parsers ---------------------------------------------------------------------------------------
-
-LSBLK_2_32 = """{
-   "blockdevices": [
-      {"name": "vda", "size": "53687091200", "type": "disk", "fstype": null, "mountpoint": null, "uuid": null,
-         "children": [
-            {"name": "vda1", "size": "53686042624", "type": "part", "fstype": "ext4", "mountpoint": "/",
-             "uuid": "4b499d76-769a-40a0-93dc-4a31a59add28"}
-         ]
-      },
-      {"name": "vdb", "size": "107374182400", "type": "disk", "fstype": null, "mountpoint": null, "uuid": null}
-   ]
-}"""
-
-
-def test_parse_lsblk_reads_util_linux_2_32_strings_and_human_sizes() -> None:
-    devices = ssh.parse_lsblk_json(LSBLK_2_32)
-    assert devices[1] == ssh.BlockDevice("vda1", 53686042624, "part", "ext4", "/", "4b499d76-769a-40a0-93dc-4a31a59add28",
-                                         None, "vda")
-    assert devices[2] == ssh.BlockDevice("vdb", 107374182400, "disk", None, None, None)
-    human = ssh.parse_lsblk_json('{"blockdevices": [{"name": "vdb", "size": "931.5G", "type": "disk", '
-                                 '"mountpoints": [null, "/data"]}]}')
-    assert human[0].size_bytes == int(931.5 * 1024**3) and human[0].mountpoint == "/data"
-    with pytest.raises(errors.PermanentError):
-        ssh.parse_lsblk_json("lsblk: unknown column")
-
-
-def test_parse_blkid_full_and_export_formats() -> None:
-    full = ('/dev/vda1: UUID="4b49" BLOCK_SIZE="4096" TYPE="ext4" PARTUUID="a1b2-01"\n'
-            '/dev/vdb: UUID="9f3c" TYPE="xfs"\n')
-    assert ssh.parse_blkid(full) == {"/dev/vda1": {"UUID": "4b49", "BLOCK_SIZE": "4096", "TYPE": "ext4",
-                                                   "PARTUUID": "a1b2-01"},
-                                     "/dev/vdb": {"UUID": "9f3c", "TYPE": "xfs"}}
-    export = "DEVNAME=/dev/vdb\nUUID=9f3c\nTYPE=xfs\n\nDEVNAME=/dev/vdc\nTYPE=ext4\n"
-    assert ssh.parse_blkid(export) == {"/dev/vdb": {"UUID": "9f3c", "TYPE": "xfs"}, "/dev/vdc": {"TYPE": "ext4"}}
-    assert ssh.parse_blkid("") == {}
-
-
-def test_parse_findmnt_df_and_os_release() -> None:
-    assert ssh.parse_findmnt_json("") == []
-    df = ("Filesystem      1B-blocks        Used   Available Use% Mounted on\n"
-          "/dev/vdb     214748364800 37580963840 166429982720  19% /data dir\n")
-    assert ssh.parse_df_bytes(df) == [ssh.FilesystemUsage("/dev/vdb", 214748364800, 37580963840, 166429982720,
-                                                          "/data dir")]
-    assert ssh.parse_os_release('# c\nID="tencentos"\nVERSION_ID="3.1"\n') == {"ID": "tencentos", "VERSION_ID": "3.1"}
 
 
 # -- the error boundary (STYLE.md 4): no paramiko/socket exception leaks out of SshClient ------------

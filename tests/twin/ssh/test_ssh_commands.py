@@ -13,7 +13,7 @@ import re
 import pytest
 from tests.twin.ssh.ssh_twin_helpers import demo_hosts, make_cvm
 
-from tkeflow.clients import ssh as ssh_client
+from tkeflow.clients import ssh_output
 from tkeflow.twin.ssh.commands import Context
 from tkeflow.twin.ssh.shell import run_command_line
 from tkeflow.twin.world.hosts import Cvm, Disk
@@ -47,7 +47,7 @@ def test_lsblk_bytes_and_columns_are_honoured() -> None:
     vdb = devices[1]
     assert vdb == {"name": "vdb", "size": 200 * GIB, "type": "disk", "fstype": "ext4", "mountpoint": "/data",
                    "uuid": "5d0a2a4c-6a3e-4b51-9a53-0c1f5e2f7a11"}
-    parsed = ssh_client.parse_lsblk_json(result.stdout)
+    parsed = ssh_output.parse_lsblk_json(result.stdout)
     assert [(d.name, d.parent) for d in parsed] == [("vda", None), ("vda1", "vda"), ("vdb", None)]
 
 
@@ -65,19 +65,19 @@ def test_a_formatted_disk_shows_its_new_filesystem_and_mountpoint_everywhere() -
     cvm = host("ins-host0001")
     assert run(cvm, "blkid /dev/vdb").exit_status == 2  # never formatted: blkid finds nothing
     cvm.data_disks[0].format("ext4", "0a1b2c3d-0000-4000-8000-000000000001", "/var/lib/docker")
-    lsblk = ssh_client.parse_lsblk_json(run(cvm, "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID").stdout)
+    lsblk = ssh_output.parse_lsblk_json(run(cvm, "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID").stdout)
     vdb = next(d for d in lsblk if d.name == "vdb")
     assert (vdb.fstype, vdb.mountpoint, vdb.uuid) == ("ext4", "/var/lib/docker", "0a1b2c3d-0000-4000-8000-000000000001")
-    mounts = ssh_client.parse_findmnt_json(run(cvm, "findmnt -J --target /var/lib/docker/overlay2").stdout)
-    assert mounts == [ssh_client.Mount("/var/lib/docker", "/dev/vdb", "ext4", "rw,relatime")]
-    tags = ssh_client.parse_blkid(run(cvm, "blkid -o export /dev/vdb").stdout)
+    mounts = ssh_output.parse_findmnt_json(run(cvm, "findmnt -J --target /var/lib/docker/overlay2").stdout)
+    assert mounts == [ssh_output.Mount("/var/lib/docker", "/dev/vdb", "ext4", "rw,relatime")]
+    tags = ssh_output.parse_blkid(run(cvm, "blkid -o export /dev/vdb").stdout)
     assert tags == {"/dev/vdb": {"UUID": "0a1b2c3d-0000-4000-8000-000000000001", "BLOCK_SIZE": "4096", "TYPE": "ext4"}}
 
 
 def test_blkid_lists_only_devices_with_a_filesystem() -> None:
     result = run(host("ins-host0002"), "blkid")
     assert result.exit_status == 0
-    parsed = ssh_client.parse_blkid(result.stdout)
+    parsed = ssh_output.parse_blkid(result.stdout)
     assert set(parsed) == {"/dev/vda1", "/dev/vdb"}
     assert parsed["/dev/vdb"]["TYPE"] == "ext4"
     assert run(host("ins-host0002"), "blkid -o value -s TYPE /dev/vdb").stdout == "ext4\n"
@@ -87,19 +87,19 @@ def test_findmnt_tree_and_filters() -> None:
     cvm = host("ins-host0002")
     tree = json.loads(run(cvm, "findmnt -J").stdout)["filesystems"]
     assert len(tree) == 1 and tree[0]["target"] == "/" and tree[0]["source"] == "/dev/vda1"
-    flat = ssh_client.parse_findmnt_json(run(cvm, "findmnt -J").stdout)
-    assert ssh_client.Mount("/data", "/dev/vdb", "ext4", "rw,relatime") in flat
-    assert [m.target for m in ssh_client.parse_findmnt_json(run(cvm, "findmnt -J /data").stdout)] == ["/data"]
+    flat = ssh_output.parse_findmnt_json(run(cvm, "findmnt -J").stdout)
+    assert ssh_output.Mount("/data", "/dev/vdb", "ext4", "rw,relatime") in flat
+    assert [m.target for m in ssh_output.parse_findmnt_json(run(cvm, "findmnt -J /data").stdout)] == ["/data"]
     not_mounted = run(cvm, "findmnt -J /var/lib/docker")
     assert (not_mounted.exit_status, not_mounted.stdout) == (1, "")
-    on_root = ssh_client.parse_findmnt_json(run(cvm, "findmnt -J --target /var/lib/docker").stdout)
+    on_root = ssh_output.parse_findmnt_json(run(cvm, "findmnt -J --target /var/lib/docker").stdout)
     assert [(m.target, m.source) for m in on_root] == [("/", "/dev/vda1")]
     assert run(cvm, "findmnt -n -o SOURCE --target /data").stdout.strip() == "/dev/vdb"
 
 
 def test_df_reports_used_space_from_the_world() -> None:
     cvm = host("ins-host0002")
-    usage = {u.target: u for u in ssh_client.parse_df_bytes(run(cvm, "df -B1").stdout)}
+    usage = {u.target: u for u in ssh_output.parse_df_bytes(run(cvm, "df -B1").stdout)}
     data = usage["/data"]
     assert (data.source, data.size_bytes, data.used_bytes) == ("/dev/vdb", 200 * GIB, 35 * GIB)
     assert data.available_bytes == 200 * GIB - 35 * GIB - 200 * GIB // 20  # ext4 keeps 5% for root
@@ -127,7 +127,7 @@ def test_systemctl_is_active_follows_services() -> None:
 ])
 def test_os_release_forms(os_name: str, os_id: str, version: str) -> None:
     cvm = make_cvm("ins-os000001", "10.0.1.50", os_name=os_name)
-    fields = ssh_client.parse_os_release(run(cvm, "cat /etc/os-release").stdout)
+    fields = ssh_output.parse_os_release(run(cvm, "cat /etc/os-release").stdout)
     assert (fields["ID"], fields["VERSION_ID"]) == (os_id, version)
     assert run(cvm, "cat /etc/nothere").exit_status == 1
 
@@ -182,8 +182,8 @@ def test_system_disk_facts_come_from_the_disk_when_the_world_records_them() -> N
     cvm = make_cvm("ins-sys00001", "10.0.1.60", system_disk=Disk(
         "disk-sys", "/dev/vda", "system", "CLOUD_PREMIUM", 100, filesystem="xfs", uuid="aaaaaaaa-0000-4000-8000-000000000000",
         mountpoint="/", used_gb=4.0))
-    root = next(d for d in ssh_client.parse_lsblk_json(run(cvm, "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID").stdout)
-                if d.name == "vda1")
+    lsblk = run(cvm, "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT,UUID").stdout
+    root = next(d for d in ssh_output.parse_lsblk_json(lsblk) if d.name == "vda1")
     assert (root.fstype, root.uuid, root.mountpoint) == ("xfs", "aaaaaaaa-0000-4000-8000-000000000000", "/")
-    usage = {u.target: u for u in ssh_client.parse_df_bytes(run(cvm, "df -B1").stdout)}
+    usage = {u.target: u for u in ssh_output.parse_df_bytes(run(cvm, "df -B1").stdout)}
     assert usage["/"].used_bytes == 4 * GIB
