@@ -44,6 +44,9 @@ from tkeflow.twin.server import Twin  # noqa: E402
 from tkeflow.twin.world.hosts import Cvm  # noqa: E402
 from tkeflow.twin.world.loader import make_disk  # noqa: E402
 
+# The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 DEMO_KEY = ROOT / "configs" / "twin" / "keys" / "demo_ed25519"
 DISK_MIX = (  # per host, cycling: what R-ADD-3 decides for each is known in advance
     [{"size_gb": 100, "type": "CLOUD_SSD"}],

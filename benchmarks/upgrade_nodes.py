@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.flows import upgrade_world as uw  # noqa: E402  (after the path tweak: run as a script)
 
+# The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 TARGET = "1.32.2"
 
 

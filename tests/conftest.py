@@ -27,6 +27,8 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # half a second, which Hypothesis' default 200 ms deadline would report as a (flaky) failure.
 hypothesis_settings.register_profile("tkeflow", deadline=None)
 hypothesis_settings.load_profile("tkeflow")
+# The temporary servers' telemetry heartbeat writes to SQLite while runs do and logs "database is locked".
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Keep test retries quick; the policy (which errors retry) is the same as in production.
 os.environ.setdefault("TKEFLOW_RETRY_BACKOFF_S", "0.05")
 

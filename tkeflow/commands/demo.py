@@ -42,6 +42,7 @@ def prefect_api() -> Iterator[str]:
         database = f"sqlite+aiosqlite:///{Path(home) / 'prefect.db'}"
         with prefect.settings.temporary_settings({prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: database}):
             os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database  # the server subprocess reads it
+            os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no heartbeat into a busy SQLite
             server = SubprocessASGIServer()
             console.print("[dim]starting a temporary Prefect server ...[/dim]")
             server.start(timeout=120)
