@@ -9,6 +9,7 @@ prints each validation table and where to see the runs in the Prefect UI.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import tempfile
@@ -48,10 +49,27 @@ def prefect_api() -> Iterator[str]:
             server.start(timeout=120)
             try:
                 with prefect.settings.temporary_settings({prefect.settings.PREFECT_API_URL: server.api_url}):
-                    yield server.api_url
+                    try:
+                        yield server.api_url
+                    finally:
+                        _drain_prefect_workers()
             finally:
                 server.stop()
                 os.environ.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+
+
+def _drain_prefect_workers() -> None:
+    """Send the runs' last logs and events before the server stops (else each waits out its retries)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
 
 
 def _runnable(configs: Path) -> list[Path]:
