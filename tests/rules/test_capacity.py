@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from decimal import Decimal
 
 import pytest
@@ -205,12 +204,11 @@ def test_r_upg_2_property_placements_respect_room_and_rules(cluster):
 
 
 @settings(max_examples=100, deadline=None)
-@given(clusters(), st.randoms())
-def test_r_upg_2_property_verdict_does_not_depend_on_input_order(cluster, rnd: random.Random):
+@given(clusters(), st.data())
+def test_r_upg_2_property_verdict_does_not_depend_on_input_order(cluster, data):
     nodes, pods, drained = cluster
-    shuffled_nodes, shuffled_pods = list(nodes), list(pods)
-    rnd.shuffle(shuffled_nodes)
-    rnd.shuffle(shuffled_pods)
+    shuffled_nodes = data.draw(st.permutations(nodes), label="nodes in another order")
+    shuffled_pods = data.draw(st.permutations(pods), label="pods in another order")
     assert capacity.check_drain_capacity(nodes, pods, drained) == capacity.check_drain_capacity(
         shuffled_nodes, shuffled_pods, drained)
 
