@@ -12,12 +12,12 @@ from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.registry import FLOWS, flow_for
+from flows.registry import available, flow_for
+from flows.validate_cluster import validate_cluster
 from tkeflow import specs
 
 #: Read-only validation of the demo cluster every night at 02:00 UTC.
 NIGHTLY_CRON = "0 2 * * *"
-CONFIG_OF_KIND = {"Cluster": "cluster.yaml", "ExistingHosts": "existing-hosts.yaml", "NodeUpgrade": "node-upgrade.yaml"}
 
 
 def parameters_from(config: Path) -> dict[str, Any]:
@@ -26,19 +26,16 @@ def parameters_from(config: Path) -> dict[str, Any]:
 
 
 def build_deployments(configs: Path = Path("configs")) -> list[RunnerDeployment]:
+    """One deployment per procedure that has landed, and the nightly read-only validation."""
     deployments = []
-    for kind, (_module, _fn, name) in FLOWS.items():
-        config = configs / CONFIG_OF_KIND[kind]
-        try:
-            flow = flow_for(kind)
-        except ModuleNotFoundError:  # that procedure has not landed in this installation
-            continue
+    for procedure in available():
+        config = configs / procedure.example_config
+        flow = flow_for(procedure.kind)
         deployments.append(flow.to_deployment(
-            name=name, parameters={**parameters_from(config), "dry_run": False}, tags=["tkeflow", kind.lower()],
+            name=procedure.deployment, parameters={**parameters_from(config), "dry_run": False},
+            tags=["tkeflow", procedure.kind.lower()],
             description=f"{flow.description or flow.name} Parameters from {config}.",
         ))
-    from flows.validate_cluster import validate_cluster
-
     deployments.append(validate_cluster.to_deployment(
         name="nightly-validation", parameters=parameters_from(configs / "cluster.yaml"), cron=NIGHTLY_CRON,
         tags=["tkeflow", "read-only"], description="Read-only validation of the demo cluster, every night.",

@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-#: kind -> (module, flow function, deployment name). Order = the order the demo runs them in.
-FLOWS: dict[str, tuple[str, str, str]] = {
-    "Cluster": ("flows.create_cluster", "create_cluster", "create-cluster"),
-    "ExistingHosts": ("flows.add_existing_hosts", "add_existing_hosts", "add-existing-hosts"),
-    "NodeUpgrade": ("flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade"),
-}
+
+@dataclass(frozen=True)
+class Procedure:
+    """A procedure: the flow that runs a kind of config, its deployment and its example config."""
+
+    kind: str
+    module: str
+    function: str
+    deployment: str
+    example_config: str  # file name in configs/
 
 
-def available_kinds() -> list[str]:
-    """Kinds whose flow module is importable in this installation."""
-    kinds = []
-    for kind, (module, _fn, _name) in FLOWS.items():
+#: In the order a platform team runs them, which is the order of the demo.
+PROCEDURES: tuple[Procedure, ...] = (
+    Procedure("Cluster", "flows.create_cluster", "create_cluster", "create-cluster", "cluster.yaml"),
+    Procedure("ExistingHosts", "flows.add_existing_hosts", "add_existing_hosts", "add-existing-hosts",
+              "existing-hosts.yaml"),
+    Procedure("NodeUpgrade", "flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade", "node-upgrade.yaml"),
+)
+BY_KIND = {p.kind: p for p in PROCEDURES}
+
+
+def available() -> list[Procedure]:
+    """Procedures whose flow module is importable in this installation."""
+    found = []
+    for procedure in PROCEDURES:
         try:
-            importlib.import_module(module)
+            importlib.import_module(procedure.module)
         except ModuleNotFoundError:
             continue
-        kinds.append(kind)
-    return kinds
+        found.append(procedure)
+    return found
 
 
 def flow_for(kind: str) -> Callable[..., Any]:
     """The Prefect flow for a config kind; a clear error when that procedure has no flow."""
-    if kind not in FLOWS:
-        raise KeyError(f"no procedure runs kind {kind!r}; runnable kinds: {', '.join(available_kinds())}")
-    module, fn, _name = FLOWS[kind]
-    return getattr(importlib.import_module(module), fn)
+    if kind not in BY_KIND:
+        runnable = ", ".join(p.kind for p in available())
+        raise KeyError(f"no procedure runs kind {kind!r}; runnable kinds: {runnable}")
+    procedure = BY_KIND[kind]
+    return getattr(importlib.import_module(procedure.module), procedure.function)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import yaml
 
-from flows.deployments import CONFIG_OF_KIND, NIGHTLY_CRON, build_deployments, parameters_from
-from flows.registry import FLOWS, available_kinds
+from flows.deployments import NIGHTLY_CRON, build_deployments, parameters_from
+from flows.registry import PROCEDURES, available
 from tests.conftest import CONFIGS, ROOT
 
 
 def test_prefect_yaml_parameters_are_the_example_configs():
     declared = {d["name"]: d for d in yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]}
-    for kind, (_module, _fn, name) in FLOWS.items():
-        assert declared[name]["parameters"]["spec"] == parameters_from(CONFIGS / CONFIG_OF_KIND[kind])["spec"], name
+    for procedure in PROCEDURES:
+        expected = parameters_from(CONFIGS / procedure.example_config)["spec"]
+        assert declared[procedure.deployment]["parameters"]["spec"] == expected, procedure.deployment
     nightly = declared["nightly-validation"]
     assert nightly["schedules"][0]["cron"] == NIGHTLY_CRON
     assert nightly["parameters"]["spec"] == parameters_from(CONFIGS / "cluster.yaml")["spec"]
@@ -26,7 +27,7 @@ def test_deployments_register_on_a_real_server_with_forms_and_the_nightly_schedu
 
     with get_client(sync_client=True) as client:
         stored = {d.name: d for d in (client.read_deployment(i) for i in ids)}
-    expected = {FLOWS[k][2] for k in available_kinds()} | {"nightly-validation"}
+    expected = {p.deployment for p in available()} | {"nightly-validation"}
     assert set(stored) == expected
     create = stored["create-cluster"]
     assert "spec" in create.parameter_openapi_schema["properties"]  # the UI renders a form from it

@@ -26,10 +26,6 @@ from tkeflow.commands.run import run_manifest, twin_environment
 
 console = Console()
 
-#: The example config of each kind, in the order the demo runs them.
-DEMO_CONFIGS = {"Cluster": "cluster.yaml", "ExistingHosts": "existing-hosts.yaml", "NodeUpgrade": "node-upgrade.yaml"}
-
-
 @contextlib.contextmanager
 def prefect_api() -> Iterator[str]:
     """PREFECT_API_URL when set; else a temporary local Prefect server for the demo's lifetime."""
@@ -73,10 +69,10 @@ def _drain_prefect_workers() -> None:
 
 
 def _runnable(configs: Path) -> list[Path]:
-    from flows.registry import available_kinds  # the CLI sits above the flows
+    """The example config of every procedure that has landed, in the order a team runs them."""
+    from flows.registry import available  # the CLI sits above the flows
 
-    kinds = available_kinds()
-    return [configs / name for kind, name in DEMO_CONFIGS.items() if kind in kinds and (configs / name).exists()]
+    return [configs / p.example_config for p in available() if (configs / p.example_config).exists()]
 
 
 def register(app: typer.Typer) -> None:
