@@ -184,6 +184,8 @@ def test_error_class_table() -> None:
     assert client_errors.tencent_error_class("RequestLimitExceeded.GlobalRegionUinLimitExceeded") is errors.TransientError
     assert client_errors.tencent_error_class("FailedOperation.ClusterNotFound") is errors.NotFoundError
     assert client_errors.tencent_error_class("LimitExceeded") is errors.PermanentError
+    assert client_errors.is_throttled("RequestLimitExceeded.UinLimitExceeded")
+    assert not client_errors.is_throttled("LimitExceeded") and not client_errors.is_throttled(None)
 
 
 # --- call shape, endpoint, env, pagination (stub server) -------------------------------------------

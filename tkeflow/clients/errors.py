@@ -20,8 +20,8 @@ Kubernetes classification (by HTTP status): 429, 5xx and connection errors trans
 NotFoundError; 409 Conflict (stale resourceVersion) ConflictError, a TransientError because re-reading
 and retrying fixes it; 409 AlreadyExists AlreadyExistsError, permanent (callers that converge treat it
 as success); other 4xx permanent. An eviction refused by a PodDisruptionBudget (429 on the eviction
-subresource) is PdbBlocked (tkeflow.clients.kube raises it), transient: drains retry it until their
-deadline.
+subresource) is PdbBlocked (``from_eviction_refused``; tkeflow.clients.kube raises it), transient:
+drains retry it until their deadline.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from tkeflow import errors
 # keep messages short enough for a log line and a Prefect state message.
 MAX_MESSAGE_CHARS = 600
 
-TRANSIENT_CODE_CLASSES = frozenset({"RequestLimitExceeded", "InternalError", "ServiceUnavailable"})
+# Throttled: refused before it ran, so the client may resend it at once (tencent.call does, with backoff).
+THROTTLED_CODE_CLASS = "RequestLimitExceeded"
+TRANSIENT_CODE_CLASSES = frozenset({THROTTLED_CODE_CLASS, "InternalError", "ServiceUnavailable"})
 TRANSIENT_CODES = frozenset({"ClientNetworkError", "ServerNetworkError"})
 NOT_FOUND_CODE_CLASSES = frozenset({"ResourceNotFound"})
 # AuthFailure.SecretIdNotFound is about the caller's key, not a resource: never a NotFoundError.
@@ -82,6 +84,11 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + "..."
     return text
+
+
+def is_throttled(code: str | None) -> bool:
+    """Whether a Tencent error code says the request was throttled (RequestLimitExceeded*)."""
+    return (code or "").split(".", 1)[0] == THROTTLED_CODE_CLASS
 
 
 def tencent_error_class(code: str) -> type[errors.TkeflowError]:
@@ -147,6 +154,12 @@ def from_kube_api_error(status: int | None, reason: str | None, body: Any, *, wh
     if status == 429 or status >= 500:
         return errors.TransientError(message, code=code)
     return errors.PermanentError(message, code=code)
+
+
+def from_eviction_refused(reason: str | None, body: Any, *, pod: str) -> PdbBlocked:
+    """The PdbBlocked for an eviction of ``pod`` (``namespace/name``) refused with HTTP 429."""
+    _, message = _kube_status(body)
+    return PdbBlocked(f"eviction of {pod} blocked: {message or reason}", pod=pod)
 
 
 def from_connection_error(exc: BaseException, *, what: str) -> errors.TransientError:

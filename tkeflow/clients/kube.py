@@ -171,10 +171,7 @@ class Kube(WaitsMixin):
             if exc.status == 404:
                 return False
             if exc.status == 429:
-                _, message = client_errors._kube_status(exc.body)
-                raise client_errors.PdbBlocked(
-                    f"eviction of {namespace}/{name} blocked: {message or exc.reason}", pod=f"{namespace}/{name}"
-                ) from exc
+                raise client_errors.from_eviction_refused(exc.reason, exc.body, pod=f"{namespace}/{name}") from exc
             raise translate(exc, f"evict pod {namespace}/{name}") from exc
         except THIRD_PARTY_ERRORS as exc:
             raise translate(exc, f"evict pod {namespace}/{name}") from exc

@@ -63,9 +63,9 @@ ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
 SECRET_ID_ENV = "TENCENTCLOUD_SECRET_ID"
 SECRET_KEY_ENV = "TENCENTCLOUD_SECRET_KEY"
 DEFAULT_REQ_TIMEOUT_S = 30.0
-#: RequestLimitExceeded* is retried right here, a few times with backoff and jitter: the request was
-#: refused before it ran, and retrying the call is cheaper than restarting a task of many calls.
-THROTTLED_CODE = "RequestLimitExceeded"
+#: RequestLimitExceeded* (client_errors.is_throttled) is retried right here, a few times with backoff and
+#: jitter: the request was refused before it ran, and retrying the call is cheaper than restarting a task
+#: of many calls.
 THROTTLE_RETRIES = int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "4"))
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
@@ -278,7 +278,7 @@ class TencentCloud(DescribeMixin):
             except errors.TransientError as exc:
                 # A throttled request was refused before it ran, so sending it again cannot do anything
                 # twice; other transient faults (InternalError, timeouts) may have run: the task decides.
-                if not (exc.code or "").startswith(THROTTLED_CODE) or attempt == THROTTLE_RETRIES:
+                if not client_errors.is_throttled(exc.code) or attempt == THROTTLE_RETRIES:
                     raise
                 _throttle_pause.wait(THROTTLE_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
         return json.loads(response.to_json_string())
