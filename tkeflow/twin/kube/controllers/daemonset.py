@@ -57,7 +57,7 @@ def daemon_tolerations(template_spec: Obj) -> list[Obj]:
 class DaemonSets:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        rt.on("daemonsets", lambda old, new: rt.mark("daemonset", util.key_of(new or old or {})))
+        rt.mark_on("daemonsets", "daemonset")
         rt.on("pods", lambda old, new: mark_owner_of_pod(rt, new or old, "daemonsets", "daemonset"))
         rt.on("nodes", self._on_node)
         rt.reconciler("daemonset", self.reconcile)

@@ -34,7 +34,7 @@ def _available(rs: Obj) -> int:
 class Deployments:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        rt.on("deployments", lambda old, new: rt.mark("deployment", util.key_of(new or old or {})))
+        rt.mark_on("deployments", "deployment")
         rt.on("replicasets", lambda old, new: mark_owner_of_pod(rt, new or old, "deployments", "deployment"))
         rt.reconciler("deployment", self.reconcile)
 

@@ -24,7 +24,7 @@ Key = tuple[str, str]
 class Disruption:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        rt.on("poddisruptionbudgets", lambda old, new: rt.mark("pdb", util.key_of(new or old or {})))
+        rt.mark_on("poddisruptionbudgets", "pdb")
         rt.on("pods", self._on_pod)
         rt.reconciler("pdb", self.reconcile)
 

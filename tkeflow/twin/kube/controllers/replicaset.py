@@ -38,7 +38,7 @@ def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
 class ReplicaSets:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        rt.on("replicasets", lambda old, new: rt.mark("replicaset", util.key_of(new or old or {})))
+        rt.mark_on("replicasets", "replicaset")
         rt.on("pods", self._on_pod)
         rt.reconciler("replicaset", self.reconcile)
 

@@ -142,6 +142,10 @@ class Runtime:
     def on(self, resource: str, handler: Handler) -> None:
         self._handlers[resource].append(handler)
 
+    def mark_on(self, resource: str, name: str) -> None:
+        """Mark the key of every changed ``resource`` object dirty under ``name`` (its own reconciler)."""
+        self.on(resource, lambda old, new: self.mark(name, util.key_of(new or old or {})))
+
     def reconciler(self, name: str, fn: Callable[[Any], None]) -> None:
         """Register ``fn(item)`` run once per item marked dirty under ``name`` (in registration order)."""
         self._reconcilers.append((name, fn))

@@ -34,7 +34,7 @@ def _running_ready(pod: Obj) -> bool:
 class StatefulSets:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        rt.on("statefulsets", lambda old, new: rt.mark("statefulset", util.key_of(new or old or {})))
+        rt.mark_on("statefulsets", "statefulset")
         rt.on("pods", lambda old, new: mark_owner_of_pod(rt, new or old, "statefulsets", "statefulset"))
         rt.reconciler("statefulset", self.reconcile)
 
