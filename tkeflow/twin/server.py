@@ -102,8 +102,7 @@ class Twin:
             self._boot_existing_clusters()
             if self.ssh is not None:
                 self.ssh.sync()
-            with self.cloud.calls_lock:
-                self.cloud.calls.clear()
+            self.cloud.clear_calls()
 
     def _boot_existing_clusters(self) -> None:
         """Clusters the world file says are Running get their Kubernetes API and Ready nodes at once."""
@@ -157,8 +156,7 @@ class Twin:
                 "TKEFLOW_TWIN_ENDPOINT": self.endpoint}
 
     def calls(self) -> list[dict[str, Any]]:
-        with self.cloud.calls_lock:
-            return list(self.cloud.calls)
+        return self.cloud.calls_snapshot()
 
     def kube(self, cluster_id: str) -> Any:
         """The KubeCluster of ``cluster_id`` (tests only; flows use the kubeconfig), or None."""

@@ -60,16 +60,13 @@ class AdminRoutes:
 
     def _get_calls(self, query: dict[str, Any]) -> Reply:
         """The call log; ``?since=N`` skips the first N entries, ``?action=X`` keeps one action."""
-        with self.server.calls_lock:
-            calls = list(self.server.calls)
-        calls = calls[int(query.get("since") or 0):]
+        calls = self.server.calls_snapshot()[int(query.get("since") or 0):]
         if query.get("action"):
             calls = [c for c in calls if c["action"] == query["action"]]
         return 200, calls
 
     def _delete_calls(self, _: Any) -> Reply:
-        with self.server.calls_lock:
-            self.server.calls.clear()
+        self.server.clear_calls()
         return 200, {"ok": True}
 
     def _get_world(self, _: Any) -> Reply:

@@ -55,9 +55,19 @@ class CloudServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    # --- the call log (GET/DELETE /_twin/calls, Twin.calls, reset): every access under calls_lock ----
     def record(self, entry: dict[str, Any]) -> None:
         with self.calls_lock:
             self.calls.append(entry)
+
+    def calls_snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the call log (a deque cannot be iterated while a request appends to it)."""
+        with self.calls_lock:
+            return list(self.calls)
+
+    def clear_calls(self) -> None:
+        with self.calls_lock:
+            self.calls.clear()
 
     # --- one API call ----------------------------------------------------------------------------
     def call(self, method: str, query: str, headers: Any, body: bytes) -> dict[str, Any]:
