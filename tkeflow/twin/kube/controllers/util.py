@@ -74,13 +74,6 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def controller_kind(obj: Mapping[str, Any]) -> str | None:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref.get("kind")
-    return None
-
-
 def int_or_percent(value: Any, total: int, round_up: bool) -> int:
     """An IntOrString like maxSurge "25%" scaled against ``total``."""
     if value is None:
