@@ -53,7 +53,7 @@ class Twin:
         self.ssh = _ssh_fleet(self) if ssh else None
         self.cloud.admin_routes = AdminRoutes(self.cloud, reset=self.reset,
                                               ssh_map=self.ssh.mapping if self.ssh else None,
-                                              on_timings=self._timings_changed)
+                                              on_timings=self._sync_timings)
 
     # --- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -64,8 +64,7 @@ class Twin:
 
     def _start(self) -> None:
         try:
-            self._sync_timings(self.world.timings)
-            self._boot_existing_clusters()
+            self._boot_world()
             if self.ssh is not None:
                 self.ssh.start()
             self.cloud.start()
@@ -98,11 +97,15 @@ class Twin:
             self.runtime.stop_all()
             self.core = CloudCore(world, self.clock, self.runtime)
             self.cloud.core = self.core
-            self._sync_timings(world.timings)
-            self._boot_existing_clusters()
+            self._boot_world()
             if self.ssh is not None:
                 self.ssh.sync()
             self.cloud.clear_calls()
+
+    def _boot_world(self) -> None:
+        """What start and reset both do with a freshly loaded world: its timings, its Running clusters."""
+        self._sync_timings(self.world.timings)
+        self._boot_existing_clusters()
 
     def _boot_existing_clusters(self) -> None:
         """Clusters the world file says are Running get their Kubernetes API and Ready nodes at once."""
@@ -117,9 +120,6 @@ class Twin:
                 cvm = world.cvms.get(instance.instance_id)
                 if cvm is not None and instance.state == "running":
                     self.runtime.node_joined(cluster, cvm, instance)
-
-    def _timings_changed(self, timings: Timings) -> None:
-        self._sync_timings(timings)
 
     def _sync_timings(self, timings: Timings) -> None:
         if isinstance(self.runtime, KubeRuntime):
