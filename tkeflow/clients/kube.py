@@ -24,12 +24,16 @@ from tkeflow.clients import errors as client_errors
 from tkeflow.clients import kube_config
 from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, GuardedApi, guard, translate
 from tkeflow.clients.kube_waits import WaitsMixin
+from tkeflow.rules import upgrade as upgrade_rules
 
-CORDONED_BY_ANNOTATION = "tkeflow.io/cordoned-by"  # R-NODE-1: a resumed flow uncordons only its own
-CORDONED_BY_VALUE = "tkeflow"
+# R-NODE-1: a resumed flow uncordons only its own cordons. The mark is the one the upgrade's resume
+# logic reads (tkeflow/rules/upgrade.py), defined there once.
+CORDONED_BY_ANNOTATION = upgrade_rules.CORDONED_BY_ANNOTATION
+CORDONED_BY_VALUE = upgrade_rules.CORDONED_BY_VALUE
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 LIST_PAGE_SIZE = 500  # kubectl's default chunk size
 MERGE_PATCH = "application/merge-patch+json"  # the client defaults to json-patch even for a dict body
+
 
 def is_cordoned_by_tkeflow(node: Any) -> bool:
     annotations = (node.metadata.annotations or {}) if node.metadata else {}
