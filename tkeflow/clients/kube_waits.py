@@ -41,11 +41,16 @@ def _key(obj: Any) -> tuple[str | None, str]:
     return obj.metadata.namespace, obj.metadata.name
 
 
-def is_node_ready(node: Any) -> bool:
-    for condition in (node.status.conditions or []) if node.status else []:
+def _ready_condition(obj: Any) -> bool:
+    """Whether a node's or a pod's ``Ready`` condition is True (absent: not Ready)."""
+    for condition in (obj.status.conditions or []) if obj.status else []:
         if condition.type == "Ready":
             return condition.status == "True"
     return False
+
+
+def is_node_ready(node: Any) -> bool:
+    return _ready_condition(node)
 
 
 def kubelet_version(node: Any) -> str:
@@ -62,10 +67,7 @@ def version_matches(actual: str, wanted: str | None) -> bool:
 
 
 def is_pod_ready(pod: Any) -> bool:
-    for condition in (pod.status.conditions or []) if pod.status else []:
-        if condition.type == "Ready":
-            return condition.status == "True"
-    return False
+    return _ready_condition(pod)
 
 
 def is_deployment_available(deployment: Any) -> bool:

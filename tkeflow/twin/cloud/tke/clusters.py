@@ -206,11 +206,12 @@ def delete_endpoint(ctx: Ctx, cluster: model.Cluster, extranet: bool) -> None:
 # --- master upgrade (R-UPG-1) ----------------------------------------------------------------------------
 def next_versions(world: model.World, cluster: model.Cluster) -> list[str]:
     """The versions the master may move to: the next available one (one step at a time)."""
-    newer = [v for v in world.versions if _vkey(v) > _vkey(cluster.version)]
+    newer = [v for v in world.versions if version_key(v) > version_key(cluster.version)]
     return newer[:1]
 
 
-def _vkey(version: str) -> tuple[int, ...]:
+def version_key(version: str) -> tuple[int, ...]:
+    """``"1.28.3"`` -> ``(1, 28, 3)``: versions compare numerically (the master's and the nodes')."""
     return tuple(int(x) for x in version.split(".") if x.isdigit())
 
 

@@ -17,18 +17,14 @@ from tkeflow.twin.cloud import exceptions as exc
 from tkeflow.twin.cloud.common import now_plain
 from tkeflow.twin.cloud.cvm import backend as cvm_backend
 from tkeflow.twin.cloud.registry import CloudCore, Ctx
-from tkeflow.twin.cloud.tke.clusters import require_status
+from tkeflow.twin.cloud.tke.clusters import require_status, version_key
 from tkeflow.twin.world import model
 
 ACTIVE = ("process", "paused")
 
 
 def upgradable(cluster: model.Cluster) -> list[model.ClusterInstance]:
-    return [i for i in cluster.instances.values() if _vkey(i.version) < _vkey(cluster.version)]
-
-
-def _vkey(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in version.split(".") if x.isdigit())
+    return [i for i in cluster.instances.values() if version_key(i.version) < version_key(cluster.version)]
 
 
 def operate(ctx: Ctx, cluster: model.Cluster, p: dict[str, Any]) -> None:
@@ -76,7 +72,7 @@ def _create(ctx: Ctx, cluster: model.Cluster, p: dict[str, Any]) -> None:
         instance = cluster.instances.get(instance_id)
         if instance is None:
             raise exc.InvalidParameterParam(f"The instance `{instance_id}` is not in cluster `{cluster.cluster_id}`.")
-        if _vkey(instance.version) >= _vkey(cluster.version):
+        if version_key(instance.version) >= version_key(cluster.version):
             raise exc.ClusterUpgradeNodeVersion(f"The node `{instance_id}` is already at {instance.version}, "
                                                 f"the master's version: upgrade the master first (R-UPG-1).")
         if instance.state != "running" and not p.get("SkipPreCheck"):
