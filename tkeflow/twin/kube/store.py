@@ -164,10 +164,6 @@ class Store:
         with self._lock:
             return list(self._tables["pods"].by_node.get(node_name, {}).values())
 
-    def namespaces_in_use(self, resource: str) -> list[str]:
-        with self._lock:
-            return list(self._tables[resource].by_namespace)
-
     def encoded(self, resource: str, obj: Obj) -> bytes:
         """The object's JSON bytes, cached per stored dict (lists of 30,000 pods stay fast)."""
         meta = obj.get("metadata", {})

@@ -130,10 +130,6 @@ def format_cpu(millis: int) -> str:
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
-def format_memory(num_bytes: int) -> str:
-    return f"{num_bytes // 1024}Ki"
-
-
 # ---- pod state -----------------------------------------------------------------------------
 def pod_terminal(pod: Mapping[str, Any]) -> bool:
     return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
