@@ -78,3 +78,8 @@ def contains_ip(cidr: str, ip: str) -> bool:
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tags_of(specs: Sequence[dict[str, Any]] | None) -> dict[str, str]:
+    """A request's TagSpecification list (CreateCluster, RunInstances) as key -> value."""
+    return {t["Key"]: t.get("Value", "") for spec in specs or [] for t in spec.get("Tags") or []}

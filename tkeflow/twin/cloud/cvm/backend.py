@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from tkeflow.twin.cloud import exceptions as exc
-from tkeflow.twin.cloud.common import now_iso
+from tkeflow.twin.cloud.common import now_iso, tags_of
 from tkeflow.twin.world import model
 from tkeflow.twin.world.hosts import Cvm, Disk
 from tkeflow.twin.world.loader import make_disk
@@ -66,14 +66,13 @@ def new_cvm(world: model.World, region: str, para: dict[str, Any], index: int) -
     system = para.get("SystemDisk") or {}
     login = para.get("LoginSettings") or {}
     name = para.get("InstanceName") or "tke-node"
-    tags = {t["Key"]: t.get("Value", "") for spec in para.get("TagSpecification") or [] for t in spec.get("Tags") or []}
     cvm = Cvm(instance_id=world.new_id("ins", world.cvms), name=f"{name}-{index}" if index else name,
               region=region, zone=zone, vpc_id=subnet.vpc_id, subnet_id=subnet.subnet_id,
               private_ip=_free_ip(world, subnet), instance_type=itype.instance_type, cpu=itype.cpu,
               memory_gib=itype.memory_gib, gpus=int(itype.gpus), gpu_type=itype.gpu_type, state="PENDING",
               charge_type=para.get("InstanceChargeType") or "POSTPAID_BY_HOUR",
               project_id=int(placement.get("ProjectId") or 0), key_ids=list(login.get("KeyIds") or []),
-              security_group_ids=list(para.get("SecurityGroupIds") or []), tags=tags,
+              security_group_ids=list(para.get("SecurityGroupIds") or []), tags=tags_of(para.get("TagSpecification")),
               system_disk=make_disk(world, "system", 0, {"size_gb": system.get("DiskSize") or 50,
                                                          "type": system.get("DiskType") or "CLOUD_PREMIUM",
                                                          "filesystem": "ext4", "mountpoint": "/", "used_gb": 6}),

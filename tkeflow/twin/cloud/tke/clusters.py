@@ -14,7 +14,7 @@ import ipaddress
 from typing import Any
 
 from tkeflow.twin.cloud import exceptions as exc
-from tkeflow.twin.cloud.common import network, now_iso, overlaps
+from tkeflow.twin.cloud.common import network, now_iso, overlaps, tags_of
 from tkeflow.twin.cloud.registry import CloudCore, Ctx
 from tkeflow.twin.world import model
 
@@ -102,7 +102,6 @@ def new_cluster(ctx: Ctx, p: dict[str, Any]) -> model.Cluster:
     version = check_version(world, basic.get("ClusterVersion"))
     container = check_container_cidr(world, vpc, cidr_settings["ClusterCIDR"],
                                      bool(cidr_settings.get("IgnoreClusterCIDRConflict")))
-    tags = {t["Key"]: t.get("Value", "") for spec in basic.get("TagSpecification") or [] for t in spec.get("Tags") or []}
     cluster = model.Cluster(
         cluster_id=world.new_id("cls", world.clusters), name=name, region=ctx.region, version=version,
         vpc_id=vpc.vpc_id, container_cidr=container, service_cidr=_service_cidr(cidr_settings, container, vpc),
@@ -114,7 +113,7 @@ def new_cluster(ctx: Ctx, p: dict[str, Any]) -> model.Cluster:
         max_node_pod_num=int(cidr_settings.get("MaxNodePodNum") or 64),
         max_service_num=int(cidr_settings.get("MaxClusterServiceNum") or 256),
         project_id=int(basic.get("ProjectId") or 0), deletion_protection=bool(advanced.get("DeletionProtection")),
-        tags=tags, created_time=now_iso(), password=world.new_id("pw")[3:] * 2)
+        tags=tags_of(basic.get("TagSpecification")), created_time=now_iso(), password=world.new_id("pw")[3:] * 2)
     world.clusters[cluster.cluster_id] = cluster
     return cluster
 
