@@ -50,12 +50,12 @@ def check_container_cidr(world: model.World, vpc: model.Vpc, cidr: str, ignore_o
         raise exc.CidrInvalid(f"The ClusterCIDR `{cidr}` is not in a private range (10/8, 172.16/12, 192.168/16).")
     if not 14 <= net.prefixlen <= 24:
         raise exc.CidrMaskSizeOutOfRange(f"The mask of ClusterCIDR `{cidr}` must be between /14 and /24.")
-    for vpc_id in sorted(_routed_vpcs(world, vpc.vpc_id)):
+    routed = _routed_vpcs(world, vpc.vpc_id)
+    for vpc_id in sorted(routed):
         other_vpc = world.vpcs[vpc_id]
         if overlaps(str(net), other_vpc.cidr):
             raise exc.CidrConflictWithVpcCidr(f"The ClusterCIDR `{cidr}` conflicts with VPC {vpc_id} ({other_vpc.cidr}).")
     if not ignore_other_clusters:
-        routed = _routed_vpcs(world, vpc.vpc_id)
         for other in world.clusters.values():
             if other.vpc_id in routed and overlaps(str(net), other.container_cidr):
                 raise exc.CidrConflictWithOtherCluster(
