@@ -73,16 +73,19 @@ def load_kubeconfig(cluster_id: str, region: str, extranet: bool = True) -> str:
     return fetched["Kubeconfig"]
 
 
-def resolve_cluster_id(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> str:
-    """A spec names its cluster by ID or by name; the name is looked up (it must match one cluster)."""
+def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> dict[str, Any]:
+    """The cluster a spec names by ID or by exact name, in one DescribeClusters call (a name must match one)."""
     if cluster_id:
-        return cluster_id
+        by_id = cloud.describe_clusters([cluster_id])
+        if not by_id:
+            raise NotFoundError(f"cluster {cluster_id} does not exist in {cloud.region}: fix spec.cluster_id")
+        return by_id[0]
     found: dict[str, Any] | None = cloud.find_cluster_by_name(cluster_name or "")
     if not found:
         raise NotFoundError(
             f"no cluster named {cluster_name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
         )
-    return str(found["ClusterId"])
+    return found
 
 
 def kube_for(cluster_id: str, region: str) -> Kube:

@@ -23,7 +23,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
-from tasks.cloud import resolve_cluster_id, secret_exists, tencent_cloud
+from tasks.cloud import cluster_by_id_or_name, secret_exists, tencent_cloud
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
@@ -111,11 +111,8 @@ def _host_target(instance: dict[str, Any]) -> HostTarget:
                       cloud_disks=disks)
 
 
-def _cluster_view(cloud: Any, cluster_id: str) -> ClusterView:
-    found = cloud.describe_clusters([cluster_id])
-    if not found:
-        raise errors.NotFoundError(f"cluster {cluster_id} does not exist in {cloud.region}")
-    cluster = found[0]
+def _cluster_view(cloud: Any, cluster: dict[str, Any]) -> ClusterView:
+    cluster_id = str(cluster["ClusterId"])
     members = frozenset(i["InstanceId"] for i in cloud.describe_cluster_instances(cluster_id, role="ALL"))
     return ClusterView(cluster_id=cluster_id, vpc_id=(cluster.get("ClusterNetworkSettings") or {}).get("VpcId", ""),
                        status=cluster.get("ClusterStatus", ""), project_id=int(cluster.get("ProjectId") or 0),
@@ -202,7 +199,7 @@ def _ssh_key_check(spec: ExistingHostsSpec) -> list[Check]:
 def preflight_hosts(spec: ExistingHostsSpec) -> Preflight:
     """Step 1, read-only: cluster Running; each host exists, RUNNING, in its VPC (R-ADD-1), in no other cluster."""
     cloud = tencent_cloud(spec.region)
-    cluster = _cluster_view(cloud, resolve_cluster_id(cloud, spec.cluster_id, spec.cluster_name))
+    cluster = _cluster_view(cloud, cluster_by_id_or_name(cloud, spec.cluster_id, spec.cluster_name))
     result = Preflight(cluster=cluster, checks=_ssh_key_check(spec))
     result.checks.append(Check(name="cluster Running", target=cluster.cluster_id, ok=cluster.status == "Running",
                                rule="R-CRT-10", detail=f"status {cluster.status}"))

@@ -29,12 +29,7 @@ UNDER_WAY = frozenset({"pending", "process", "paused", "pauing", "done"})
 @cloud_task(cache_policy=NO_CACHE, name="describe-cluster")
 def describe_cluster(region: str, cluster_id: str | None, cluster_name: str | None) -> dict[str, Any]:
     """The cluster (ClusterId, ClusterVersion, ClusterStatus ...), by ID or by exact name."""
-    client = cloud.tencent_cloud(region)
-    resolved = cloud.resolve_cluster_id(client, cluster_id, cluster_name)
-    found = client.describe_clusters([resolved])
-    if not found:
-        raise errors.NotFoundError(f"cluster {resolved} not found in {region}")
-    return found[0]
+    return cloud.cluster_by_id_or_name(cloud.tencent_cloud(region), cluster_id, cluster_name)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="describe-cluster-instances")

@@ -129,6 +129,8 @@ def test_dry_run_publishes_the_decisions_and_makes_no_mutating_call(twin, twin_c
 
     assert report.summary["dry_run"] is True
     assert twin_calls(mutating=True) == []
+    looked_up = [c for c in twin_calls() if c["action"] == "DescribeClusters"]
+    assert len(looked_up) == 2, "the cluster by name once, then every cluster of the VPC (R-ADD-1)"
     decisions = {row["host"]: row for row in report.summary["plan"]}
     assert decisions["ins-host0001"]["decision"].startswith("/dev/vdb -> /var/lib/containerd")
     assert decisions["ins-host0002"]["reason"].startswith("holds data, not approved")
