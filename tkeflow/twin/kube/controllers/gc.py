@@ -80,9 +80,9 @@ class GarbageCollector:
             namespace = self.rt.cache.get("namespaces", ("", old["metadata"].get("namespace", "")))
             if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
                 self.rt.mark("namespace", namespace["metadata"]["name"])
-            owner = util.controller_uid(old)
-            if owner and owner in self.rt.cache.by_uid:
-                resource, key = self.rt.cache.by_uid[owner]
+            owner = self.rt.cache.owner_of(old)
+            if owner is not None:
+                resource, key = owner
                 obj = self.rt.cache.get(resource, key)
                 if obj is not None and obj["metadata"].get("deletionTimestamp"):
                     self._on_owner(resource, obj, obj)

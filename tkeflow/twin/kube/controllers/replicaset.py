@@ -21,13 +21,9 @@ BURST = 500
 
 def mark_owner_of_pod(rt: Runtime, pod: Obj | None, resource: str, reconciler: str) -> None:
     """Mark the pod's controlling owner dirty when it is a ``resource``."""
-    if pod is None:
-        return
-    owner = util.controller_uid(pod)
-    if owner and owner in rt.cache.by_uid:
-        owned_by, key = rt.cache.by_uid[owner]
-        if owned_by == resource:
-            rt.mark(reconciler, key)
+    owner = rt.cache.owner_of(pod) if pod is not None else None
+    if owner is not None and owner[0] == resource:
+        rt.mark(reconciler, owner[1])
 
 
 def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:

@@ -63,6 +63,11 @@ class Cache:
     def all(self, resource: str) -> list[Obj]:
         return list(self.objects[resource].values())
 
+    def owner_of(self, obj: Obj) -> tuple[str, Key] | None:
+        """(resource, key) of the object's controlling owner, when the cache holds that owner."""
+        owner = util.controller_uid(obj)
+        return self.by_uid.get(owner) if owner else None
+
     def pods(self, keys: set[Key]) -> list[Obj]:
         table = self.objects["pods"]
         return [table[k] for k in keys if k in table]
