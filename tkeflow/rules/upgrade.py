@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tkeflow.rules import capacity
+
 CORDONED_BY_ANNOTATION = "tkeflow.io/cordoned-by"
 CORDONED_BY_VALUE = "tkeflow"
 UPGRADE_TARGET_ANNOTATION = "tkeflow.io/upgrade-target"
@@ -101,12 +103,11 @@ def observe_node(node: Mapping[str, Any], moving_pods: int = 0) -> ObservedNode:
     meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return ObservedNode(
         name=meta["name"],
         instance_id=labels.get(INSTANCE_ID_LABEL, ""),
         kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", "v0.0.0"),
-        ready=ready,
+        ready=capacity.node_is_ready(node),
         unschedulable=bool(spec.get("unschedulable", False)),
         cordoned_by=annotations.get(CORDONED_BY_ANNOTATION),
         upgrade_target=annotations.get(UPGRADE_TARGET_ANNOTATION),
@@ -225,7 +226,7 @@ def moves_on_drain(pod: Mapping[str, Any]) -> bool:
         return False
     if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
         return False
-    return status.get("phase") not in ("Succeeded", "Failed")
+    return status.get("phase") not in capacity.FINISHED_POD_PHASES
 
 
 def _budget_blocker(pdb: Mapping[str, Any], ref: str, node: str) -> EvictionBlocker | None:
