@@ -56,6 +56,9 @@ def test_namespaces_can_be_test_namespaces() -> None:
 def test_policies_use_networking_v1(case: int) -> None:
     policies = np.case_policies(case)
     assert policies and all(p["apiVersion"] == "networking.k8s.io/v1" for p in policies)
+    rules = [r for p in policies for r in p["spec"].get("ingress", []) + p["spec"].get("egress", [])]
+    ports = {port["port"] for r in rules for port in r.get("ports", [])}
+    assert ports == ({np.CASE_PORTS[case]} if case in np.CASE_PORTS else set())  # R-KR-3: the case's own port
 
 
 def test_unknown_case() -> None:

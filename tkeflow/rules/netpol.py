@@ -25,7 +25,7 @@ from typing import Any
 
 EXTERNAL_CIDR = "14.215.0.0/16"  # R-KR-3 cases 4 and 5
 NSB_LABEL = ("app", "nsb")  # R-KR-3 case 3
-CASE_PORTS = {3: 6379, 4: 5978, 5: 80}
+CASE_PORTS = {3: 6379, 4: 5978, 5: 80}  # R-KR-3: the TCP port each case allows
 CASES = {
     1: "pods of nsa reach each other; nothing else reaches them",
     2: "nothing reaches pods of nsa (pods of nsa included)",
@@ -91,8 +91,8 @@ def expected_reachable(case: int, probe: Probe, ns: Namespaces = Namespaces()) -
     """Whether ``probe`` should connect once case ``case``'s policies are in place (R-KR-3)."""
     src, dst = probe.source, probe.destination
 
-    def tcp_on(port: int) -> bool:
-        return probe.protocol == "TCP" and probe.port == port
+    def on_case_port() -> bool:
+        return probe.protocol == "TCP" and probe.port == CASE_PORTS[case]
 
     if case == 1:
         return src.namespace == ns.nsa if dst.namespace == ns.nsa else True
@@ -101,15 +101,15 @@ def expected_reachable(case: int, probe: Probe, ns: Namespaces = Namespaces()) -
     if case == 3:
         if dst.namespace != ns.nsa:
             return True
-        return src.namespace is not None and src.namespace_labels.get(NSB_LABEL[0]) == NSB_LABEL[1] and tcp_on(6379)
+        return src.namespace is not None and src.namespace_labels.get(NSB_LABEL[0]) == NSB_LABEL[1] and on_case_port()
     if case == 4:
         if src.namespace != ns.nsa:
             return True
-        return _in_external(dst.ip) and tcp_on(5978)
+        return _in_external(dst.ip) and on_case_port()
     if case == 5:
         if dst.namespace != ns.default:
             return True
-        return src.namespace is None and _in_external(src.ip) and tcp_on(80)
+        return src.namespace is None and _in_external(src.ip) and on_case_port()
     raise ValueError(f"R-KR-3 has cases 1-5, not {case}")
 
 
@@ -142,11 +142,11 @@ def case_policies(case: int, ns: Namespaces = Namespaces()) -> list[dict[str, An
     if case == 3:
         source = {"namespaceSelector": {"matchLabels": {NSB_LABEL[0]: NSB_LABEL[1]}}}
         return [_policy("kr-case3-from-nsb-6379", ns.nsa, {"policyTypes": ["Ingress"], "ingress": [
-            {"from": [source], "ports": [{"protocol": "TCP", "port": 6379}]}]})]
+            {"from": [source], "ports": [{"protocol": "TCP", "port": CASE_PORTS[3]}]}]})]
     if case == 4:
         return [_policy("kr-case4-egress-allow-list", ns.nsa, {"policyTypes": ["Egress"], "egress": [
-            {"to": [external], "ports": [{"protocol": "TCP", "port": 5978}]}]})]
+            {"to": [external], "ports": [{"protocol": "TCP", "port": CASE_PORTS[4]}]}]})]
     if case == 5:
         return [_policy("kr-case5-from-external-80", ns.default, {"policyTypes": ["Ingress"], "ingress": [
-            {"from": [external], "ports": [{"protocol": "TCP", "port": 80}]}]})]
+            {"from": [external], "ports": [{"protocol": "TCP", "port": CASE_PORTS[5]}]}]})]
     raise ValueError(f"R-KR-3 has cases 1-5, not {case}")
