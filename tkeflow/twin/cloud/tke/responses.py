@@ -150,6 +150,12 @@ def _kubeconfig(ctx: Ctx, cluster: model.Cluster, extranet: bool) -> str:
             f"    token: twin-placeholder\n")
 
 
+def _server_host(kubeconfig: str) -> str:
+    """``host:port`` of the kubeconfig's API server (the endpoint fields of the security/endpoint answers)."""
+    server = next((line.split("server:", 1)[1].strip() for line in kubeconfig.splitlines() if "server:" in line), "")
+    return server.split("://", 1)[-1]
+
+
 def _running_cluster(ctx: Ctx, cluster_id: str) -> model.Cluster:
     with ctx.world.lock:
         cluster = clusters.get_cluster(ctx.world, ctx.region, cluster_id)
@@ -168,8 +174,7 @@ def describe_cluster_kubeconfig(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 def describe_cluster_security(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     cluster = _running_cluster(ctx, p["ClusterId"])
     config = _kubeconfig(ctx, cluster, True)
-    server = next((line.split("server:", 1)[1].strip() for line in config.splitlines() if "server:" in line), "")
-    host = server.split("://", 1)[-1]
+    host = _server_host(config)
     return {"UserName": "admin", "Password": cluster.password,
             "CertificationAuthority": ctx.runtime.certificate_authority(cluster.cluster_id) or "",
             "ClusterExternalEndpoint": host if cluster.endpoints.get(True) == "Created" else "",
@@ -181,9 +186,7 @@ def describe_cluster_security(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @action("tke", "DescribeClusterEndpoints", mutating=False, required=("ClusterId",), locked=False)
 def describe_cluster_endpoints(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     cluster = _running_cluster(ctx, p["ClusterId"])
-    config = _kubeconfig(ctx, cluster, False)
-    server = next((line.split("server:", 1)[1].strip() for line in config.splitlines() if "server:" in line), "")
-    host = server.split("://", 1)[-1]
+    host = _server_host(_kubeconfig(ctx, cluster, False))
     return {"CertificationAuthority": ctx.runtime.certificate_authority(cluster.cluster_id) or "",
             "ClusterExternalEndpoint": host if cluster.endpoints.get(True) == "Created" else "",
             "ClusterIntranetEndpoint": host if cluster.endpoints.get(False) == "Created" else "",
