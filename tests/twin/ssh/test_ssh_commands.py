@@ -126,6 +126,7 @@ def test_systemctl_is_active_follows_services() -> None:
     ("Ubuntu Server 22.04 LTS 64位", "ubuntu", "22.04"),
 ])
 def test_os_release_forms(os_name: str, os_id: str, version: str) -> None:
+    """R-GPU-2: a host's OS (the image the cloud records) as pre-flight reads it from /etc/os-release."""
     cvm = make_cvm("ins-os000001", "10.0.1.50", os_name=os_name)
     fields = ssh_output.parse_os_release(run(cvm, "cat /etc/os-release").stdout)
     assert (fields["ID"], fields["VERSION_ID"]) == (os_id, version)
