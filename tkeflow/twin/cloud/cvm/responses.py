@@ -82,13 +82,21 @@ def describe_instances_status(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @action("cvm", "DescribeZoneInstanceConfigInfos", mutating=False)
 def describe_zone_instance_config_infos(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    items = _zone_types(ctx, p.get("Filters"), {"instance-charge-type": lambda i: ["POSTPAID_BY_HOUR"],
+                                                "sort-keys": lambda i: ["cpu", "mem", "gpu"]})
+    return {"InstanceTypeQuotaSet": [_render_type(zone, t) for zone, t in items]}
+
+
+_TYPE_FILTERS: dict[str, common.Getter] = {
+    "zone": lambda i: [i[0]], "instance-family": lambda i: [i[1].family],
+    "instance-type": lambda i: [i[1].instance_type]}
+
+
+def _zone_types(ctx: Ctx, filters: Any, extra: dict[str, common.Getter] | None = None) -> list[tuple[str, Any]]:
+    """(zone, instance type) for every type sold in the region's zones, filtered (both type listings)."""
     zones = ctx.world.regions[ctx.region].zones
     items = [(zone, t) for t in ctx.world.instance_types.values() for zone in t.zones if zone in zones]
-    items = common.apply_filters(items, p.get("Filters"), {
-        "zone": lambda i: [i[0]], "instance-family": lambda i: [i[1].family],
-        "instance-type": lambda i: [i[1].instance_type], "instance-charge-type": lambda i: ["POSTPAID_BY_HOUR"],
-        "sort-keys": lambda i: ["cpu", "mem", "gpu"]}, error=exc.InvalidFilter)
-    return {"InstanceTypeQuotaSet": [_render_type(zone, t) for zone, t in items]}
+    return common.apply_filters(items, filters, {**_TYPE_FILTERS, **(extra or {})}, error=exc.InvalidFilter)
 
 
 def _render_type(zone: str, t: model.InstanceType) -> dict[str, Any]:
@@ -111,9 +119,9 @@ def describe_account_quota(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         elif f.get("Name") != "quota-type":
             raise exc.InvalidFilter(f"The filter name `{f.get('Name')}` is not supported.")
     total = ctx.world.postpaid_quota_per_zone
-    postpaid = [{"Zone": z, "UsedQuota": backend.quota_used(ctx.world, z),
-                 "RemainingQuota": max(0, total - backend.quota_used(ctx.world, z)), "TotalQuota": total}
-                for z in zones if z in wanted_zones]
+    used = {z: backend.quota_used(ctx.world, z) for z in zones if z in wanted_zones}
+    postpaid = [{"Zone": z, "UsedQuota": n, "RemainingQuota": max(0, total - n), "TotalQuota": total}
+                for z, n in used.items()]
     return {"AppId": ctx.world.app_id, "AccountQuotaOverview": {
         "Region": ctx.region, "AccountQuota": {"PostPaidQuotaSet": postpaid, "PrePaidQuotaSet": [],
                                                "SpotPaidQuotaSet": [], "ImageQuotaSet": [],
@@ -140,11 +148,7 @@ def describe_key_pairs(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @action("cvm", "DescribeInstanceTypeConfigs", mutating=False)
 def describe_instance_type_configs(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    zones = ctx.world.regions[ctx.region].zones
-    items = [(zone, t) for t in ctx.world.instance_types.values() for zone in t.zones if zone in zones]
-    items = common.apply_filters(items, p.get("Filters"), {
-        "zone": lambda i: [i[0]], "instance-family": lambda i: [i[1].family],
-        "instance-type": lambda i: [i[1].instance_type]}, error=exc.InvalidFilter)
+    items = _zone_types(ctx, p.get("Filters"))
     return {"InstanceTypeConfigSet": [
         {"Zone": zone, "InstanceType": t.instance_type, "InstanceFamily": t.family, "GPU": int(t.gpus), "CPU": t.cpu,
          "Memory": t.memory_gib, "FPGA": 0, "GpuCount": float(t.gpus), "GpuType": t.gpu_type or "",
