@@ -144,6 +144,8 @@ def test_r_gpu_1_gpu_workers_need_newer_than_1_8() -> None:
 def test_r_as_4_more_than_30_pay_as_you_go_in_one_zone_is_a_warning() -> None:
     manifest = specs.parse_manifest(cluster(workers__0__count=31))
     assert [w.rule for w in manifest.warnings] == ["R-AS-4"]
+    assert manifest.warnings[0].message.startswith("31 pay-as-you-go nodes in ")
+    assert specs.parse_manifest(cluster(workers__0__count=30)).warnings == []  # the quota itself is fine
     assert specs.parse_manifest(cluster(workers__0__count=31, workers__0__billing="PREPAID")).warnings == []
 
 

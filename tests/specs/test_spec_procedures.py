@@ -156,6 +156,8 @@ def test_r_as_4_pool_sizes(changes: dict, path: str) -> None:
 def test_r_as_4_200_is_allowed_but_warned_about_zone_quota() -> None:
     manifest = specs.parse_manifest(changed("gpu-pool", max_nodes=200))
     assert [w.rule for w in manifest.warnings] == ["R-AS-4"]
+    assert manifest.warnings[0].path == "spec.max_nodes"
+    assert specs.parse_manifest(changed("gpu-pool", max_nodes=30)).warnings == []  # R-AS-4: 30 is the quota
 
 
 def test_r_gpu_4_and_r_gpu_5_warnings() -> None:

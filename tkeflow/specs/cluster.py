@@ -22,12 +22,12 @@ from tkeflow.rules import master_sizing
 from tkeflow.specs.base import SpecModel, Violation, nested_warnings, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, SSD_DISK_TYPES, DataDisk, KubeVersion, Login, Region, SecurityGroupId, SubnetId,
-    SystemDisk, Zone, is_gpu_instance_type, parse_private_cidr, version_tuple, zone_violation,
+    SystemDisk, Zone, is_gpu_instance_type, listed_twice, parse_private_cidr, pay_as_you_go_warnings,
+    version_tuple, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
 ALWAYS_PRESENT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # R-CRT-12
-PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4: the default quota; accounts may have more, the flow checks
 
 
 class MasterSpec(SpecModel):
@@ -129,7 +129,7 @@ class ClusterSpec(SpecModel):
             raise rule_error("R-CRT-12", f"not valid namespace names (DNS-1123 labels): {', '.join(map(repr, bad))}",
                              "use lowercase letters, digits and '-', starting and ending with a letter or digit, "
                              "at most 63 characters")
-        duplicates = sorted(n for n, c in Counter(names).items() if c > 1)
+        duplicates = listed_twice(names)
         if duplicates:
             raise rule_error("R-CRT-12", f"namespaces listed twice: {', '.join(duplicates)}", "list each once")
         return names
@@ -153,10 +153,8 @@ class ClusterSpec(SpecModel):
             if group.billing == "POSTPAID_BY_HOUR":
                 per_zone[group.zone] += group.count
         for zone, count in sorted(per_zone.items()):
-            if count > PAY_AS_YOU_GO_QUOTA_PER_ZONE:
-                found.append(warn("workers", "R-AS-4", f"{count} pay-as-you-go nodes in {zone}; the default quota "
-                                  f"is {PAY_AS_YOU_GO_QUOTA_PER_ZONE} per zone", "check the account's quota "
-                                  "(the flow's pre-flight does) or spread the nodes over zones"))
+            found += pay_as_you_go_warnings("workers", count, zone, "check the account's quota (the flow's "
+                                            "pre-flight does) or spread the nodes over zones")
         return found
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ DiskType = Literal["LOCAL_BASIC", "LOCAL_SSD", "CLOUD_BASIC", "CLOUD_SSD", "CLOU
                    "CLOUD_HSSD", "CLOUD_TSSD"]
 SSD_DISK_TYPES = frozenset({"LOCAL_SSD", "CLOUD_SSD", "CLOUD_BSSD", "CLOUD_HSSD", "CLOUD_TSSD"})
 GPU_FAMILY = re.compile(r"^(GN|GI|GT|GC|PNV)\d", re.IGNORECASE)  # Tencent GPU instance families
+PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4: the default quota; accounts may have more, the flows check
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -50,6 +52,19 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 def is_gpu_instance_type(instance_type: str) -> bool:
     return bool(GPU_FAMILY.match(instance_type))
+
+
+def listed_twice(items: list[str]) -> list[str]:
+    """The items that appear more than once, sorted (for a "listed twice" rule error)."""
+    return sorted(item for item, count in Counter(items).items() if count > 1)
+
+
+def pay_as_you_go_warnings(path: str, count: int, zone: str, fix: str) -> list[Problem]:
+    """R-AS-4 as a warning: ``count`` pay-as-you-go nodes in ``zone`` exceed the default quota."""
+    if count <= PAY_AS_YOU_GO_QUOTA_PER_ZONE:
+        return []
+    return [warn(path, "R-AS-4", f"{count} pay-as-you-go nodes in {zone}; the default quota is "
+                 f"{PAY_AS_YOU_GO_QUOTA_PER_ZONE} per zone", fix)]
 
 
 def zone_violation(loc: tuple[str | int, ...], zone: str | None, region: str | None) -> list[Violation]:

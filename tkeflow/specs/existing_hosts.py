@@ -8,14 +8,13 @@ password). R-ADD-1 (same VPC) and the per-host data-disk decision need cloud sta
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from tkeflow.specs.base import SpecModel, Violation, nested_warnings, rule_error, warn
-from tkeflow.specs.common import ClusterRef, InstanceId, Login, Region, SecurityGroupId
+from tkeflow.specs.common import ClusterRef, InstanceId, Login, Region, SecurityGroupId, listed_twice
 from tkeflow.specs.problems import Problem
 
 
@@ -64,7 +63,7 @@ class ExistingHostsSpec(ClusterRef):
     @field_validator("instance_ids")
     @classmethod
     def _unique(cls, ids: list[str]) -> list[str]:
-        duplicates = sorted(i for i, c in Counter(ids).items() if c > 1)
+        duplicates = listed_twice(ids)
         if duplicates:
             raise rule_error("schema", f"instances listed twice: {', '.join(duplicates)}", "list each once")
         return ids

@@ -19,12 +19,11 @@ from pydantic import Field, field_validator
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
-    is_gpu_instance_type, version_tuple, zone_violation,
+    is_gpu_instance_type, pay_as_you_go_warnings, version_tuple, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
 MAX_GROUP_NODES = 200  # R-AS-4
-PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4 default quota
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
@@ -87,11 +86,8 @@ class GpuPoolSpec(ClusterRef):
                             f"1.8, not {version}", "upgrade the cluster first (NodeUpgrade)")
 
     def rule_warnings(self) -> list[Problem]:
-        found: list[Problem] = []
-        if self.max_nodes > PAY_AS_YOU_GO_QUOTA_PER_ZONE:
-            found.append(warn("max_nodes", "R-AS-4", f"{self.max_nodes} pay-as-you-go nodes in {self.zone}; the "
-                              f"default quota is {PAY_AS_YOU_GO_QUOTA_PER_ZONE} per zone", "check the account's "
-                              "quota (the flow's pre-flight does), or lower max_nodes"))
+        found = pay_as_you_go_warnings("max_nodes", self.max_nodes, self.zone, "check the account's quota "
+                                       "(the flow's pre-flight does), or lower max_nodes")
         if not self.taints:
             found.append(warn("taints", "R-GPU-4", "no taint: pods that need no GPU may land on GPU nodes",
                               "add a taint such as nvidia.com/gpu=present:NoSchedule"))
