@@ -192,6 +192,9 @@ def test_field_selectors_compare_strings_like_the_apiserver() -> None:
     assert selectors.field_matcher("spec.unschedulable=true")(node)  # type: ignore[misc]
     assert selectors.field_matcher("metadata.name!=n1")(node) is False  # type: ignore[misc]
     assert selectors.field_matcher("spec.nodeName=")({"spec": {}})  # type: ignore[misc]
+    assert selectors.field_matcher("metadata.name==n1")(node)  # type: ignore[misc]
+    with pytest.raises(errors.BadRequest, match="can't understand 'metadata.name'"):
+        selectors.field_matcher("metadata.name")
 
 
 def test_strategic_merge_patch_merges_lists_by_key() -> None:

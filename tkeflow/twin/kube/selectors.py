@@ -119,6 +119,9 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None
 FieldReq = tuple[str, bool, str]  # (path, equal, value)
 
 
+_FIELD_OPERATORS = (("!=", False), ("==", True), ("=", True))  # tried in this order: "=" is in both others
+
+
 def parse_field_selector(selector: str | Mapping[str, str] | None) -> list[FieldReq]:
     if not selector:
         return []
@@ -128,15 +131,11 @@ def parse_field_selector(selector: str | Mapping[str, str] | None) -> list[Field
     for term in selector.split(","):
         if not term.strip():
             continue
-        if "!=" in term:
-            path, value = term.split("!=", 1)
-            reqs.append((path.strip(), False, value.strip()))
-        elif "==" in term:
-            path, value = term.split("==", 1)
-            reqs.append((path.strip(), True, value.strip()))
-        elif "=" in term:
-            path, value = term.split("=", 1)
-            reqs.append((path.strip(), True, value.strip()))
+        for operator, equal in _FIELD_OPERATORS:
+            if operator in term:
+                path, value = term.split(operator, 1)
+                reqs.append((path.strip(), equal, value.strip()))
+                break
         else:
             raise errors.BadRequest(f"invalid selector: '{selector}'; can't understand '{term}'")
     return reqs
