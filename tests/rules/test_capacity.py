@@ -1,4 +1,6 @@
-"""R-UPG-2 capacity: will a drained node's pods fit on the rest of the cluster? (tkeflow/rules/capacity.py)"""
+"""R-UPG-2 capacity: will a drained node's pods fit on the rest of the cluster? (tkeflow/rules/capacity.py)
+Also R-NODE-2 (which pods move), R-UPG-5 (a batch drained together), R-GPU-3 (whole GPUs) and R-GPU-4
+(taints, tolerations and selectors steer pods)."""
 
 from __future__ import annotations
 

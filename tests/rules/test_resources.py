@@ -1,5 +1,5 @@
-"""R-RES-1/2/3: reserved CPU and memory by node size, expected allocatable, deviation check
-(tkeflow/rules/resources.py). Table values, between and beyond them, and properties."""
+"""R-RES-1, R-RES-2, R-RES-3: reserved CPU and memory by node size, the log agent, expected allocatable,
+deviation check (tkeflow/rules/resources.py). Table values, between and beyond them, and properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""R-UPG-5 rolling order, batches and resume-state derivation (tkeflow/rules/upgrade.py)."""
+"""R-UPG-5 rolling order, batches and resume-state derivation (tkeflow/rules/upgrade.py); R-NODE-1: a node
+someone else cordoned stays cordoned (keep_cordoned in the resume table); R-NODE-2: the eviction pre-check."""
 
 from __future__ import annotations
 

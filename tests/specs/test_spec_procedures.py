@@ -119,6 +119,7 @@ def test_r_kr_1_allowed_extra_args_and_managed_flags() -> None:
 
 
 def test_r_kr_2_durations_and_r_kr_3_cases() -> None:
+    """R-KR-2: sync period and timeout in Go duration syntax; R-KR-3: verification cases 1 to 5 only."""
     assert specs.parse_manifest(changed("kube-router", iptables_sync_period="1s")).spec.cache_sync_timeout == "5m"
     assert rules_of(changed("kube-router", iptables_sync_period="one second")) == {"schema"}
     assert rules_of(changed("kube-router", verify__cases=[0, 3])) == {"R-KR-3"}

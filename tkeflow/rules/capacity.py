@@ -263,7 +263,8 @@ def _expression_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> b
 
 
 def placement_blockers(pod: PodInfo, node: NodeInfo) -> list[str]:
-    """Why ``pod`` may not go to ``node`` regardless of room (empty when it may)."""
+    """Why ``pod`` may not go to ``node`` regardless of room (empty when it may); R-GPU-4: taints,
+    tolerations and node labels steer pods."""
     reasons = []
     if not node.ready:
         reasons.append("node not Ready")
