@@ -42,6 +42,15 @@ def tencent_cloud(region: str) -> tencent.TencentCloud:
     return tencent.client_for(region, secret_id=secret_id, secret_key=secret_key)
 
 
+def read_secret(block_name: str) -> str:
+    """A Prefect Secret block's value, to go straight into an API call (R-CRT-9: never logged or returned)."""
+    value = _secret_value(block_name)
+    if value is None:
+        raise PermanentError(f"no Prefect Secret block {block_name}: create it, or name another one in the spec",
+                             code="SecretNotFound")
+    return value
+
+
 def secret_exists(block_name: str) -> bool:
     """Whether a Prefect Secret block exists (its value is read, never returned or logged)."""
     return _secret_value(block_name) is not None

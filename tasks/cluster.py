@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.blocks.system import Secret
 
-from tasks.cloud import kube_for, save_kubeconfig, tencent_cloud
+from tasks.cloud import kube_for, read_secret, save_kubeconfig, tencent_cloud
 from tasks.cluster_request import MANAGED_TAG, create_cluster_request, expected_worker_count, with_password
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
@@ -48,7 +47,7 @@ def create_cluster_if_absent(spec: ClusterSpec) -> str:
         return existing
     request = create_cluster_request(spec)
     if spec.login.password_secret:  # R-CRT-9: the value goes straight into the call, never into a log
-        request = with_password(request, str(Secret.load(spec.login.password_secret).get()))
+        request = with_password(request, read_secret(spec.login.password_secret))
     response = tencent_cloud(spec.region).call("tke", "CreateCluster", request)
     get_run_logger().info("Created cluster %s: %s", spec.name, response["ClusterId"])
     return str(response["ClusterId"])

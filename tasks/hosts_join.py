@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import task
-from prefect.blocks.system import Secret
 
-from tasks.cloud import kube_for, tencent_cloud
+from tasks.cloud import kube_for, read_secret, tencent_cloud
 from tasks.hosts import (
     INSPECT_COMMAND, SSH_RETRY_ROUNDS, HostTarget, Inspection, block_devices_seen, run_logger,
     split_inspection_output,
@@ -77,7 +76,7 @@ def _login_settings(spec: ExistingHostsSpec) -> dict[str, Any]:
     if spec.login.key_ids:
         return {"KeyIds": list(spec.login.key_ids)}
     if spec.login.password_secret:
-        return {"Password": str(Secret.load(spec.login.password_secret).get())}
+        return {"Password": read_secret(spec.login.password_secret)}
     return {}
 
 

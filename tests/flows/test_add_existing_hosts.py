@@ -206,6 +206,13 @@ def test_r_crt_9_password_from_a_secret_block_reaches_the_call_and_no_log(twin, 
     assert logs and not [entry.message for entry in logs if password in entry.message]
 
 
+def test_r_crt_9_a_missing_password_block_fails_as_a_permanent_error_naming_it():
+    from tasks.hosts_join import _login_settings
+
+    with pytest.raises(PermanentError, match="no Prefect Secret block no-such-login-block"):
+        _login_settings(hosts_spec(login=specs.Login(password_secret="no-such-login-block")))
+
+
 def test_r_add_2_rerun_after_a_crash_mid_join_reinstalls_nobody_twice(twin, twin_calls, cluster_id):
     """A run that died right after its AddExistedInstances for two hosts: the rerun skips those two."""
     from tkeflow.clients import tencent
