@@ -53,6 +53,13 @@ def test_node_pool_creates_gpu_nodes_with_its_labels_and_taints(clients: Clients
     assert detail.NodePoolId == pool_id and detail.Name == "gpu"
     groups = clients.tke().DescribeClusterAsGroups(req(M.DescribeClusterAsGroupsRequest, ClusterId=cluster_id))
     assert groups.TotalCount == 1 and groups.ClusterAsGroupSet[0].AutoScalingGroupId == pool.AutoscalingGroupId
+    assert groups.ClusterAsGroupSet[0].Labels[0].Name == "accelerator"
+    one = clients.tke().DescribeClusterAsGroups(req(M.DescribeClusterAsGroupsRequest, ClusterId=cluster_id,
+                                                    AutoScalingGroupIds=[pool.AutoscalingGroupId]))
+    assert [g.AutoScalingGroupId for g in one.ClusterAsGroupSet] == [pool.AutoscalingGroupId]
+    assert error_code(lambda: clients.tke().DescribeClusterAsGroups(req(
+        M.DescribeClusterAsGroupsRequest, ClusterId=cluster_id,
+        AutoScalingGroupIds=[pool.AutoscalingGroupId, "asg-missing0"]))) == "ResourceNotFound.AsAsgNotExist"
 
 
 def test_desired_capacity_scales_out_and_in(clients: Clients, cloud_twin: Any) -> None:

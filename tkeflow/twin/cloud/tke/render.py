@@ -36,13 +36,19 @@ def cluster(world: model.World, c: model.Cluster) -> dict[str, Any]:
     }
 
 
+def label_list(labels: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": v} for k, v in labels.items()]
+
+
+def taint_list(taints: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"Key": t["key"], "Value": t.get("value", ""), "Effect": t.get("effect", "NoSchedule")} for t in taints]
+
+
 def _advanced(settings: dict[str, Any], instance: model.ClusterInstance) -> dict[str, Any]:
     return {
         "MountTarget": settings.get("MountTarget") or "", "DockerGraphPath": settings.get("DockerGraphPath") or "",
         "UserScript": settings.get("UserScript") or "", "Unschedulable": 1 if instance.unschedulable else 0,
-        "Labels": [{"Name": k, "Value": v} for k, v in instance.labels.items()],
-        "Taints": [{"Key": t["key"], "Value": t.get("value", ""), "Effect": t.get("effect", "NoSchedule")}
-                   for t in instance.taints],
+        "Labels": label_list(instance.labels), "Taints": taint_list(instance.taints),
         "DataDisks": settings.get("DataDisks") or [], "ExtraArgs": settings.get("ExtraArgs") or {"Kubelet": []},
         "DesiredPodNumber": settings.get("DesiredPodNumber") or 0, "GPUArgs": settings.get("GPUArgs"),
         "PreStartUserScript": settings.get("PreStartUserScript") or "",
@@ -69,9 +75,7 @@ def node_pool(c: model.Cluster, pool: model.NodePool) -> dict[str, Any]:
         "NodePoolId": pool.node_pool_id, "Name": pool.name, "ClusterInstanceId": c.cluster_id,
         "LifeState": pool.life_state, "LaunchConfigurationId": pool.launch_configuration_id,
         "AutoscalingGroupId": pool.autoscaling_group_id,
-        "Labels": [{"Name": k, "Value": v} for k, v in pool.labels.items()],
-        "Taints": [{"Key": t["key"], "Value": t.get("value", ""), "Effect": t.get("effect", "NoSchedule")}
-                   for t in pool.taints],
+        "Labels": label_list(pool.labels), "Taints": taint_list(pool.taints),
         "NodeCountSummary": {"ManuallyAdded": _count([i for i in members if i.added_by == "MANUALLY_ADDED"]),
                              "AutoscalingAdded": _count([i for i in members if i.added_by == "AUTOSCALING_ADDED"])},
         "AutoscalingGroupStatus": "enabled", "MaxNodesNum": pool.max_nodes, "MinNodesNum": pool.min_nodes,
@@ -82,3 +86,10 @@ def node_pool(c: model.Cluster, pool: model.NodePool) -> dict[str, Any]:
         "DataDisks": settings.get("DataDisks") or [], "Unschedulable": 1 if settings.get("Unschedulable") else 0,
         "PreStartUserScript": settings.get("PreStartUserScript") or "",
     }
+
+
+def as_group(pool: model.NodePool) -> dict[str, Any]:
+    """A node pool's scaling group as DescribeClusterAsGroups lists it."""
+    return {"AutoScalingGroupId": pool.autoscaling_group_id, "Status": "enabled",
+            "IsUnschedulable": bool(pool.settings.get("Unschedulable")), "Labels": label_list(pool.labels),
+            "CreatedTime": pool.created_time}

@@ -115,13 +115,10 @@ def delete_cluster_node_pool(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 def describe_cluster_as_groups(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     cluster = _cluster(ctx, p)
     pools = list(cluster.node_pools.values())
-    if p.get("AutoScalingGroupIds"):
-        pools = [n for n in pools if n.autoscaling_group_id in p["AutoScalingGroupIds"]]
-    if any(g not in {n.autoscaling_group_id for n in cluster.node_pools.values()}
-           for g in p.get("AutoScalingGroupIds") or []):
+    asked = p.get("AutoScalingGroupIds") or []
+    if not {n.autoscaling_group_id for n in pools} >= set(asked):
         raise exc.ResourceNotFoundAsAsgNotExist("A scaling group of AutoScalingGroupIds does not exist.")
-    return {"TotalCount": len(pools), "ClusterAsGroupSet": [
-        {"AutoScalingGroupId": n.autoscaling_group_id, "Status": "enabled",
-         "IsUnschedulable": bool(n.settings.get("Unschedulable")),
-         "Labels": [{"Name": k, "Value": v} for k, v in n.labels.items()], "CreatedTime": n.created_time}
-        for n in common.page(pools, p.get("Offset"), p.get("Limit"))]}
+    if asked:
+        pools = [n for n in pools if n.autoscaling_group_id in asked]
+    return {"TotalCount": len(pools),
+            "ClusterAsGroupSet": [render.as_group(n) for n in common.page(pools, p.get("Offset"), p.get("Limit"))]}
