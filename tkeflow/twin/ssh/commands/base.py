@@ -52,13 +52,19 @@ def parse_options(tool: str, args: list[str], short: str, long: list[str]) -> tu
 _UNITS = "BKMGTPE"
 
 
-def lsblk_size(size: int) -> str:
-    """Human size as lsblk prints it: powers of 1024, one decimal unless whole (``50G``, ``931.5G``)."""
+def _in_units(size: int) -> tuple[float, int]:
+    """``size`` scaled by 1024 until below 1024 (or at the largest unit), with the unit's index."""
     exp = 0
     value = float(size)
     while value >= 1024 and exp < len(_UNITS) - 1:
         value /= 1024
         exp += 1
+    return value, exp
+
+
+def lsblk_size(size: int) -> str:
+    """Human size as lsblk prints it: powers of 1024, one decimal unless whole (``50G``, ``931.5G``)."""
+    value, exp = _in_units(size)
     rounded = round(value, 1)
     text = str(int(rounded)) if rounded == int(rounded) else f"{rounded:.1f}"
     return f"{text}{_UNITS[exp]}" if exp else f"{text}B"
@@ -68,11 +74,7 @@ def df_size(size: int) -> str:
     """Human size as ``df -h`` prints it: rounded up, one decimal below 10 (``3.2G``, ``47G``, ``0``)."""
     if size == 0:
         return "0"
-    exp = 0
-    value = float(size)
-    while value >= 1024 and exp < len(_UNITS) - 1:
-        value /= 1024
-        exp += 1
+    value, exp = _in_units(size)
     unit = _UNITS[exp] if exp else ""
     if value < 10:
         tenths = math.ceil(value * 10 - 1e-9) / 10
