@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from tkeflow.specs.base import nested_warnings
 from tkeflow.specs.cluster import ClusterSpec
 from tkeflow.specs.existing_hosts import ExistingHostsSpec
 from tkeflow.specs.gpu_pool import GpuPoolSpec
@@ -118,9 +119,7 @@ def parse_manifest(data: Any, source: str | None = None) -> Manifest:
         problems = [_name_kind(p, kind) for p in problems_from_validation_error(exc, path_map)]
         raise SpecError(problems, source) from None
     spec = model.spec  # type: ignore[attr-defined]
-    warnings = [Problem(f"spec.{w.path}" if w.path else "spec", w.rule, w.message, w.fix)
-                for w in spec.rule_warnings()]
-    return Manifest(API_VERSION, kind, model.metadata, spec, warnings, source)  # type: ignore[attr-defined]
+    return Manifest(API_VERSION, kind, model.metadata, spec, nested_warnings("spec", spec), source)  # type: ignore[attr-defined]
 
 
 def _name_kind(problem: Problem, kind: str) -> Problem:
