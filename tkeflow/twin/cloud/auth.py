@@ -66,10 +66,11 @@ def verify(method: str, query: str, headers: Mapping[str, str], body: bytes,
         payload = b"UNSIGNED-PAYLOAD"
     else:
         payload = body if method == "POST" else b""
+    payload_hash = hashlib.sha256(payload).hexdigest()  # hashed once, whichever header form matches
     for lower in (False, True):  # the spec lowercases header values (x-tc-action); the Python SDK signs them as sent
         canonical = "\n".join([method, "/", query if method == "GET" else "",
                                _canonical_headers(headers, fields["SignedHeaders"], lower),
-                               fields["SignedHeaders"], hashlib.sha256(payload).hexdigest()])
+                               fields["SignedHeaders"], payload_hash])
         string_to_sign = "\n".join([algorithm, timestamp, f"{date}/{service}/tc3_request",
                                     hashlib.sha256(canonical.encode()).hexdigest()])
         if hmac.compare_digest(signature(keys[secret_id], date, service, string_to_sign), fields["Signature"]):
