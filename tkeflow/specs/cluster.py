@@ -23,7 +23,7 @@ from tkeflow.specs.base import SpecModel, Violation, nested_warnings, rule_error
 from tkeflow.specs.common import (
     DNS1123_LABEL, SSD_DISK_TYPES, DataDisk, KubeVersion, Login, Region, SecurityGroupId, SubnetId,
     SystemDisk, Zone, is_gpu_instance_type, listed_twice, parse_private_cidr, pay_as_you_go_warnings,
-    version_tuple, zone_violation,
+    schedules_gpus, version_tuple, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
@@ -181,7 +181,7 @@ def _version_rules(values: Mapping[str, Any]) -> Iterator[Violation]:
         yield Violation(("ipvs",), "R-CRT-6", f"IPVS needs Kubernetes 1.10+, not {version}",
                         "set ipvs: false, or choose kubernetes_version 1.10 or later")
     gpu_groups = [i for i, g in enumerate(values.get("workers") or []) if is_gpu_instance_type(g.instance_type)]
-    if gpu_groups and version_tuple(version)[:2] <= (1, 8):
+    if gpu_groups and not schedules_gpus(version):
         yield Violation(("workers", gpu_groups[0], "instance_type"), "R-GPU-1",
                         f"GPU scheduling needs Kubernetes newer than 1.8, not {version}",
                         "choose kubernetes_version 1.9 or later")

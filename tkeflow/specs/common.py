@@ -54,6 +54,11 @@ def is_gpu_instance_type(instance_type: str) -> bool:
     return bool(GPU_FAMILY.match(instance_type))
 
 
+def schedules_gpus(version: str) -> bool:
+    """R-GPU-1: GPU scheduling needs Kubernetes newer than 1.8."""
+    return version_tuple(version)[:2] > (1, 8)
+
+
 def listed_twice(items: list[str]) -> list[str]:
     """The items that appear more than once, sorted (for a "listed twice" rule error)."""
     return sorted(item for item, count in Counter(items).items() if count > 1)

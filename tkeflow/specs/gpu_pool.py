@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
-    is_gpu_instance_type, pay_as_you_go_warnings, version_tuple, zone_violation,
+    is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
@@ -81,7 +81,7 @@ class GpuPoolSpec(ClusterRef):
         yield from _size_rules(values)
         yield from zone_violation(("zone",), values.get("zone"), values.get("region"))
         version = values.get("kubernetes_version")
-        if version and version_tuple(version)[:2] <= (1, 8):
+        if version and not schedules_gpus(version):
             yield Violation(("kubernetes_version",), "R-GPU-1", f"GPU scheduling needs Kubernetes newer than "
                             f"1.8, not {version}", "upgrade the cluster first (NodeUpgrade)")
 
