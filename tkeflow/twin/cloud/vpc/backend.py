@@ -78,6 +78,7 @@ def create_routes(world: model.World, table: model.RouteTable, routes: list[dict
     """Add all routes or none (the API is atomic): duplicates and second next hops are refused."""
     vpc = world.vpcs[table.vpc_id]
     seen: set[tuple[str, str, str]] = set()
+    destinations: list[str] = []  # normalised CIDRs, in the order of ``routes``
     for i, item in enumerate(routes):
         destination = item.get("DestinationCidrBlock") or ""
         gateway = (item.get("GatewayType") or "", item.get("GatewayId") or "")
@@ -94,12 +95,11 @@ def create_routes(world: model.World, table: model.RouteTable, routes: list[dict
         if existing or any(s[0] == dest for s in seen):
             raise exc.EcmpWithUserRoute(f"A route to `{dest}` with another next hop already exists.")
         seen.add(key)
+        destinations.append(dest)
     added = []
-    for item in routes:
-        route = model.Route(world.next_route_id(), world.new_id("rti"),
-                            str(network(item["DestinationCidrBlock"], "DestinationCidrBlock")),
-                            item["GatewayType"], item["GatewayId"], item.get("RouteDescription") or "",
-                            created_time=now_plain())
+    for item, dest in zip(routes, destinations):
+        route = model.Route(world.next_route_id(), world.new_id("rti"), dest, item["GatewayType"], item["GatewayId"],
+                            item.get("RouteDescription") or "", created_time=now_plain())
         table.routes.append(route)
         added.append(route)
     return added
