@@ -88,7 +88,7 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
     converge.wait_cluster_running(spec, cluster_id)
     endpoints = (["public"] if spec.endpoints.public else []) + (["private"] if spec.endpoints.private_subnet else [])
     wait([converge.ensure_endpoint.submit(spec, cluster_id, kind) for kind in endpoints])
-    converge.store_kubeconfig(spec, cluster_id)
+    kubeconfig_block = converge.store_kubeconfig(spec, cluster_id)
     converge.ensure_namespaces(spec, cluster_id)
 
     results = [validation.validate_nodes.submit(spec, cluster_id), validation.validate_kube_system.submit(spec, cluster_id),
@@ -96,4 +96,4 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
     wait(results)
     final = [c for c in checks if c.warning] + [c for f in results for c in f.result()]
     return finish_validation(key, FLOW_NAME, spec.name, final,
-                             summary={"cluster_id": cluster_id, "kubeconfig_block": f"kubeconfig-{cluster_id}"})
+                             summary={"cluster_id": cluster_id, "kubeconfig_block": kubeconfig_block})

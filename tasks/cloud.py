@@ -74,12 +74,17 @@ def load_kubeconfig(cluster_id: str, region: str, extranet: bool = True) -> str:
     stored = _secret_value(kubeconfig_block_name(cluster_id))
     if stored:
         return stored
-    cloud = tencent_cloud(region)
+    fetched = fetch_kubeconfig(tencent_cloud(region), cluster_id, extranet)
+    save_kubeconfig(cluster_id, fetched)
+    return fetched
+
+
+def fetch_kubeconfig(cloud: tencent.TencentCloud, cluster_id: str, extranet: bool) -> str:
+    """DescribeClusterKubeconfig: the kubeconfig of the public (extranet) or private endpoint (R-CRT-11)."""
     fetched = cloud.call("tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id, "IsExtranet": extranet})
     if not fetched.get("Kubeconfig"):
         raise NotFoundError(f"cluster {cluster_id} returned no kubeconfig: open its endpoint first (R-CRT-11)")
-    save_kubeconfig(cluster_id, fetched["Kubeconfig"])
-    return fetched["Kubeconfig"]
+    return str(fetched["Kubeconfig"])
 
 
 def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks.cloud import kube_for, read_secret, save_kubeconfig, tencent_cloud
+from tasks.cloud import fetch_kubeconfig, kube_for, kubeconfig_block_name, read_secret, save_kubeconfig, tencent_cloud
 from tasks.cluster_request import MANAGED_TAG, create_cluster_request, expected_worker_count, with_password
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
@@ -102,13 +102,12 @@ def ensure_endpoint(spec: ClusterSpec, cluster_id: str, kind: str) -> str:
 @cloud_task(task_run_name="store-kubeconfig-{cluster_id}")
 def store_kubeconfig(spec: ClusterSpec, cluster_id: str) -> str:
     """Fetch the kubeconfig and keep it in the Secret block kubeconfig-<cluster-id>; returns the block name only."""
-    extranet = spec.endpoints.public
-    reply = tencent_cloud(spec.region).call("tke", "DescribeClusterKubeconfig",
-                                            {"ClusterId": cluster_id, "IsExtranet": extranet})
-    changed = save_kubeconfig(cluster_id, reply["Kubeconfig"])
-    get_run_logger().info("Kubeconfig of %s %s in Secret block kubeconfig-%s", cluster_id,
-                          "stored" if changed else "already current", cluster_id)
-    return f"kubeconfig-{cluster_id}"
+    kubeconfig = fetch_kubeconfig(tencent_cloud(spec.region), cluster_id, extranet=spec.endpoints.public)
+    changed = save_kubeconfig(cluster_id, kubeconfig)
+    block = kubeconfig_block_name(cluster_id)
+    get_run_logger().info("Kubeconfig of %s %s in Secret block %s", cluster_id,
+                          "stored" if changed else "already current", block)
+    return block
 
 
 @cloud_task(task_run_name="ensure-namespaces-{cluster_id}")

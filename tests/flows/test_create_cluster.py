@@ -47,6 +47,7 @@ def test_cluster_from_example_config_ends_running_and_validated(twin, twin_calls
     assert {c.target for c in report.checks if c.name == "namespace present"} >= {"dev", "test", "default", "kube-system"}
     status = [c for c in clusters if c["action"] == "DescribeClusterStatus"]
     assert status and cluster_id.startswith("cls-")
+    assert report.summary["kubeconfig_block"] == f"kubeconfig-{cluster_id}"  # R-CRT-11: kept in a Secret block
 
 
 def test_rerun_makes_no_mutating_call(twin, twin_calls):
