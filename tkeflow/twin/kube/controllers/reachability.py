@@ -47,7 +47,7 @@ def is_policy_agent(pod: Obj) -> bool:
 
 
 def _running_ready(pod: Obj) -> bool:
-    return pod.get("status", {}).get("phase") == "Running" and util.pod_ready(pod) and not util.pod_terminating(pod)
+    return util.pod_running_ready(pod) and not util.pod_terminating(pod)
 
 
 class Reachability:

@@ -27,10 +27,6 @@ def _ordinal(sts_name: str, pod: Obj) -> int | None:
     return int(suffix) if pod["metadata"]["name"].startswith(sts_name + "-") and suffix.isdigit() else None
 
 
-def _running_ready(pod: Obj) -> bool:
-    return pod.get("status", {}).get("phase") == "Running" and util.pod_ready(pod)
-
-
 class StatefulSets:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -64,7 +60,7 @@ class StatefulSets:
                 self._create(sts, ordinal, revision)
                 if ordered:
                     return
-            elif ordered and (util.pod_terminating(pod) or not _running_ready(pod)):
+            elif ordered and (util.pod_terminating(pod) or not util.pod_running_ready(pod)):
                 return
         for ordinal in sorted((o for o in pods if o >= want), reverse=True):
             if not util.pod_terminating(pods[ordinal]):
@@ -78,7 +74,7 @@ class StatefulSets:
         if strategy.get("type") == "OnDelete":
             return
         partition = int((strategy.get("rollingUpdate") or {}).get("partition", 0))
-        if not all(o in pods and _running_ready(pods[o]) and not util.pod_terminating(pods[o]) for o in range(want)):
+        if not all(o in pods and util.pod_running_ready(pods[o]) and not util.pod_terminating(pods[o]) for o in range(want)):
             return
         for ordinal in range(want - 1, partition - 1, -1):
             if pods[ordinal]["metadata"].get("labels", {}).get("controller-revision-hash") != revision:
@@ -103,7 +99,7 @@ class StatefulSets:
         current = (sts.get("status") or {}).get("currentRevision") or revision
         if updated == len(pods) and len(pods) == int(sts["spec"].get("replicas", 1) or 0):
             current = revision
-        ready = sum(1 for p in pods if _running_ready(p))
+        ready = sum(1 for p in pods if util.pod_running_ready(p))
         status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
                   "currentReplicas": sum(1 for p in pods if p["metadata"].get("labels", {}).get(
                       "controller-revision-hash") == current),

@@ -151,6 +151,10 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+def pod_running_ready(pod: Mapping[str, Any]) -> bool:
+    return pod.get("status", {}).get("phase") == "Running" and pod_ready(pod)
+
+
 def condition(type_: str, status: str, reason: str = "", message: str = "", **extra: Any) -> Obj:
     cond: Obj = {"type": type_, "status": status, "lastTransitionTime": now(), **extra}
     if reason:
