@@ -122,10 +122,13 @@ def test_cluster_status_and_delete(clients: Clients, cloud_twin: Any) -> None:
     status = tke.DescribeClusterStatus(req(M.DescribeClusterStatusRequest, ClusterIds=[cluster_id])).ClusterStatusSet[0]
     assert status.ClusterState == "Running" and status.ClusterRunningNodeNum == 1
     assert status.ClusterInstanceState == "AllNormal"
+    members = [c.instance_id for c in cloud_twin.world.cvms.values() if c.cluster_id == cluster_id]
+    assert len(members) == 1
     tke.DeleteCluster(req(M.DeleteClusterRequest, ClusterId=cluster_id, InstanceDeleteMode="terminate"))
     wait_until(lambda: not tke.DescribeClusters(req(M.DescribeClustersRequest, ClusterIds=[cluster_id])).Clusters,
                what="cluster gone")
     assert not any(c.cluster_id == cluster_id for c in cloud_twin.world.cvms.values())
+    assert not set(members) & set(cloud_twin.world.cvms)  # terminate: its pay-as-you-go CVM is destroyed
     assert error_code(lambda: tke.DeleteCluster(req(M.DeleteClusterRequest, ClusterId=cluster_id,
                                                     InstanceDeleteMode="terminate"))) == "ResourceNotFound.ClusterNotFound"
 

@@ -94,6 +94,7 @@ def test_delete_cluster_instances_retain_and_terminate(clients: Clients, cloud_t
                                          InstanceIds=["ins-host0003", "ins-nothere1"]))
     assert out.SuccInstanceIds == ["ins-host0003"] and out.NotFoundInstanceIds == ["ins-nothere1"]
     assert cloud_twin.world.cvms["ins-host0003"].cluster_id is None  # retain is the default
+    assert cloud_twin.world.cvms["ins-host0003"].services == {"sshd": "active"}  # no kubelet once out
     tke.DeleteClusterInstances(req(M.DeleteClusterInstancesRequest, ClusterId=cluster_id, InstanceIds=[new_id],
                                    InstanceDeleteMode="terminate"))
     assert new_id not in cloud_twin.world.cvms and _instances(clients, cluster_id) == {}

@@ -41,6 +41,15 @@ def check_quota(world: model.World, wanted: dict[str, int]) -> None:
                 f"{world.postpaid_quota_per_zone}.")
 
 
+def leave_cluster(world: model.World, cvm: Cvm, mode: str) -> None:
+    """``cvm`` leaves its cluster (DeleteClusterInstances, DeleteCluster, a pool shrinking): its node
+    services stop; ``terminate`` destroys it when pay-as-you-go (a prepaid CVM is kept)."""
+    cvm.cluster_id = None
+    cvm.services = {"sshd": "active"}
+    if mode == "terminate" and cvm.charge_type == "POSTPAID_BY_HOUR":
+        world.cvms.pop(cvm.instance_id, None)
+
+
 def _free_ip(world: model.World, subnet: model.Subnet) -> str:
     taken = {c.private_ip for c in world.cvms.values() if c.subnet_id == subnet.subnet_id}
     hosts = ipaddress.ip_network(subnet.cidr).hosts()

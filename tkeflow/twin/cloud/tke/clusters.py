@@ -15,6 +15,7 @@ from typing import Any
 
 from tkeflow.twin.cloud import exceptions as exc
 from tkeflow.twin.cloud.common import network, now_iso, overlaps, tags_of
+from tkeflow.twin.cloud.cvm import backend as cvm_backend
 from tkeflow.twin.cloud.registry import CloudCore, Ctx
 from tkeflow.twin.world import model
 
@@ -155,12 +156,8 @@ def delete_cluster(ctx: Ctx, cluster: model.Cluster, mode: str) -> None:
             return
         for instance_id in gone.instances:
             cvm = world.cvms.get(instance_id)
-            if cvm is None:
-                continue
-            cvm.cluster_id = None
-            cvm.services = {"sshd": "active"}
-            if mode == "terminate" and cvm.charge_type == "POSTPAID_BY_HOUR":
-                world.cvms.pop(instance_id, None)
+            if cvm is not None:
+                cvm_backend.leave_cluster(world, cvm, mode)
         effects.append(lambda: ctx.runtime.cluster_deleted(cluster_id))
 
     ctx.schedule(ctx.world.timings.cluster_delete, remove)

@@ -159,12 +159,9 @@ def remove_instance(ctx: Ctx, cluster: model.Cluster, instance_id: str, mode: st
     cvm = ctx.world.cvms.get(instance_id)
     if cvm is None:
         return
-    cvm.cluster_id = None
-    cvm.services = {"sshd": "active"}
+    cvm_backend.leave_cluster(ctx.world, cvm, mode)
     cluster_id = cluster.cluster_id
     ctx.effect(lambda: ctx.runtime.node_removed(cluster_id, cvm))
-    if mode == "terminate" and cvm.charge_type == "POSTPAID_BY_HOUR":
-        ctx.world.cvms.pop(instance_id, None)
 
 
 def delete_instances(ctx: Ctx, cluster: model.Cluster, p: dict[str, Any]) -> dict[str, Any]:
