@@ -22,7 +22,7 @@ from kubernetes.client import exceptions as kube_exceptions
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
 from tkeflow.clients import kube_config
-from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, GuardedApi, guard, translate
+from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, GuardedApi, guard, selectors, translate
 from tkeflow.clients.kube_waits import WaitsMixin
 from tkeflow.rules import upgrade as upgrade_rules
 
@@ -94,29 +94,29 @@ class Kube(WaitsMixin):
                 return items
 
     def list_nodes(self, label_selector: str | None = None) -> list[client.V1Node]:
-        return self.list_all(self.core.list_node, **_selectors(label_selector, None))
+        return self.list_all(self.core.list_node, **selectors(label_selector))
 
     def list_pods(self, namespace: str | None = None, *, label_selector: str | None = None, field_selector: str | None = None) -> list[client.V1Pod]:
-        selectors = _selectors(label_selector, field_selector)
+        chosen = selectors(label_selector, field_selector)
         if namespace:
-            return self.list_all(self.core.list_namespaced_pod, namespace=namespace, **selectors)
-        return self.list_all(self.core.list_pod_for_all_namespaces, **selectors)
+            return self.list_all(self.core.list_namespaced_pod, namespace=namespace, **chosen)
+        return self.list_all(self.core.list_pod_for_all_namespaces, **chosen)
 
     def pods_on_node(self, node_name: str) -> list[client.V1Pod]:
         return self.list_pods(field_selector=f"spec.nodeName={node_name}")
 
     def list_deployments(self, namespace: str | None = None, *, label_selector: str | None = None) -> list[client.V1Deployment]:
         if namespace:
-            return self.list_all(self.apps.list_namespaced_deployment, namespace=namespace, **_selectors(label_selector, None))
-        return self.list_all(self.apps.list_deployment_for_all_namespaces, **_selectors(label_selector, None))
+            return self.list_all(self.apps.list_namespaced_deployment, namespace=namespace, **selectors(label_selector))
+        return self.list_all(self.apps.list_deployment_for_all_namespaces, **selectors(label_selector))
 
     def list_daemonsets(self, namespace: str | None = None, *, label_selector: str | None = None) -> list[client.V1DaemonSet]:
         if namespace:
-            return self.list_all(self.apps.list_namespaced_daemon_set, namespace=namespace, **_selectors(label_selector, None))
-        return self.list_all(self.apps.list_daemon_set_for_all_namespaces, **_selectors(label_selector, None))
+            return self.list_all(self.apps.list_namespaced_daemon_set, namespace=namespace, **selectors(label_selector))
+        return self.list_all(self.apps.list_daemon_set_for_all_namespaces, **selectors(label_selector))
 
     def list_namespaces(self, label_selector: str | None = None) -> list[client.V1Namespace]:
-        return self.list_all(self.core.list_namespace, **_selectors(label_selector, None))
+        return self.list_all(self.core.list_namespace, **selectors(label_selector))
 
     def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> bool:
         """Create the namespace unless it exists (R-CRT-12); True when this call created it."""
@@ -180,13 +180,3 @@ class Kube(WaitsMixin):
         except THIRD_PARTY_ERRORS as exc:
             raise translate(exc, f"evict pod {namespace}/{name}") from exc
         return True
-
-
-def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
-    selectors = {}
-    if label_selector:
-        selectors["label_selector"] = label_selector
-    if field_selector:
-        selectors["field_selector"] = field_selector
-    return selectors
-

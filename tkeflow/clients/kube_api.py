@@ -106,6 +106,16 @@ def guard(fn: Callable[..., Any], request_timeout_s: float) -> Callable[..., Any
     return guarded
 
 
+def selectors(label_selector: str | None = None, field_selector: str | None = None) -> dict[str, str]:
+    """The list/watch keyword arguments for the selectors given (none: no argument at all)."""
+    chosen = {}
+    if label_selector:
+        chosen["label_selector"] = label_selector
+    if field_selector:
+        chosen["field_selector"] = field_selector
+    return chosen
+
+
 def unguarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The kubernetes client's own function behind a guarded one (Watch needs its docstring)."""
     return getattr(fn, "unguarded", fn)

@@ -25,7 +25,7 @@ from kubernetes import watch
 from kubernetes.client import exceptions as kube_exceptions
 
 from tkeflow import errors
-from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, translate, unguarded
+from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, selectors, translate, unguarded
 
 Objects = dict[tuple[str | None, str], Any]
 HTTP_GONE = 410
@@ -217,8 +217,7 @@ class WaitsMixin:
 
         what = f"nodes {', '.join(wanted)}" if wanted else f"{count} nodes"
         what += f" Ready at {version}" if version else " Ready"
-        selectors = {"label_selector": label_selector} if label_selector else {}
-        nodes = self.wait_for(self.core.list_node, done, timeout_s, what, explain=explain, **selectors)
+        nodes = self.wait_for(self.core.list_node, done, timeout_s, what, explain=explain, **selectors(label_selector))
         matched = ready(nodes)
         return [n for n in matched if n.metadata.name in wanted] if wanted else matched
 
@@ -258,11 +257,12 @@ class WaitsMixin:
 
         where = namespace or "all namespaces"
         what = f"pods in {where}" + (f" with {label_selector}" if label_selector else "") + " Ready"
-        selectors = {"label_selector": label_selector} if label_selector else {}
         if namespace:
-            pods = self.wait_for(self.core.list_namespaced_pod, done, timeout_s, what, explain=explain, namespace=namespace, **selectors)
+            pods = self.wait_for(self.core.list_namespaced_pod, done, timeout_s, what, explain=explain,
+                                 namespace=namespace, **selectors(label_selector))
         else:
-            pods = self.wait_for(self.core.list_pod_for_all_namespaces, done, timeout_s, what, explain=explain, **selectors)
+            pods = self.wait_for(self.core.list_pod_for_all_namespaces, done, timeout_s, what, explain=explain,
+                                 **selectors(label_selector))
         return relevant(pods)
 
     def wait_deployments_available(
@@ -286,8 +286,8 @@ class WaitsMixin:
             return "; ".join(missing + waiting)
 
         what = f"deployments {', '.join(wanted) or label_selector or 'all'} in {namespace} available"
-        selectors = {"label_selector": label_selector} if label_selector else {}
-        found = self.wait_for(self.apps.list_namespaced_deployment, done, timeout_s, what, explain=explain, namespace=namespace, **selectors)
+        found = self.wait_for(self.apps.list_namespaced_deployment, done, timeout_s, what, explain=explain,
+                              namespace=namespace, **selectors(label_selector))
         return chosen(found)
 
     def wait_daemonset_ready(self, namespace: str, name: str, *, timeout_s: float) -> Any:
@@ -318,5 +318,5 @@ class WaitsMixin:
         def explain(current: list[Any]) -> str:
             return "still there: " + ", ".join(sorted(uids[p.metadata.uid] for p in current if p.metadata.uid in uids))
 
-        selectors = {"field_selector": field_selector} if field_selector else {}
-        self.wait_for(self.core.list_pod_for_all_namespaces, done, timeout_s, f"{len(uids)} pods gone", explain=explain, **selectors)
+        self.wait_for(self.core.list_pod_for_all_namespaces, done, timeout_s, f"{len(uids)} pods gone", explain=explain,
+                      **selectors(field_selector=field_selector))
