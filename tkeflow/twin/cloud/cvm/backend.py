@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from tkeflow.twin.cloud import exceptions as exc
@@ -31,8 +33,15 @@ def quota_used(world: model.World, zone: str) -> int:
     return len(world.cvms_in_zone(zone))
 
 
-def check_quota(world: model.World, wanted: dict[str, int]) -> None:
-    """R-AS-4: refuse when new pay-as-you-go CVMs would exceed a zone's quota."""
+def check_quota(world: model.World, orders: Iterable[tuple[dict[str, Any], int]]) -> None:
+    """R-AS-4: refuse when new pay-as-you-go CVMs would exceed a zone's quota, before any is made.
+
+    ``orders``: (checked RunInstances parameters, how many CVMs of them).
+    """
+    wanted: Counter[str] = Counter()
+    for para, count in orders:
+        if (para.get("InstanceChargeType") or "POSTPAID_BY_HOUR") == "POSTPAID_BY_HOUR":
+            wanted[para["Placement"]["Zone"]] += count
     for zone, count in wanted.items():
         used = quota_used(world, zone)
         if used + count > world.postpaid_quota_per_zone:

@@ -105,11 +105,7 @@ def scale(ctx: Ctx, cluster: model.Cluster, pool: model.NodePool, desired: int) 
     grow = desired - len(current)
     if grow > 0:
         paras = [_launch_para(pool, len(current) + k) for k in range(grow)]
-        wanted: dict[str, int] = {}
-        for para in paras:
-            if para["InstanceChargeType"] == "POSTPAID_BY_HOUR":
-                wanted[para["Placement"]["Zone"]] = wanted.get(para["Placement"]["Zone"], 0) + 1
-        cvm_backend.check_quota(ctx.world, wanted)
+        cvm_backend.check_quota(ctx.world, [(para, 1) for para in paras])
         for para in paras:
             cvm = cvm_backend.new_cvm(ctx.world, cluster.region, para, 0)
             nodes.attach(ctx.world, cluster, cvm, pool.settings, reinstall=False, node_pool=pool)

@@ -84,7 +84,6 @@ def run_instances(ctx: Ctx, cluster: model.Cluster, nodes: list[dict[str, Any]],
                   settings: dict[str, Any]) -> list[Cvm]:
     """CreateCluster's RunInstancesForNode: each RunInstancesPara is a JSON string of CVM RunInstances."""
     plans: list[tuple[dict[str, Any], int, str, dict[str, Any]]] = []
-    wanted: dict[str, int] = {}
     for n, node in enumerate(nodes):
         overrides = node.get("InstanceAdvancedSettingsOverrides") or []
         for i, raw in enumerate(node.get("RunInstancesPara") or []):
@@ -98,12 +97,9 @@ def run_instances(ctx: Ctx, cluster: model.Cluster, nodes: list[dict[str, Any]],
                 raise exc.CvmVpcidNotMatch(f"`{path}VirtualPrivateCloud.VpcId` must be the cluster's VPC "
                                            f"{cluster.vpc_id}.")
             count = int(para.get("InstanceCount") or 1)
-            zone = para["Placement"]["Zone"]
-            if (para.get("InstanceChargeType") or "POSTPAID_BY_HOUR") == "POSTPAID_BY_HOUR":
-                wanted[zone] = wanted.get(zone, 0) + count
             per_instance = overrides[i] if i < len(overrides) else settings
             plans.append((para, count, node.get("NodeRole") or "WORKER", per_instance))
-    cvm_backend.check_quota(ctx.world, wanted)
+    cvm_backend.check_quota(ctx.world, [(para, count) for para, count, _, _ in plans])
     created: list[Cvm] = []
     for para, count, role, node_settings in plans:
         for k in range(count):
