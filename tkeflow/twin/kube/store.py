@@ -165,17 +165,13 @@ class Store:
             return list(self._tables["pods"].by_node.get(node_name, {}).values())
 
     def encoded(self, resource: str, obj: Obj) -> bytes:
-        """The object's JSON bytes, cached per stored dict (lists of 30,000 pods stay fast)."""
+        """The object's JSON bytes: those encoded when it was stored (lists of 30,000 pods stay fast),
+        else encoded now (an older version, e.g. a watch event's, or a DELETED object)."""
         meta = obj.get("metadata", {})
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        table = self._tables[resource]
-        hit = table.encoded.get(key)
+        hit = self._tables[resource].encoded.get((meta.get("namespace", ""), meta.get("name", "")))
         if hit is not None and hit[0] is obj:
             return hit[1]
-        data = wire.encode(resource, obj)
-        if table.objects.get(key) is obj:
-            table.encoded[key] = (obj, data)
-        return data
+        return wire.encode(resource, obj)
 
     # ---- writes ------------------------------------------------------------------------
     def create(self, resource: str, obj: Obj, *, take: bool = False) -> Obj:
