@@ -24,8 +24,7 @@ from tasks import hosts
 from tasks import hosts_join as join
 from tasks.approval import require_approval
 from tasks.artifacts import artifact_key, markdown_table, publish_table
-from tasks.validation import Check, ValidationReport, check_rows, finish_validation
-from tkeflow.errors import PermanentError
+from tasks.validation import Check, ValidationReport, check_rows, finish_validation, stop_on_failed_preflight
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
 
@@ -54,12 +53,6 @@ def host_rows(pre: hosts.Preflight, inspections: dict[str, hosts.Inspection], de
                      "decision": "skipped", "reason": f"already in {pre.cluster.cluster_id}: not reinstalled again",
                      "rule": "R-ADD-2", "result": (results or {}).get(host.instance_id, "skipped")})
     return rows
-
-
-def _stop_on_failed_preflight(pre: hosts.Preflight) -> None:
-    if pre.failed:
-        raise PermanentError("pre-flight failed, nothing was changed: " + "; ".join(
-            f"{c.name} ({c.target}){' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in pre.failed))
 
 
 def _approval_preview(pre: hosts.Preflight, rows: list[dict[str, Any]], decisions: Decisions) -> str:
@@ -154,7 +147,7 @@ def add_existing_hosts(spec: ExistingHostsSpec, dry_run: bool = False) -> Valida
     key = artifact_key(FLOW_NAME, pre.cluster.cluster_id)
     if pre.failed:
         publish_table(f"{key}-preflight", check_rows(pre.checks), "Pre-flight of add-existing-hosts: failed")
-    _stop_on_failed_preflight(pre)
+    stop_on_failed_preflight(pre.checks)
     inspections = hosts.inspect_hosts(spec, pre.to_add)
     decisions = hosts.decide_data_disks(spec, inspections)
     rows = host_rows(pre, inspections, decisions)

@@ -23,8 +23,7 @@ from tasks import cluster_preflight as preflight
 from tasks import cluster_validation as validation
 from tasks.artifacts import artifact_key, markdown_table, publish_markdown
 from tasks.cluster_request import create_cluster_request
-from tasks.validation import Check, ValidationReport, check_rows, finish_validation
-from tkeflow.errors import PermanentError
+from tasks.validation import Check, ValidationReport, check_rows, finish_validation, stop_on_failed_preflight
 from tkeflow.specs import ClusterSpec
 
 FLOW_NAME = "create-cluster"
@@ -61,13 +60,6 @@ def _plan_markdown(spec: ClusterSpec, existing_cluster_id: str | None, checks: l
     return "\n".join(lines)
 
 
-def _stop_on_failed_preflight(spec: ClusterSpec, checks: list[Check]) -> None:
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        raise PermanentError("pre-flight failed, nothing was changed: " + "; ".join(
-            f"{c.name} ({c.target}){' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in failed))
-
-
 @flow(name=FLOW_NAME, flow_run_name="create-cluster-{spec.name}", log_prints=False)
 def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport:
     """Create (or converge) a TKE cluster as the spec says, then validate it."""
@@ -78,11 +70,11 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
     if dry_run:
         plan = _plan_markdown(spec, existing, checks)
         publish_markdown(f"{key}-plan", plan, f"Plan for cluster {spec.name}")
-        _stop_on_failed_preflight(spec, checks)
+        stop_on_failed_preflight(checks)
         logger.info("Dry run: plan published as artifact %s-plan; nothing was changed", key)
         return ValidationReport(flow=FLOW_NAME, target=spec.name, ok=True, checks=checks,
                                 summary={"dry_run": True, "cluster_id": existing or "(would be created)", "plan": plan})
-    _stop_on_failed_preflight(spec, checks)
+    stop_on_failed_preflight(checks)
 
     cluster_id = converge.create_cluster_if_absent(spec)
     converge.wait_cluster_running(spec, cluster_id)
