@@ -55,6 +55,22 @@ def test_cross_region_peering_needs_active_and_routes_both_ways(setup: tuple[Cli
     assert not net.network_path(cluster_id, SH_POD)  # no way back
 
 
+def test_host_reaches_a_host_of_a_peered_vpc_with_routes_both_ways(setup: tuple[Clients, WorldNetwork, str],
+                                                                   cloud_twin: Any) -> None:
+    """R-NET-3: host to host over the peering (the check before container routes); each subnet's table counts."""
+    clients, net, _ = setup
+    peering = clients.vpc().CreateVpcPeeringConnection(req(
+        M.CreateVpcPeeringConnectionRequest, SourceVpcId="vpc-gzdemo01", PeeringConnectionName="gz-sh",
+        DestinationVpcId="vpc-shdemo01", DestinationUin="100000000001", DestinationRegion="ap-shanghai")).PeeringConnectionId
+    clients.vpc("ap-shanghai").AcceptVpcPeeringConnection(req(M.AcceptVpcPeeringConnectionRequest,
+                                                              PeeringConnectionId=peering))
+    sh_host, gz_host = cloud_twin.world.cvms["ins-shnode01"], cloud_twin.world.cvms["ins-host0001"]
+    _routes(clients, "ap-shanghai", "rtb-shdemo01", "10.0.1.0/24", "PEERCONNECTION", peering)
+    assert not net.host_path(sh_host, gz_host.private_ip)  # no route back in the gz subnet's table
+    _routes(clients, "ap-guangzhou", "rtb-gzdemo01", "10.2.1.0/24", "PEERCONNECTION", peering)
+    assert net.host_path(sh_host, gz_host.private_ip) and net.host_path(gz_host, sh_host.private_ip)
+
+
 def test_idc_over_vpn_needs_spd_and_route_on_the_nodes_subnet(setup: tuple[Clients, WorldNetwork, str],
                                                               cloud_twin: Any) -> None:
     """R-NET-5: the container CIDR in the tunnel's SPD, a route via the VPN gateway bound to the nodes' subnet."""

@@ -77,8 +77,7 @@ class WorldNetwork(NetworkModel):
         with world.lock:
             if cvm.state != "RUNNING":
                 return False
-            subnet = world.subnets.get(cvm.subnet_id)
-            tables = (world.route_tables[subnet.route_table_id],) if subnet and subnet.route_table_id in world.route_tables else ()
+            tables = tuple(self._host_tables(world, cvm))
             return self._path(world, _Source(cvm.vpc_id, f"{cvm.private_ip}/32", tables), dst_ip)
 
     def host_accepts(self, dst_ip: str, port: int, protocol: str) -> bool:
@@ -99,7 +98,7 @@ class WorldNetwork(NetworkModel):
             return False
         dst_vpc = dst_cluster.vpc_id if dst_cluster else (dst_cvm.vpc_id if dst_cvm else None)
         if dst_vpc is not None:
-            return self._vpc_path(world, source, dst_ip, dst_vpc, dst_cluster)
+            return self._vpc_path(world, source, dst_ip, dst_vpc, dst_cluster, dst_cvm)
         idc = next((i for i in world.idcs.values() if _in(dst_ip, i.cidr)), None)
         return idc is not None and self._idc_path(world, source, dst_ip, idc)
 
@@ -121,6 +120,13 @@ class WorldNetwork(NetworkModel):
         return [world.route_tables[t] for t in sorted(tables) if t in world.route_tables]
 
     @staticmethod
+    def _host_tables(world: model.World, cvm: Cvm) -> list[model.RouteTable]:
+        """The route table bound to the subnet of a host (R-NET-5: a subnet binds exactly one)."""
+        subnet = world.subnets.get(cvm.subnet_id)
+        table = world.route_tables.get(subnet.route_table_id) if subnet else None
+        return [table] if table else []
+
+    @staticmethod
     def _route_to(tables: tuple[model.RouteTable, ...] | list[model.RouteTable], ip_or_cidr: str,
                   gateway_type: str, gateway_id: str) -> bool:
         return bool(tables) and all(
@@ -129,7 +135,7 @@ class WorldNetwork(NetworkModel):
             for t in tables)
 
     def _vpc_path(self, world: model.World, source: _Source, dst_ip: str, dst_vpc: str,
-                  dst_cluster: model.Cluster | None) -> bool:
+                  dst_cluster: model.Cluster | None, dst_cvm: Cvm | None) -> bool:
         if dst_vpc == source.vpc_id:
             return True
         peering = next((p for p in world.peerings.values() if p.state == "ACTIVE"
@@ -140,9 +146,7 @@ class WorldNetwork(NetworkModel):
         if dst_cluster is not None:
             back_tables = self._node_tables(world, dst_cluster)
         else:
-            cvm = world.cvm_by_ip(dst_ip)
-            subnet = world.subnets.get(cvm.subnet_id) if cvm else None
-            back_tables = [world.route_tables[subnet.route_table_id]] if subnet else []
+            back_tables = self._host_tables(world, dst_cvm) if dst_cvm else []
         back = self._route_to(back_tables, source.cidr, "PEERCONNECTION", peering.peering_id)
         return forward and back
 
