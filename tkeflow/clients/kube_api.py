@@ -77,32 +77,25 @@ class GuardedApi:
         target = getattr(self.raw, name)
         if not callable(target) or name.startswith("_"):
             return target
-
-        @functools.wraps(target)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("_request_timeout", self._timeout)
-            try:
-                return target(*args, **kwargs)
-            except THIRD_PARTY_ERRORS as exc:
-                raise translate(exc, f"{self._group} {name}") from exc
-
-        guarded.unguarded = target  # type: ignore[attr-defined]  # for watches (kube_waits)
-        return guarded
+        return guard(target, self._timeout, f"{self._group} {name}")
 
 
-def guard(fn: Callable[..., Any], request_timeout_s: float) -> Callable[..., Any]:
-    """``fn`` itself when already guarded (a GuardedApi method), else wrapped the same way."""
+def guard(fn: Callable[..., Any], request_timeout_s: float, what: str | None = None) -> Callable[..., Any]:
+    """``fn`` raising tkeflow errors (``what`` names the call in them), with a default request timeout;
+    ``fn`` itself when already guarded (a GuardedApi method)."""
     if hasattr(fn, "unguarded"):
         return fn
+    label = what or getattr(fn, "__name__", "kubernetes call")
 
+    @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", request_timeout_s)
         try:
             return fn(*args, **kwargs)
         except THIRD_PARTY_ERRORS as exc:
-            raise translate(exc, getattr(fn, "__name__", "kubernetes call")) from exc
+            raise translate(exc, label) from exc
 
-    guarded.unguarded = fn  # type: ignore[attr-defined]
+    guarded.unguarded = fn  # type: ignore[attr-defined]  # for watches (kube_waits)
     return guarded
 
 
