@@ -63,17 +63,21 @@ def test_validator_lists_every_problem_with_its_path(tmp_path: Path) -> None:
     doc = yaml.safe_load(DEFAULT_WORLD.read_text())
     doc["kind"] = "World"
     doc["spec"]["timings"]["warp"] = 1
+    doc["spec"]["timings"]["ssh_command_latency_s"] = 0  # a known timing the default world leaves out
     doc["spec"]["faults"]["default"]["throttle_rate"] = 2
+    doc["spec"]["faults"]["default"]["jitter_s"] = 1
     vpc = doc["spec"]["regions"][0]["vpcs"][0]
     vpc["cidr"] = "10.0.0.0/33"
     vpc["subnets"][0]["zone"] = "ap-mars-1"
     doc["spec"]["regions"][0]["instances"][0]["type"] = "Z9.HUGE"
     doc["spec"]["regions"][0]["instances"][1]["id"] = "ins-host0001"
     problems = validate_world(doc)
-    for expected in ("kind:", "spec.timings.warp", "spec.faults.default.throttle_rate",
+    for expected in ("kind:", "spec.timings.warp", "spec.faults.default.throttle_rate", "spec.faults.default.jitter_s",
                      "spec.regions[0].vpcs[0].cidr", "spec.regions[0].vpcs[0].subnets[0].zone",
                      "spec.regions[0].instances[0].type", "spec.regions[0].instances[1]: id ins-host0001 already used"):
         assert any(p.startswith(expected) for p in problems), (expected, problems)
+    assert not any(p.startswith(("spec.timings.cluster_create", "spec.timings.ssh_command_latency_s",
+                                 "spec.faults.default.latency_s")) for p in problems)  # every model field is known
     bad = tmp_path / "world.yaml"
     bad.write_text(yaml.safe_dump(doc))
     try:

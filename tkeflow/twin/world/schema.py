@@ -8,14 +8,17 @@ and its cross references (subnet -> VPC -> region, cluster -> workers) need cust
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-_TIMINGS = {"cluster_create", "instance_init", "node_ready", "pod_ready", "node_upgrade",
-            "master_upgrade", "endpoint_create", "cluster_delete", "node_pool_scale", "ssh_command_latency_s"}
+from tkeflow.twin.world import model
+
+_TIMINGS = frozenset(f.name for f in dataclasses.fields(model.Timings))  # the model's fields, never a second list
+_FAULT_KEYS = frozenset(f.name for f in dataclasses.fields(model.ActionFault))
 _SPEC_KEYS = {"account", "kubernetes_versions", "quotas", "timings", "faults", "network",
               "instance_types", "key_pairs", "idc_networks", "regions"}
 
@@ -82,7 +85,7 @@ def _check_faults(faults: dict[str, Any], problems: list[str]) -> None:
     entries.update({f"actions.{k}": v for k, v in (faults.get("actions") or {}).items()})
     for where, fault in entries.items():
         for key, value in (fault or {}).items():
-            if key not in ("throttle_rate", "error_rate", "latency_s"):
+            if key not in _FAULT_KEYS:
                 problems.append(f"spec.faults.{where}.{key}: unknown fault")
             else:
                 _number(value, f"spec.faults.{where}.{key}", problems, 1.0 if key.endswith("rate") else None)
