@@ -62,7 +62,7 @@ def _observe(spec: NodeUpgradeSpec, cluster: dict[str, Any]) -> tuple[UpgradePla
 
 def _check_upgradeable(spec: NodeUpgradeSpec, plan: UpgradePlan, progress: dict[str, str]) -> list[Check]:
     asked = [plan.observed[n].instance_id for n in plan.to_upgrade()
-             if progress.get(plan.observed[n].instance_id) not in upgrade_plan.UPGRADING]
+             if progress.get(plan.observed[n].instance_id) not in cloud_steps.UPGRADING]
     refused = cloud_steps.check_upgradeable(spec.region, plan.cluster_id, asked, spec.upgrade_type)
     return upgrade_plan.upgradeable_checks(plan, refused)
 

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.artifacts import markdown_table
+from tasks.node_upgrade import UNDER_WAY
 from tasks.nodes import ClusterObservation
 from tasks.validation import Check, check_rows
 from tkeflow.rules import capacity, upgrade
 from tkeflow.specs import NodeUpgradeSpec
 
-#: Cloud LifeStates of an instance whose upgrade is running: its node may be NotReady (R-UPG-4 excused).
-UPGRADING = frozenset({"pending", "process", "paused", "pauing"})
 
 
 @dataclass
@@ -108,7 +107,7 @@ def _health_checks(plan: UpgradePlan, instances: Mapping[str, Mapping[str, Any]]
         cloud_state = (instances.get(node.instance_id) or {}).get("InstanceState", "running")
         # a node tkeflow started is excused while the cloud upgrades it, or just finished and the
         # kubelet is still coming back (the flow then waits for it, bounded by node_ready_timeout_s)
-        upgrading = node_plan.started and progress.get(node.instance_id) in UPGRADING | {"done"}
+        upgrading = node_plan.started and progress.get(node.instance_id) in UNDER_WAY
         healthy = node.ready and cloud_state == "running"
         if healthy or upgrading:
             detail = "Ready" if healthy else f"being upgraded by an earlier run (cloud: {progress.get(node.instance_id)})"

@@ -22,8 +22,10 @@ from tasks.waits import poll_until
 from tkeflow import errors
 from tkeflow.rules import upgrade as rules
 
-#: GetUpgradeInstanceProgress LifeStates of an instance whose upgrade must not be asked for again.
-UNDER_WAY = frozenset({"pending", "process", "paused", "pauing", "done"})
+#: GetUpgradeInstanceProgress LifeStates of an instance whose upgrade is running (its node may be NotReady).
+UPGRADING = frozenset({"pending", "process", "paused", "pauing"})
+#: LifeStates of an instance whose upgrade must not be asked for again (running, or just finished).
+UNDER_WAY = UPGRADING | {"done"}
 
 
 @cloud_task(cache_policy=NO_CACHE, name="describe-cluster")
