@@ -130,10 +130,13 @@ def test_reset_stops_cluster_apis_and_restores_the_world(full_twin: Any) -> None
     clients = Clients(full_twin)
     cluster_id = running_cluster(clients, count=1)
     kube = full_twin.kube(cluster_id)
-    assert kube is not None
+    assert kube is not None and full_twin.calls() != []
+    assert full_twin.runtime.timings.node_ready == FAST_TIMINGS["node_ready"]  # POST /_twin/timings reached it
     admin(full_twin, "/_twin/reset", {})
     assert full_twin.kube(cluster_id) is None and cluster_id not in full_twin.world.clusters
     assert full_twin.kube("cls-shpeer01") is not None  # the world's own cluster is back
+    assert full_twin.calls() == [] and admin(full_twin, "/_twin/calls") == []
+    assert full_twin.runtime.timings.node_ready == full_twin.world.timings.node_ready == 0.5  # the file's again
 
 
 def test_tkeflow_twin_serve_prints_and_writes_the_environment(tmp_path: Any) -> None:
