@@ -90,6 +90,16 @@ def test_version_name_and_vpc_checks(clients: Clients) -> None:
     assert error_code(lambda: tke.CreateCluster(req(M.CreateClusterRequest, ClusterType="MANAGED_CLUSTER"))) == "MissingParameter"
 
 
+def test_cluster_name_at_most_60_characters(clients: Clients, cloud_twin: Any) -> None:
+    """R-CRT-1: 61 characters are refused (nothing is created); 60 are accepted."""
+    tke = clients.tke()
+    too_long = create_cluster_request(name="n" * 61, count=0)
+    assert error_code(lambda: tke.CreateCluster(too_long)) == "InvalidParameter.Param"
+    assert not any(c.name == "n" * 61 for c in cloud_twin.world.clusters.values())
+    cluster_id = tke.CreateCluster(create_cluster_request(name="n" * 60, count=0)).ClusterId
+    assert cloud_twin.world.clusters[cluster_id].name == "n" * 60
+
+
 def test_independent_cluster_needs_three_masters(clients: Clients) -> None:
     """R-CRT-4."""
     request = create_cluster_request(count=1, ClusterType="INDEPENDENT_CLUSTER")

@@ -85,6 +85,33 @@ def test_add_to_a_cluster_that_is_not_running(clients: Clients) -> None:
     assert error_code(lambda: _add(clients, "cls-nothere0", ["ins-host0001"])) == "ResourceNotFound.ClusterNotFound"
 
 
+def test_add_replaces_login_keys_and_sets_security_groups(clients: Clients, cloud_twin: Any) -> None:
+    """R-ADD-5: LoginSettings' key pairs replace the host's; R-ADD-4: it joins the security groups asked for."""
+    cluster_id = running_cluster(clients, count=0)
+    host = cloud_twin.world.cvms["ins-host0003"]
+    with cloud_twin.world.lock:
+        host.key_ids, host.security_group_ids = ["skey-former01"], []
+    _add(clients, cluster_id, ["ins-host0003"], SecurityGroupIds=["sg-gzdemo01"])
+    assert host.key_ids == ["skey-demo0001"] and host.security_group_ids == ["sg-gzdemo01"]
+
+
+def test_upgrade_needs_healthy_nodes_unless_the_pre_check_is_skipped(clients: Clients, cloud_twin: Any) -> None:
+    """R-UPG-4: a node that is not running is refused (repair first); SkipPreCheck lets the task start."""
+    tke = clients.tke()
+    cluster_id, ids = _old_cluster_with_nodes(clients, cloud_twin, count=1)
+    with cloud_twin.world.lock:
+        cloud_twin.world.clusters[cluster_id].instances[ids[0]].state = "failed"
+
+    def create(**fields: Any) -> Any:
+        return tke.UpgradeClusterInstances(req(M.UpgradeClusterInstancesRequest, ClusterId=cluster_id,
+                                               Operation="create", UpgradeType="hot", InstanceIds=ids, **fields))
+
+    assert error_code(create) == "FailedOperation.ClusterState"
+    assert cloud_twin.world.clusters[cluster_id].upgrade is None
+    create(SkipPreCheck=True)
+    assert _progress(clients, cluster_id).Total == 1
+
+
 def test_delete_cluster_instances_retain_and_terminate(clients: Clients, cloud_twin: Any) -> None:
     tke = clients.tke()
     cluster_id = running_cluster(clients, count=1)
