@@ -18,9 +18,9 @@ import json
 from prefect import flow, get_run_logger
 from prefect.futures import wait
 
+from flows.validate_cluster import cluster_checks
 from tasks import cluster as converge
 from tasks import cluster_preflight as preflight
-from tasks import cluster_validation as validation
 from tasks.artifacts import artifact_key, markdown_table, publish_markdown
 from tasks.cluster_request import create_cluster_request
 from tasks.validation import Check, ValidationReport, check_rows, finish_validation, stop_on_failed_preflight
@@ -83,9 +83,6 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
     kubeconfig_block = converge.store_kubeconfig(spec, cluster_id)
     converge.ensure_namespaces(spec, cluster_id)
 
-    results = [validation.validate_nodes.submit(spec, cluster_id), validation.validate_kube_system.submit(spec, cluster_id),
-               validation.validate_namespaces.submit(spec, cluster_id), validation.validate_endpoints.submit(spec, cluster_id)]
-    wait(results)
-    final = [c for c in checks if c.warning] + [c for f in results for c in f.result()]
+    final = [c for c in checks if c.warning] + cluster_checks(spec, cluster_id)
     return finish_validation(key, FLOW_NAME, spec.name, final,
                              summary={"cluster_id": cluster_id, "kubeconfig_block": kubeconfig_block})

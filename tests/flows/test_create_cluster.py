@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import CONFIGS, twin_get, twin_post
 from tkeflow import specs
-from tkeflow.errors import PermanentError, ValidationFailed
+from tkeflow.errors import NotFoundError, PermanentError, ValidationFailed
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -129,3 +129,27 @@ def test_node_that_never_turns_ready_fails_validation_naming_it(twin):
     world = twin_get(twin, "/_twin/world")
     never_ready = [c for c in failed if c.name == "node Ready at 1.30.0"]
     assert len(never_ready) == 1 and never_ready[0].target.split(" ")[0] in json.dumps(world)
+
+
+def test_nightly_validation_checks_the_created_cluster_and_changes_nothing(twin, twin_calls):
+    from flows.validate_cluster import validate_cluster
+
+    created = run_flow(cluster_spec())
+    before = len(twin_calls(mutating=True))
+
+    report = validate_cluster(spec=cluster_spec())
+
+    assert report.ok and report.summary["cluster_id"] == created.summary["cluster_id"]
+    assert {(c.name, c.target) for c in report.checks} <= {(c.name, c.target) for c in created.checks}
+    assert {"node Ready at 1.30.0", "kube-system pods Running", "namespace present", "endpoint open"} <= {
+        c.name for c in report.checks}
+    assert len(twin_calls(mutating=True)) == before  # read-only
+
+
+def test_nightly_validation_of_a_cluster_never_created_fails_naming_it(twin, twin_calls):
+    from flows.validate_cluster import validate_cluster
+
+    with pytest.raises(NotFoundError, match="run create-cluster first"):
+        validate_cluster(spec=cluster_spec())
+
+    assert twin_calls(mutating=True) == []
