@@ -24,10 +24,6 @@ class _Timer:
     due: float
     seq: int
     fn: Callable[[], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 class Clock:
@@ -77,8 +73,6 @@ class Clock:
 
     def _run(self) -> None:
         while (timer := self._next_due()) is not None:
-            if timer.cancelled:
-                continue
             try:
                 timer.fn()
             except Exception:  # a broken transition must not stop every other one
