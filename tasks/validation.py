@@ -26,6 +26,11 @@ class Check(BaseModel):
     rule: str | None = Field(default=None, description="The SPEC.md rule ID the check enforces.")
     warning: bool = Field(default=False, description="A flagged deviation that does not fail the run.")
 
+    @property
+    def result(self) -> str:
+        """PASS, WARN (held, with a flagged deviation) or FAIL: the first column of every table."""
+        return "PASS" if self.ok and not self.warning else ("WARN" if self.ok else "FAIL")
+
 
 class ValidationReport(BaseModel):
     """The return value of every flow: the checks and whether all of them held."""
@@ -45,7 +50,7 @@ class ValidationReport(BaseModel):
 def check_rows(checks: list[Check]) -> list[dict[str, Any]]:
     return [
         {
-            "result": "PASS" if c.ok and not c.warning else ("WARN" if c.ok else "FAIL"),
+            "result": c.result,
             "check": c.name,
             "target": c.target,
             "detail": c.detail,

@@ -38,8 +38,8 @@ def print_report(console: Console, report: Any) -> None:
     for column in ("result", "check", "target", "detail", "rule"):
         table.add_column(column, overflow="fold")
     for check in report.checks:
-        result = "PASS" if check.ok and not check.warning else ("WARN" if check.ok else "FAIL")
-        table.add_row(f"[{_STYLE[result]}]{result}[/]", check.name, check.target, check.detail, check.rule or "")
+        table.add_row(f"[{_STYLE[check.result]}]{check.result}[/]", check.name, check.target, check.detail,
+                      check.rule or "")
     console.print(table)
     for key, value in (report.summary or {}).items():
         if key == "plan" and isinstance(value, str):  # a dry run's plan, as markdown: what would be changed
