@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import twin_post
 from tests.flows import upgrade_world as uw
 from tkeflow.errors import ApprovalRequired, ValidationFailed
 from tkeflow.specs import NodeUpgradeSpec
@@ -167,7 +168,7 @@ def test_r_upg_3_without_approval_a_direct_run_stops_before_any_change(cluster):
 def test_r_upg_5_the_first_failing_node_stops_the_run_and_stays_cordoned(cluster):
     """A node that does not come back in time: the run stops there, says why and what to do, and no
     other node is touched (kOps' fail-fast, without Kubespray's 'left cordoned for nobody knows why')."""
-    uw_post_timings(cluster, {"node_upgrade": 3.0})
+    twin_post(cluster.twin, "/_twin/timings", {"node_upgrade": 3.0})
 
     with pytest.raises(ValidationFailed) as failure:
         run(cluster.spec(node_ready_timeout_s=1))
@@ -182,15 +183,6 @@ def test_r_upg_5_the_first_failing_node_stops_the_run_and_stays_cordoned(cluster
     assert len(upgrades) == 1, "no node after the failing one was touched"
     others = [n for n in ("10.0.2.11", "10.0.2.12", "10.0.2.13") if n != failed.target]
     assert all(not cluster.node(n)["spec"].get("unschedulable") for n in others)
-
-
-def uw_post_timings(cluster: UpgradeCluster, timings: dict[str, float]) -> None:
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(f"http://{cluster.twin.endpoint}/_twin/timings", data=json.dumps(timings).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
 
 
 def test_r_upg_5_batches_take_batch_size_nodes_at_once_and_upgrade_every_node(cluster):
