@@ -43,11 +43,14 @@ _kubes: dict[tuple[str, str, str], Kube] = {}
 _kubes_lock = threading.Lock()
 
 
+def _run_id() -> str:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
+
+
 def kube(cluster_id: str, region: str) -> Kube:
     """The cluster's Kube for this flow run (one connection pool per run, not one per task)."""
-    ctx = FlowRunContext.get()
-    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
-    key = (run_id, cluster_id, region)
+    key = (_run_id(), cluster_id, region)
     with _kubes_lock:
         found = _kubes.get(key)
     if found is None:
@@ -59,8 +62,7 @@ def kube(cluster_id: str, region: str) -> Kube:
 
 def close_kubes() -> None:
     """Close the clients of the current flow run (the flow calls it when it ends)."""
-    ctx = FlowRunContext.get()
-    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
+    run_id = _run_id()
     with _kubes_lock:
         mine = [k for k in _kubes if k[0] == run_id]
         clients = [_kubes.pop(k) for k in mine]
