@@ -78,8 +78,7 @@ def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport
 
     cluster_id = converge.create_cluster_if_absent(spec)
     converge.wait_cluster_running(spec, cluster_id)
-    endpoints = (["public"] if spec.endpoints.public else []) + (["private"] if spec.endpoints.private_subnet else [])
-    wait([converge.ensure_endpoint.submit(spec, cluster_id, kind) for kind in endpoints])
+    wait([converge.ensure_endpoint.submit(spec, cluster_id, kind) for kind in converge.endpoint_kinds(spec)])
     kubeconfig_block = converge.store_kubeconfig(spec, cluster_id)
     converge.ensure_namespaces(spec, cluster_id)
 

@@ -79,6 +79,11 @@ def wait_cluster_running(spec: ClusterSpec, cluster_id: str) -> dict[str, Any]:
     )
 
 
+def endpoint_kinds(spec: ClusterSpec) -> list[str]:
+    """R-CRT-11: the endpoints the spec asks for, "public" and/or "private" (each opened separately)."""
+    return (["public"] if spec.endpoints.public else []) + (["private"] if spec.endpoints.private_subnet else [])
+
+
 def _endpoint_status(cloud: Any, cluster_id: str, extranet: bool) -> str:
     reply = cloud.call("tke", "DescribeClusterEndpointStatus", {"ClusterId": cluster_id, "IsExtranet": extranet})
     return str(reply.get("Status") or "NotFound")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.cloud import kube_for, tencent_cloud
+from tasks.cluster import endpoint_kinds
 from tasks.cluster_request import expected_worker_count
 from tasks.retry import cloud_task
 from tasks.validation import Check
@@ -99,11 +100,9 @@ def validate_namespaces(spec: ClusterSpec, cluster_id: str) -> list[Check]:
 @cloud_task(task_run_name="validate-endpoints-{cluster_id}")
 def validate_endpoints(spec: ClusterSpec, cluster_id: str) -> list[Check]:
     cloud = tencent_cloud(spec.region)
-    wanted = ([("public", True)] if spec.endpoints.public else []) + (
-        [("private", False)] if spec.endpoints.private_subnet else [])
     checks = []
-    for kind, extranet in wanted:
-        status = cloud.call("tke", "DescribeClusterEndpointStatus", {"ClusterId": cluster_id, "IsExtranet": extranet})
+    for kind in endpoint_kinds(spec):
+        status = cloud.call("tke", "DescribeClusterEndpointStatus", {"ClusterId": cluster_id, "IsExtranet": kind == "public"})
         ok = status.get("Status") == "Created"
         checks.append(Check(name="endpoint open", target=f"{kind} endpoint", ok=ok, rule="R-CRT-11",
                             detail=str(status.get("Status")) + ("" if ok else f": {status.get('ErrorMsg') or 'rerun the flow'}")))
