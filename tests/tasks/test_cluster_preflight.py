@@ -1,0 +1,46 @@
+"""Create-cluster pre-flight checks judged from what the cloud answered (pure parts, no server, no twin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks import cluster_preflight as preflight
+from tests.conftest import CONFIGS
+from tkeflow import specs
+
+
+def cluster_spec(**changes: Any) -> specs.ClusterSpec:
+    return specs.load_manifest(CONFIGS / "cluster.yaml").spec.model_copy(update=changes)
+
+
+def test_r_crt_3_a_subnet_in_another_zone_than_its_workers_fails_naming_both() -> None:
+    subnet = {"SubnetId": "subnet-gz3app01", "VpcId": "vpc-gzdemo01", "Zone": "ap-guangzhou-4", "CidrBlock": "10.0.1.0/24"}
+
+    check = preflight._subnet_check(cluster_spec(), subnet, "subnet-gz3app01", "ap-guangzhou-3")
+
+    assert (check.ok, check.rule) == (False, "R-CRT-3")
+    assert "ap-guangzhou-4" in check.detail and "ap-guangzhou-3" in check.detail
+
+
+def test_r_crt_2_a_subnet_of_another_vpc_fails_and_a_matching_one_passes() -> None:
+    other = {"SubnetId": "subnet-x", "VpcId": "vpc-gzpeer01", "Zone": "ap-guangzhou-3", "CidrBlock": "10.1.0.0/24"}
+    good = {**other, "VpcId": "vpc-gzdemo01"}
+
+    bad_check = preflight._subnet_check(cluster_spec(), other, "subnet-x", "ap-guangzhou-3")
+    good_check = preflight._subnet_check(cluster_spec(), good, "subnet-x", "ap-guangzhou-3")
+
+    assert (bad_check.ok, bad_check.rule) == (False, "R-CRT-2") and "vpc-gzpeer01" in bad_check.detail
+    assert (good_check.ok, good_check.rule) == (True, "R-CRT-2")
+
+
+def test_r_crt_5_undersized_independent_masters_are_a_warning_never_a_stop() -> None:
+    small = specs.ClusterSpec.model_validate({
+        **cluster_spec().model_dump(), "planned_nodes": 500,
+        "master": {"mode": "independent", "count": 3, "cpu": 8, "memory_gb": 16,
+                   "system_disk": {"type": "CLOUD_SSD", "size_gb": 50}}})
+
+    [check] = preflight.check_master_sizing(small)
+    [managed] = preflight.check_master_sizing(cluster_spec())
+
+    assert (check.ok, check.warning, check.rule) == (True, True, "R-CRT-5")
+    assert (managed.ok, managed.warning, managed.detail) == (True, False, "managed masters")
