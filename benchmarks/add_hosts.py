@@ -16,11 +16,13 @@ data disk, one holding data (not approved: kept), none, two.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -127,16 +129,22 @@ def phase_seconds(flow_run_id: Any, wall_started: datetime) -> dict[str, float]:
     return {k: round(v, 3) for k, v in phases.items()}
 
 
+def set_twin_timings(twin: Twin, timings: dict[str, float]) -> None:
+    """POST /_twin/timings: the public way, which also reaches the cluster twin's kubelets."""
+    request = urllib.request.Request(f"{twin.url}/_twin/timings", data=json.dumps(timings).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        reply.read()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with prefect_test_harness(server_startup_timeout=120), Twin.start() as twin:
         os.environ.update(twin.env())
-        timings = twin.world.timings
-        timings.cluster_create, timings.endpoint_create = 0.2, 0.1
+        set_twin_timings(twin, {"cluster_create": 0.2, "endpoint_create": 0.1})
         instance_ids = add_hosts_to_world(twin, args.hosts)
         cluster_id = create_cluster(twin)
-        timings.instance_init, timings.node_ready = args.instance_init, args.node_ready
-        timings.ssh_command_latency_s = args.ssh_latency  # what POST /_twin/timings sets
-        twin._sync_timings(timings)  # the cluster twin's kubelets read node_ready from here
+        set_twin_timings(twin, {"instance_init": args.instance_init, "node_ready": args.node_ready,
+                                "ssh_command_latency_s": args.ssh_latency})
         spec = specs.ExistingHostsSpec.model_validate({
             "cluster_id": cluster_id, "region": "ap-guangzhou", "instance_ids": instance_ids,
             "container_dir_on_data_disk": True, "approve_reinstall": True,
