@@ -42,9 +42,9 @@ from flows.add_existing_hosts import add_existing_hosts  # noqa: E402
 from tasks.cloud import save_kubeconfig  # noqa: E402
 from tkeflow import specs  # noqa: E402
 from tkeflow.clients import tencent  # noqa: E402
-from tkeflow.twin.server import Twin  # noqa: E402
-from tkeflow.twin.world.hosts import Cvm  # noqa: E402
-from tkeflow.twin.world.loader import make_disk  # noqa: E402
+from twin.server import Twin  # noqa: E402
+from twin.world.hosts import Cvm  # noqa: E402
+from twin.world.loader import make_disk  # noqa: E402
 
 # The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

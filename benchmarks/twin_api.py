@@ -35,7 +35,7 @@ from tencentcloud.tke.v20180525 import tke_client  # noqa: E402
 from tencentcloud.vpc.v20170312 import models as vpc_models  # noqa: E402
 from tencentcloud.vpc.v20170312 import vpc_client  # noqa: E402
 
-from tkeflow.twin.server import Twin  # noqa: E402
+from twin.server import Twin  # noqa: E402
 
 
 def _client_thread(endpoint: str, secret_id: str, secret_key: str, deadline: float, out: list[int]) -> None:

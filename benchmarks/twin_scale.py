@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import kubernetes  # noqa: E402
 import yaml  # noqa: E402
 
-from tkeflow.twin.kube import KubeCluster  # noqa: E402
+from twin.kube import KubeCluster  # noqa: E402
 
 PAGE = 500  # kubectl's and client-go informers' default chunk size
 REPEAT = 3

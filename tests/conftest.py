@@ -55,7 +55,7 @@ def prefect_server() -> Iterator[str]:
 @pytest.fixture
 def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh in-process twin with the default world; the SDK's env vars point at it."""
-    from tkeflow.twin.server import Twin
+    from twin.server import Twin
 
     with Twin.start() as running:
         for name, value in running.env().items():

@@ -23,7 +23,7 @@ from kubernetes.client import V1Deployment, V1DeploymentSpec, V1LabelSelector, V
 
 from tkeflow import errors
 from tkeflow.clients import kube, tencent
-from tkeflow.twin.kube import tls  # test-only: a CA and server cert for the stub apiserver
+from twin.kube import tls  # test-only: a CA and server cert for the stub apiserver
 
 FOREIGN_MODULES = ("tencentcloud", "kubernetes", "urllib3", "requests", "paramiko", "pydantic", "ssl", "socket")
 

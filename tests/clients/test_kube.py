@@ -1,4 +1,4 @@
-"""Tests of tkeflow.clients.kube against the cluster twin (tkeflow.twin.kube.KubeCluster) over HTTPS.
+"""Tests of tkeflow.clients.kube against the cluster twin (twin.kube.KubeCluster) over HTTPS.
 
 Covers: a client from the kubeconfig string (TLS verified, nothing on disk), watch-based waits
 (nodes, versions, pods, deployments; timeouts that name what is missing; 410 re-list; an endpoint
@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
 from tkeflow.clients import kube, kube_config, kube_waits
-from tkeflow.twin.kube import KubeCluster, KubeTimings, NodeSpec
+from twin.kube import KubeCluster, KubeTimings, NodeSpec
 
 FAST = KubeTimings(node_ready=0.1, pod_ready=0.05, pod_terminate=0.02)
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from tests.twin.ssh.ssh_twin_helpers import DEMO_KEY, DEMO_KEY_ID, demo_hosts, make_cvm
 from tkeflow import errors
 from tkeflow.clients import ssh, ssh_output
-from tkeflow.twin.ssh import SshFleet, derive_host_key, host_key_line
-from tkeflow.twin.world.hosts import Cvm
+from twin.ssh import SshFleet, derive_host_key, host_key_line
+from twin.world.hosts import Cvm
 
 DEMO_PUB = DEMO_KEY.with_suffix(".pub").read_text().strip()
 

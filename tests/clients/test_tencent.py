@@ -2,7 +2,7 @@
 
 Two servers: a tiny stdlib HTTP server that answers in the SDK's real wire shapes (to test OUR
 classification of every code class, independent of the twin), and the cloud twin itself
-(tkeflow.twin.server.Twin) for pagination, throttling under fault injection and AuthFailure.
+(twin.server.Twin) for pagination, throttling under fault injection and AuthFailure.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def test_limiter_is_shared_per_service_and_region(monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture(scope="module")
 def running_twin() -> Iterator[Any]:
-    from tkeflow.twin.server import Twin
+    from twin.server import Twin
 
     with Twin.start(ssh=False) as twin:
         yield twin

@@ -50,7 +50,7 @@ class UpgradeCluster:
 
 def start_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: int = 3,
                   cpu: str = "500m", replicas: int = 3) -> Iterator[UpgradeCluster]:
-    from tkeflow.twin.server import Twin
+    from twin.server import Twin
 
     path, cluster_id, instance_ids = uw.write_world(tmp_path, nodes, timings=FAST)
     with Twin.start(world_path=path) as twin:

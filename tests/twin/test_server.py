@@ -19,7 +19,7 @@ from tests.twin.cloud.helpers import (
 )
 from urllib3.exceptions import MaxRetryError
 
-from tkeflow.twin.server import Twin
+from twin.server import Twin
 
 pytestmark = pytest.mark.contract
 M = tke_models
@@ -202,7 +202,7 @@ def test_a_bad_world_fails_before_anything_starts(tmp_path: Any) -> None:
     import threading
     from pathlib import Path
 
-    from tkeflow.twin.world.loader import WorldFileError
+    from twin.world.loader import WorldFileError
 
     bad = Path(tmp_path) / "world.yaml"
     bad.write_text("apiVersion: tkeflow/v1\nkind: TwinWorld\nspec: {timings: {warp: 1}}\n")

@@ -9,6 +9,6 @@
 - ``ssh``: paramiko with known-hosts checking (its own module).
 
 Every third-party exception is turned into tkeflow.errors.TransientError / PermanentError here
-(``errors`` has the classification), so tasks retry by type. The clients never import tkeflow.twin:
+(``errors`` has the classification), so tasks retry by type. The clients never import twin:
 the twin is reached over the wire like a real account.
 """

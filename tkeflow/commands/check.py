@@ -3,7 +3,7 @@
 `check` validates every file it is given and prints every problem of each (field path, rule ID,
 what is wrong, how to fix it) and every warning; it exits 1 when any file has a problem, so CI
 and the README's main command can run it over configs/. A TwinWorld file is checked by the twin's
-own validator (tkeflow.twin.world.schema) when that module is importable, else skipped with a note.
+own validator (twin.world.schema) when that module is importable, else skipped with a note.
 `schema` prints the JSON Schema of a kind's manifest, for editors (yaml-language-server and the like).
 """
 
@@ -35,7 +35,7 @@ def _peek_kind(path: Path) -> Any:
 
 def _world_validator() -> Any:
     try:
-        module = importlib.import_module("tkeflow.twin.world.schema")
+        module = importlib.import_module("twin.world.schema")
     except ImportError:
         return None
     return getattr(module, "validate_world_file", None)

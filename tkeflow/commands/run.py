@@ -38,7 +38,7 @@ def twin_environment(enabled: bool) -> Iterator[str | None]:
     if os.environ.get("TKEFLOW_TWIN_ENDPOINT"):
         yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
         return
-    server = importlib.import_module("tkeflow.twin.server")
+    server = importlib.import_module("twin.server")
     with server.Twin.start() as twin:
         saved = {k: os.environ.get(k) for k in twin.env()}
         os.environ.update(twin.env())

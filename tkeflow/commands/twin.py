@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
         env_file: Path = typer.Option(None, "--env-file", help="Also write the shell lines to this file."),
     ) -> None:
         """Serve the twin on 127.0.0.1 and print the environment that points clients at it."""
-        from tkeflow.twin.server import Twin  # the CLI may start the twin; the twin never imports the CLI
-        from tkeflow.twin.world.loader import WorldFileError
+        from twin.server import Twin  # the CLI may start the twin; the twin never imports the CLI
+        from twin.world.loader import WorldFileError
 
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:

@@ -34,7 +34,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "KubeRouter": KubeRouterSpec,
     "GpuPool": GpuPoolSpec,
 }
-OTHER_KINDS = ("TwinWorld",)  # validated by the twin (tkeflow.twin.world), not here
+OTHER_KINDS = ("TwinWorld",)  # validated by the twin (twin.world), not here
 
 
 class Metadata(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tests.twin.cloud.helpers import FAST_TIMINGS, Clients, admin
 
-from tkeflow.twin.server import Twin
+from twin.server import Twin
 
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)  # the SDK ignores NO_PROXY for 127.0.0.1:PORT

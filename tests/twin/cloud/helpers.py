@@ -20,7 +20,7 @@ from tencentcloud.tke.v20180525 import tke_client
 from tencentcloud.vpc.v20170312 import models as vpc_models
 from tencentcloud.vpc.v20170312 import vpc_client
 
-from tkeflow.twin.cloud import auth
+from twin.cloud import auth
 
 T = TypeVar("T")
 FAST_TIMINGS = {"cluster_create": 0.1, "instance_init": 0.05, "node_ready": 0.05, "pod_ready": 0.05,

@@ -1,4 +1,4 @@
-"""The cloud side of the network oracle (tkeflow/twin/world/network.py), set up through the real VPC API:
+"""The cloud side of the network oracle (twin/world/network.py), set up through the real VPC API:
 peering ACTIVE plus routes both ways (R-NET-1/2), VPN SPD plus route on the nodes' subnet (R-NET-5),
 direct connect gateway (R-NET-4)."""
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from tests.twin.cloud.helpers import Clients, req, running_cluster, vpc_models
 
-from tkeflow.twin.kube.network import NetworkOracle
-from tkeflow.twin.world import model
-from tkeflow.twin.world.network import WorldNetwork
+from twin.kube.network import NetworkOracle
+from twin.world import model
+from twin.world.network import WorldNetwork
 
 M = vpc_models
 SH_POD = "172.22.3.4"  # a pod IP of cls-shpeer01 (container CIDR 172.22.0.0/16)

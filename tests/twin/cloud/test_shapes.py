@@ -17,8 +17,8 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tests.twin.cloud.helpers import RUN_PARA, Clients, req, running_cluster, tke_models, wait_until
 
-from tkeflow.twin.cloud import params
-from tkeflow.twin.cloud.registry import ACTIONS, SERVICES
+from twin.cloud import params
+from twin.cloud.registry import ACTIONS, SERVICES
 
 pytestmark = pytest.mark.contract
 

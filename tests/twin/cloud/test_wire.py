@@ -135,7 +135,7 @@ def test_signature_with_x_tc_action_signed_in_lowercase(cloud_twin: Any) -> None
     import hashlib
     import json as _json
 
-    from tkeflow.twin.cloud import auth as twin_auth
+    from twin.cloud import auth as twin_auth
 
     ts = int(time.time())
     date = time.strftime("%Y-%m-%d", time.gmtime(ts))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tkeflow.twin.world.loader import DEFAULT_WORLD, WorldFileError, load_world
-from tkeflow.twin.world.schema import validate_world, validate_world_file
+from twin.world.loader import DEFAULT_WORLD, WorldFileError, load_world
+from twin.world.schema import validate_world, validate_world_file
 
 
 def test_default_world_is_valid_and_has_every_fixed_id() -> None:

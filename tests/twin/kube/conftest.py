@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 from tests.twin.kube.helpers import api_client
 
-from tkeflow.twin.kube import KubeCluster, NodeSpec
+from twin.kube import KubeCluster, NodeSpec
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 import kubernetes
 import yaml
 
-from tkeflow.twin.clock import Clock
-from tkeflow.twin.kube import KubeCluster
-from tkeflow.twin.kube.controllers import Controllers
-from tkeflow.twin.kube.network import NetworkModel
-from tkeflow.twin.kube.store import Store
-from tkeflow.twin.kube.types import KubeTimings, NodeSpec
+from twin.clock import Clock
+from twin.kube import KubeCluster
+from twin.kube.controllers import Controllers
+from twin.kube.network import NetworkModel
+from twin.kube.store import Store
+from twin.kube.types import KubeTimings, NodeSpec
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 5.0, interval: float = 0.01) -> Any:

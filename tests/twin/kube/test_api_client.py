@@ -24,7 +24,7 @@ import yaml
 from kubernetes.client import ApiException
 from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster
+from twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 

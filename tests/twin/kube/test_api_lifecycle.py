@@ -18,7 +18,7 @@ from kubernetes.client import ApiException
 from tests.twin.kube import helpers
 from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster
+from twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 

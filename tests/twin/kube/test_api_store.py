@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tkeflow.twin.kube import errors, patch, selectors
-from tkeflow.twin.kube.store import Store
+from twin.kube import errors, patch, selectors
+from twin.kube.store import Store
 
 
 def _pod(name: str, namespace: str = "default", node: str | None = None, **labels: str) -> dict[str, Any]:

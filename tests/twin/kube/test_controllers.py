@@ -13,7 +13,7 @@ import pytest
 from tests.twin.kube import helpers
 from tests.twin.kube.helpers import node_spec, wait_for
 
-from tkeflow.twin.kube.types import NodeSpec
+from twin.kube.types import NodeSpec
 
 class Twin(helpers.ControllerTwin):
     def __init__(self) -> None:

@@ -1,10 +1,10 @@
-"""The probe and command forms the twin's kubelet understands (tkeflow/twin/kube/controllers/commands.py)."""
+"""The probe and command forms the twin's kubelet understands (twin/kube/controllers/commands.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tkeflow.twin.kube.controllers.commands import Probe, behaviour
+from twin.kube.controllers.commands import Probe, behaviour
 
 
 @pytest.mark.parametrize(("container", "probe"), [

@@ -20,7 +20,7 @@ import pytest
 from tests.twin.kube import helpers
 from tests.twin.kube.helpers import node_spec
 
-from tkeflow.twin.kube import KubeCluster
+from twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 

@@ -14,8 +14,8 @@ import pytest
 from tests.twin.kube import helpers
 from tests.twin.kube.helpers import node_spec, wait_for
 
-from tkeflow.twin.clock import Clock
-from tkeflow.twin.kube.network import NetworkModel, in_cidr
+from twin.clock import Clock
+from twin.kube.network import NetworkModel, in_cidr
 
 NODE_A, NODE_B = "10.0.1.11", "10.0.1.12"
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from tests.twin.ssh.ssh_twin_helpers import DEMO_KEY, DEMO_KEY_ID, demo_hosts
 
-from tkeflow.twin.ssh import SshFleet
-from tkeflow.twin.world.hosts import Cvm
+from twin.ssh import SshFleet
+from twin.world.hosts import Cvm
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers for the twin SSH tests: CVMs built directly from tkeflow/twin/world/hosts.py (the default
+"""Helpers for the twin SSH tests: CVMs built directly from twin/world/hosts.py (the default
 world's ExistingHosts demo hosts), and a paramiko client that pins host keys (RejectPolicy)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import paramiko
 
-from tkeflow.twin.world.hosts import Cvm, Disk
+from twin.world.hosts import Cvm, Disk
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_KEY = ROOT / "configs" / "twin" / "keys" / "demo_ed25519"

@@ -14,9 +14,9 @@ import pytest
 from tests.twin.ssh.ssh_twin_helpers import demo_hosts, make_cvm
 
 from tkeflow.clients import ssh_output
-from tkeflow.twin.ssh.commands import Context
-from tkeflow.twin.ssh.shell import run_command_line
-from tkeflow.twin.world.hosts import Cvm, Disk
+from twin.ssh.commands import Context
+from twin.ssh.shell import run_command_line
+from twin.world.hosts import Cvm, Disk
 
 GIB = 1024**3
 

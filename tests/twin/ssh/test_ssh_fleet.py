@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.twin.ssh.ssh_twin_helpers import connect, demo_hosts, execute, make_cvm, wait_until
-from tkeflow.twin.ssh import SshFleet
-from tkeflow.twin.world.hosts import Cvm
+from twin.ssh import SshFleet
+from twin.world.hosts import Cvm
 
 
 def _refused(port: int) -> bool:

@@ -1,9 +1,0 @@
-"""Imports every service's responses module so that their ``@action`` handlers are registered.
-
-Who imports it: wire.py. One line per module, so that adding a service is one line here.
-"""
-
-from tkeflow.twin.cloud.cvm import responses as cvm_responses  # noqa: F401
-from tkeflow.twin.cloud.tke import responses as tke_responses  # noqa: F401
-from tkeflow.twin.cloud.tke import responses_nodes as tke_responses_nodes  # noqa: F401
-from tkeflow.twin.cloud.vpc import responses as vpc_responses  # noqa: F401

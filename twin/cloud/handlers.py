@@ -1,0 +1,9 @@
+"""Imports every service's responses module so that their ``@action`` handlers are registered.
+
+Who imports it: wire.py. One line per module, so that adding a service is one line here.
+"""
+
+from twin.cloud.cvm import responses as cvm_responses  # noqa: F401
+from twin.cloud.tke import responses as tke_responses  # noqa: F401
+from twin.cloud.tke import responses_nodes as tke_responses_nodes  # noqa: F401
+from twin.cloud.vpc import responses as vpc_responses  # noqa: F401

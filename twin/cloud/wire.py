@@ -1,0 +1,199 @@
+"""The cloud twin's HTTP server: Tencent Cloud API 3.0 as the SDK, CommonClient and tccli send it.
+
+Who calls it: the umbrella twin (twin/server.py) starts one ``CloudServer`` per twin.
+What it does per request (research/tencent-sdk.md): POST / with JSON or the GET form; TC3 signature
+checked; routed by (service from the credential scope, X-TC-Version, X-TC-Action); region checked;
+parameters checked against the SDK's models; faults applied; the action run; every reply HTTP 200
+with Content-Type exactly ``application/json`` (anything else makes the SDK miss errors) and a
+RequestId; the call recorded for ``GET /_twin/calls``. Paths under ``/_twin/`` go to admin.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from twin.cloud import admin, auth, params
+from twin.cloud import exceptions as exc
+from twin.cloud import handlers  # noqa: F401  (registers every action)
+from twin.cloud.registry import ACTIONS, SERVICES, Action, CloudCore, Ctx, run_effects
+
+log = logging.getLogger(__name__)
+CALL_LOG_MAX = 200_000  # bounded so that a long benchmark cannot exhaust memory
+
+
+class CloudServer:
+    """One Tencent Cloud API endpoint on 127.0.0.1 serving ``core`` (swappable on reset)."""
+
+    def __init__(self, core: CloudCore, host: str = "127.0.0.1", port: int = 0,
+                 admin_routes: admin.AdminRoutes | None = None):
+        self.core = core
+        self.calls: deque[dict[str, Any]] = deque(maxlen=CALL_LOG_MAX)
+        self.calls_lock = threading.Lock()
+        self.admin_routes = admin_routes or admin.AdminRoutes(self)
+        handler = type("TwinCloudHandler", (_Handler,), {"cloud": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="twin-cloud", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # --- the call log (GET/DELETE /_twin/calls, Twin.calls, reset): every access under calls_lock ----
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.calls_lock:
+            self.calls.append(entry)
+
+    def calls_snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the call log (a deque cannot be iterated while a request appends to it)."""
+        with self.calls_lock:
+            return list(self.calls)
+
+    def clear_calls(self) -> None:
+        with self.calls_lock:
+            self.calls.clear()
+
+    # --- one API call ----------------------------------------------------------------------------
+    def call(self, method: str, query: str, headers: Any, body: bytes) -> dict[str, Any]:
+        """The ``Response`` object for one API request (never raises a CloudError)."""
+        entry: dict[str, Any] = {"service": None, "region": headers.get("X-TC-Region") or "",
+                                 "action": headers.get("X-TC-Action") or "", "params": {},
+                                 "mutating": False, "error_code": None}
+        try:
+            response = self._call(method, query, headers, body, entry)
+        except exc.CloudError as error:
+            entry["error_code"] = error.code
+            response = {"Error": {"Code": error.code, "Message": error.message}}
+        except Exception:  # a twin bug answers as the real API's InternalError, never a dropped connection
+            log.exception("twin cloud action %s failed", entry["action"])
+            entry["error_code"] = exc.InternalError.code
+            response = {"Error": {"Code": exc.InternalError.code, "Message": "An internal error has occurred."}}
+        self.record(entry)
+        response["RequestId"] = str(uuid.uuid4())
+        return response
+
+    def _call(self, method: str, query: str, headers: Any, body: bytes, entry: dict[str, Any]) -> dict[str, Any]:
+        world = self.core.world
+        signed = auth.verify(method, query, headers, body, {world.secret_id: world.secret_key})
+        entry["service"] = signed.service
+        action = _route(signed.service, headers.get("X-TC-Version") or "", entry["action"])
+        entry["mutating"] = action.mutating
+        region = entry["region"]
+        if region not in world.regions:
+            raise exc.UnsupportedRegion(f"The region `{region}` is not supported.")
+        request = _parse(method, query, body, action)
+        entry["params"] = redact(request)
+        _apply_faults(self.core, action)
+        ctx = Ctx(self.core, region)
+        checked = params.check(SERVICES[action.service][1], f"{action.name}Request", request, action.required)
+        if action.locked:
+            with world.lock:
+                result = action.handler(ctx, checked)
+        else:
+            result = action.handler(ctx, checked)
+        run_effects(ctx.effects)
+        return result
+
+
+SECRET_FIELDS = {"Password", "PreShareKey", "SecretKey"}  # never kept in the call log (DESIGN: secrets)
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret field's value replaced, for the call log."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_FIELDS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _route(service: str, version: str, name: str) -> Action:
+    if service not in SERVICES:
+        raise exc.InvalidAction(f"The service `{service}` is not served by the twin.")
+    if not name:
+        raise exc.MissingParameter("The request is missing a required parameter `Action`.")
+    if version != SERVICES[service][0]:
+        raise exc.NoSuchVersion(f"The requested version `{version}` of service `{service}` does not exist.")
+    action = ACTIONS.get((service, name))
+    if action is None:
+        raise exc.InvalidAction(f"The action `{name}` of `{service}` is not found or not emulated by the twin.")
+    return action
+
+
+def _parse(method: str, query: str, body: bytes, action: Action) -> dict[str, Any]:
+    if method == "GET":
+        module = SERVICES[action.service][1]
+        return params.coerce_query(module, f"{action.name}Request", dict(parse_qsl(query, keep_blank_values=True)))
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError as e:
+        raise exc.InvalidParameter("The request body is not valid JSON.") from e
+    if not isinstance(parsed, dict):
+        raise exc.InvalidParameter("The request body must be a JSON object.")
+    return parsed
+
+
+def _apply_faults(core: CloudCore, action: Action) -> None:
+    fault = core.world.faults.for_action(action.service, action.name)
+    if fault.latency_s > 0:
+        time.sleep(fault.latency_s)  # the twin's own threads may sleep (STYLE: not outside twin)
+    if fault.throttle_rate > 0 and core.world.rng.random() < fault.throttle_rate:
+        raise exc.RequestLimitExceeded("Your current request times equals to `20` in a second, "
+                                       "which exceeds the frequency limit `20` for a second.")
+    if fault.error_rate > 0 and core.world.rng.random() < fault.error_rate:
+        raise exc.InternalError("An internal error has occurred. Retry your request.")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cloud: CloudServer
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDK's requests session reuses the connection
+    timeout = 30  # an idle keep-alive connection's thread ends after this many seconds
+    disable_nagle_algorithm = True  # headers and body are two writes: Nagle + delayed ACK would add 40 ms
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        log.debug("twin cloud: " + format, *args)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write: one syscall, no Nagle wait
+        self.flush_headers()
+
+    def _serve(self) -> None:
+        body = self._body()
+        path, _, query = self.path.partition("?")
+        if path.startswith("/_twin/"):
+            status, payload = self.cloud.admin_routes.handle(self.command, path, query, body)
+            self._reply(status, payload)
+            return
+        if path != "/":
+            self._reply(200, {"Response": {"Error": {"Code": "InvalidAction", "Message": f"No API at {path}."},
+                                           "RequestId": str(uuid.uuid4())}})
+            return
+        self._reply(200, {"Response": self.cloud.call(self.command, query, self.headers, body)})
+
+    do_GET = _serve
+    do_POST = _serve
+    do_DELETE = _serve
