@@ -16,7 +16,7 @@ import yaml
 from twin.world import model, schema
 from twin.world.hosts import Cvm, Disk
 
-DEFAULT_WORLD = Path(__file__).resolve().parents[3] / "configs" / "twin" / "world.yaml"
+DEFAULT_WORLD = Path(__file__).resolve().parents[2] / "configs" / "twin" / "world.yaml"
 CREATED = "2026-11-01T00:00:00Z"
 _DEVICES = "bcdefghijklmnop"
 
