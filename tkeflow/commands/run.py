@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from tkeflow import specs
-from tkeflow.commands import output
+from tkeflow.commands import output, quiet
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
@@ -99,8 +99,12 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
 
     flow = flow_for(manifest.kind)
     verb = "planning" if dry_run else "running"
+    # A temporary server Prefect starts for this run (no PREFECT_API_URL) shares one SQLite file with
+    # the run: its telemetry heartbeat would hit "database is locked" and print a traceback.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
-        with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
+        with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."), \
+                quiet.no_tracebacks_for_expected_errors():
             report = flow(spec=manifest.spec, dry_run=dry_run)
     except ValidationFailed as err:
         report = getattr(err, "report", None)
