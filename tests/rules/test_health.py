@@ -185,6 +185,15 @@ def test_statefulset_available(obj, available):
     assert health.workload_available("StatefulSet", obj) is available
 
 
+def test_statefulset_on_delete_is_available_when_every_replica_is_ready():
+    """OnDelete never replaces pods by itself (kubectl refuses to report it): Ready replicas suffice."""
+    on_delete = statefulset(currentRevision="db-1", updatedReplicas=0)
+    on_delete["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    assert health.workload_available("StatefulSet", on_delete)
+    on_delete["status"]["readyReplicas"] = 2
+    assert health.workload_rollout("StatefulSet", on_delete).detail == "2 of 3 replicas Ready"
+
+
 def test_an_unknown_workload_kind_is_an_error_not_a_guess():
     with pytest.raises(ValueError, match="no availability rule for kind 'ReplicaSet'"):
         health.workload_available("ReplicaSet", {})
@@ -279,3 +288,4 @@ def test_a_pdb_with_an_invalid_selector_covers_no_pod():
            "status": {"disruptionsAllowed": 0, "expectedPods": 1, "desiredHealthy": 1}}
     web = pod(labels={"app": "2"})
     assert upgrade.eviction_blockers([web], [bad], ["a"], False) == []
+

@@ -23,6 +23,8 @@ from tkeflow.commands.prefect_server import closing_lines, prefect_server
 from tkeflow.commands.run import run_manifest, twin_environment
 
 console = Console()
+KEEP_SERVER_HELP = ("Start the temporary Prefect server with its UI and keep it (and the twin) up to browse the runs; "
+                    "Ctrl-C ends. A server of yours (PREFECT_API_URL) goes on anyway.")
 
 
 def _announce(text: str) -> None:
@@ -40,8 +42,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         configs: Path = typer.Option(Path("configs"), help="Folder of the example configs."),
-        keep_server: bool = typer.Option(False, "--keep-server", help="Start the temporary Prefect server with its UI and keep it (and the twin) up to browse the runs; "
-                                                                 "Ctrl-C ends. A server of yours (PREFECT_API_URL) goes on anyway."),
+        keep_server: bool = typer.Option(False, "--keep-server", help=KEEP_SERVER_HELP),
     ) -> None:
         """Run every procedure on the twin (default world) through a Prefect server; print the validation tables."""
         os.environ.pop("TKEFLOW_TWIN_ENDPOINT", None)  # the demo always starts its own twin, in its default world

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tkeflow.commands.run import temporary_environ
 from tkeflow.errors import PermanentError
 
 SERVER_START_TIMEOUT_S = 180.0  # the first start copies the UI bundle and migrates a new database
@@ -60,9 +61,10 @@ def prefect_server(ui: bool, announce: Callable[[str], None] = print) -> Iterato
         database = f"sqlite+aiosqlite:///{Path(home) / 'prefect.db'}"
         settings = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": database,
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # no telemetry heartbeat into a busy SQLite
-        saved = {key: os.environ.get(key) for key in settings}
-        os.environ.update(settings)  # the server subprocess reads them
-        try:
+        # the server subprocess reads the environment; Prefect's own settings (which it also passes on)
+        # must agree, or a profile's database would win
+        with temporary_environ(settings), prefect.settings.temporary_settings(
+                {prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: database}):
             announce("starting a temporary Prefect server" + (" with its UI" if ui else "") + " ...")
             starter = _ui_server(Path(home)) if ui else _api_only_server()
             with starter as (api_url, ui_url), prefect.settings.temporary_settings(
@@ -71,12 +73,6 @@ def prefect_server(ui: bool, announce: Callable[[str], None] = print) -> Iterato
                     yield PrefectServer(api_url, ui_url, True)
                 finally:
                     _drain_prefect_workers()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 @contextlib.contextmanager

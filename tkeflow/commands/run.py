@@ -39,18 +39,24 @@ def twin_environment(enabled: bool) -> Iterator[str | None]:
         yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
         return
     server = importlib.import_module("twin.server")
-    with server.Twin.start() as twin:
-        saved = {k: os.environ.get(k) for k in twin.env()}
-        os.environ.update(twin.env())
-        try:
-            console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
-            yield twin.endpoint
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with server.Twin.start() as twin, temporary_environ(twin.env()):
+        console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
+        yield twin.endpoint
+
+
+@contextlib.contextmanager
+def temporary_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (read by the clients, or by a subprocess) and restore them after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def load_or_exit(path: Path) -> Any:

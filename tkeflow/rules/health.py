@@ -129,7 +129,8 @@ def deployment_rollout(deployment: Obj) -> Rollout:
     for condition in status.get("conditions") or ():
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
             return Rollout(False, "rollout exceeded its progress deadline")
-    updated, total, available = _count(status, "updatedReplicas"), _count(status, "replicas"), _count(status, "availableReplicas")
+    updated, total = _count(status, "updatedReplicas"), _count(status, "replicas")
+    available = _count(status, "availableReplicas")
     if updated < want:
         return Rollout(False, f"{updated} of {want} replicas updated")
     if total > updated:
@@ -161,24 +162,26 @@ def daemonset_rollout(daemonset: Obj) -> Rollout:
 
 def statefulset_rollout(statefulset: Obj) -> Rollout:
     """kubectl's StatefulSetStatusViewer: observed, every replica Ready, and the update done: all
-    replicas at the update revision, or, under a RollingUpdate partition, those at or above it."""
+    replicas at the update revision, or, under a RollingUpdate partition, those at or above it.
+    Under ``OnDelete`` (which kubectl refuses to report) every replica Ready is enough, as for DaemonSets."""
     spec, status = statefulset.get("spec") or {}, statefulset.get("status") or {}
     want = 1 if spec.get("replicas") is None else int(spec["replicas"])
     pending = _observed(statefulset)
     if pending:
         return pending
-    ready = _count(status, "readyReplicas")
+    ready, updated = _count(status, "readyReplicas"), _count(status, "updatedReplicas")
     if ready < want:
         return Rollout(False, f"{ready} of {want} replicas Ready")
     strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return Rollout(True, f"{ready}/{want} Ready")
     partition = int(((strategy.get("rollingUpdate") or {}).get("partition")) or 0)
-    if strategy.get("type", "RollingUpdate") == "RollingUpdate" and partition > 0:
-        updated = _count(status, "updatedReplicas")
+    if partition > 0:
         if updated < want - partition:
             return Rollout(False, f"{updated} of {want - partition} replicas above partition {partition} updated")
         return Rollout(True, f"{ready}/{want} Ready (partitioned at {partition})")
-    if strategy.get("type", "RollingUpdate") == "RollingUpdate" and status.get("updateRevision") != status.get("currentRevision"):
-        return Rollout(False, f"{_count(status, 'updatedReplicas')} of {want} replicas at revision {status.get('updateRevision')}")
+    if status.get("updateRevision") != status.get("currentRevision"):
+        return Rollout(False, f"{updated} of {want} replicas at revision {status.get('updateRevision')}")
     return Rollout(True, f"{ready}/{want} Ready")
 
 
@@ -242,7 +245,8 @@ LABEL_SELECTOR_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
 NODE_SELECTOR_OPERATORS = LABEL_SELECTOR_OPERATORS | {"Gt", "Lt"}
 
 
-def requirement_matches(expr: Obj, labels: Mapping[str, str], operators: frozenset[str] = NODE_SELECTOR_OPERATORS) -> bool:
+def requirement_matches(expr: Obj, labels: Mapping[str, str],
+                        operators: frozenset[str] = NODE_SELECTOR_OPERATORS) -> bool:
     """One matchExpressions requirement. NotIn and DoesNotExist match a label that is absent; Gt and Lt
     (node affinity only) compare integers and never match a missing or non-integer label; an operator
     outside ``operators`` is an invalid selector, which matches nothing."""
