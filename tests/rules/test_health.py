@@ -87,24 +87,6 @@ def test_describe_node_says_what_is_missing():
     assert health.describe_node(node(), "1.30.0") == "Ready"
 
 
-def test_the_kubernetes_client_models_get_the_same_answer_in_the_waits():
-    """kube_waits' predicates are adapters: a V1Node gives what its JSON gives."""
-    from kubernetes import client
-
-    from tkeflow.clients import kube_waits
-
-    model = client.V1Node(metadata=client.V1ObjectMeta(name="n1"), status=client.V1NodeStatus(
-        conditions=[client.V1NodeCondition(type="Ready", status="True")]))
-    assert kube_waits.is_node_ready(model) and not kube_waits.is_node_ready_at(model, "1.30.0")
-    deployment = client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="web", generation=3),
-        spec=client.V1DeploymentSpec(selector=client.V1LabelSelector(), template=client.V1PodTemplateSpec()),
-        status=client.V1DeploymentStatus(observed_generation=2, replicas=1, updated_replicas=1, available_replicas=1))
-    assert not kube_waits.is_deployment_available(deployment)  # generation 3 not observed yet
-    deployment.status.observed_generation = 3
-    assert kube_waits.is_deployment_available(deployment)
-
-
 # --- workloads ---------------------------------------------------------------------------------------
 
 
