@@ -113,7 +113,8 @@ def main() -> None:
             setup_started = time.monotonic()
             prepare_cluster(cluster_id, args.nodes)  # also warms the process up: see the module doc
             setup = time.monotonic() - setup_started
-            urllib.request.urlopen(urllib.request.Request(f"http://{endpoint}/_twin/calls", method="DELETE"),
+            urllib.request.urlopen(urllib.request.Request(f"http://{endpoint}/_twin/calls", method="DELETE",
+                                                          headers={"Content-Type": "application/json"}),
                                    timeout=10).read()
             before = uw.os_install_counts(endpoint, instance_ids)
             spec = NodeUpgradeSpec.model_validate({

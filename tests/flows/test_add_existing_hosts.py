@@ -34,7 +34,8 @@ def hosts_spec(**changes: Any) -> specs.ExistingHostsSpec:
 
 
 def clear_calls(twin: Any) -> None:
-    request = urllib.request.Request(f"http://{twin.endpoint}/_twin/calls", method="DELETE")
+    request = urllib.request.Request(f"http://{twin.endpoint}/_twin/calls", method="DELETE",
+                                     headers={"Content-Type": "application/json"})  # admin routes: JSON only
     urllib.request.urlopen(request, timeout=10).close()
 
 
