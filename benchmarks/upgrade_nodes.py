@@ -70,7 +70,7 @@ def twin_process(world: Path) -> Iterator[str]:
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
-        env = dict(process.stdout.readline().strip().split("=", 1) for _ in range(3))
+        env = dict(process.stdout.readline().strip().split("=", 1) for _ in range(4))
         os.environ.update(env)
         yield env["TKEFLOW_TWIN_ENDPOINT"]
     finally:

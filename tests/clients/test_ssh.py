@@ -198,6 +198,7 @@ def test_the_twin_map_is_fetched_from_the_endpoint_and_refreshed_for_new_hosts(
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             monkeypatch.setenv(ssh.TWIN_ENDPOINT_ENV, f"127.0.0.1:{server.server_address[1]}")
+            monkeypatch.setenv("TKEFLOW_TWIN", "1")  # explicit twin mode (issue 14 item 6)
             with ssh.SshClient(DEMO_KEY) as client:
                 assert client.run("10.0.1.21", "nvidia-smi -L").stdout.startswith("GPU 0: Tesla T4")
                 world["ins-late0001"] = make_cvm("ins-late0001", "10.0.1.99")

@@ -9,7 +9,8 @@ Why it looks like this:
   host key is a PermanentError that says what to check. Real hosts are looked up in the user's
   known_hosts (``~/.ssh/known_hosts`` by default); on the twin, the ONLY twin-specific setting is
   the address map from ``GET http://$TKEFLOW_TWIN_ENDPOINT/_twin/ssh`` (private IP -> local
-  address and host key). The client still connects *as* the private IP, so known-host lookups and
+  address and host key), read only in explicit twin mode from a loopback twin
+  (tkeflow/clients/twin_mode.py); otherwise known_hosts alone decides. The client still connects *as* the private IP, so known-host lookups and
   every message name the host the way a real run does.
 - Key authentication only (R-CRT-9 prefers key pairs), from a private key file (Ed25519, RSA or
   ECDSA); an encrypted key's passphrase comes from an environment variable, never a config.
@@ -40,11 +41,12 @@ from typing import Any
 import paramiko
 
 from tkeflow import errors
+from tkeflow.clients import twin_mode
 
 log = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "TKEFLOW_SSH_KEY_PASSPHRASE"
-TWIN_ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
+TWIN_ENDPOINT_ENV = twin_mode.ENDPOINT_ENV
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ class SshClient:
         self.command_timeout_s = command_timeout_s
         self._pkey = _load_private_key(_key_path(private_key_file), os.environ.get(passphrase_env))
         self._known_hosts = Path(known_hosts_file or Path.home() / ".ssh" / "known_hosts")
-        self._twin_endpoint = twin_endpoint or os.environ.get(TWIN_ENDPOINT_ENV) or None
+        # The twin's map is trusted for host keys: only from a loopback twin, only in twin mode (twin_mode.py).
+        self._twin_endpoint = twin_mode.require_loopback(twin_endpoint) if twin_endpoint else twin_mode.endpoint()
         self._twin: dict[str, _Address] | None = _twin_addresses(twin_map) if twin_map is not None else None
         self._sessions: dict[str, paramiko.SSHClient] = {}
         self._host_locks: dict[str, threading.Lock] = {}

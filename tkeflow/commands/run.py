@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from tkeflow import specs
+from tkeflow.clients import twin_mode
 from tkeflow.commands import output
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
@@ -31,26 +32,50 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_APPROVAL = 0, 1, 2, 3
 
 @contextlib.contextmanager
 def twin_environment(enabled: bool) -> Iterator[str | None]:
-    """Point the clients at a twin: the one in TKEFLOW_TWIN_ENDPOINT, or a new in-process one."""
-    if not enabled:
+    """Point the clients at a twin: the one in TKEFLOW_TWIN_ENDPOINT, or a new in-process one.
+
+    Twin mode is explicit (issue 14 item 6): `--twin`, or TKEFLOW_TWIN=1 from the twin's env file;
+    said at start. Without it a leftover TKEFLOW_TWIN_ENDPOINT is ignored (twin_mode.endpoint()).
+    """
+    if not enabled and not twin_mode.enabled():
         yield None
         return
-    if os.environ.get("TKEFLOW_TWIN_ENDPOINT"):
-        yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
+    if os.environ.get(twin_mode.ENDPOINT_ENV):
+        with _env({twin_mode.MODE_ENV: "1"}):
+            endpoint = twin_mode.endpoint()
+            console.print(f"[bold]twin mode[/bold]: every cloud call goes to the twin at {endpoint}")
+            yield endpoint
         return
     server = importlib.import_module("twin.server")
-    with server.Twin.start() as twin:
-        saved = {k: os.environ.get(k) for k in twin.env()}
-        os.environ.update(twin.env())
+    with server.Twin.start() as twin, _env(twin.env()):
+        console.print(f"[bold]twin mode[/bold]: twin started in-process at {twin.endpoint} (default world)")
+        yield twin.endpoint
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ for the block, the previous values put back after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_twin_endpoint(enabled: bool) -> None:
+    """In twin mode, a TKEFLOW_TWIN_ENDPOINT that is not loopback: one clear message, exit 2."""
+    endpoint = os.environ.get(twin_mode.ENDPOINT_ENV)
+    if (enabled or twin_mode.enabled()) and endpoint and not twin_mode.is_loopback(endpoint):
         try:
-            console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
-            yield twin.endpoint
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            twin_mode.require_loopback(endpoint)
+        except TkeflowError as err:
+            console.print(f"[red]invalid twin endpoint[/red]: {escape(str(err))}")
+        raise typer.Exit(EXIT_INVALID)
 
 
 def load_or_exit(path: Path) -> Any:
@@ -127,6 +152,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the procedure of FILE's kind as a Prefect flow; exit 0 only when validation passed."""
         manifest = load_or_exit(file)
+        check_twin_endpoint(twin)
         with twin_environment(twin):
             raise typer.Exit(run_manifest(manifest, dry_run))
 
@@ -137,5 +163,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show what `run` would change (run --dry-run): read-only checks and the plan, no change made."""
         manifest = load_or_exit(file)
+        check_twin_endpoint(twin)
         with twin_environment(twin):
             raise typer.Exit(run_manifest(manifest, dry_run=True))
