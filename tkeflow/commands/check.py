@@ -27,8 +27,10 @@ TWIN_WORLD_KIND = "TwinWorld"
 
 def _peek_kind(path: Path) -> Any:
     try:
+        if path.stat().st_size > specs.manifest.MAX_CONFIG_BYTES:
+            return None  # never parsed: load_manifest refuses it (issue 14 item 8)
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None  # load_manifest reports it with the details
     return data.get("kind") if isinstance(data, dict) else None
 
