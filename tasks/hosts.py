@@ -35,6 +35,13 @@ from tkeflow.specs import ExistingHostsSpec
 # cross-check filesystems (a udev cache can miss one; the safe side is "has a filesystem"), df for
 # used bytes of mounted filesystems (lsblk's FSUSED needs util-linux 2.33, older hosts lack it).
 INSPECT_COMMAND = "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,UUID,MOUNTPOINT,SERIAL; blkid -o export; df -B1"
+
+
+def inspect_command(host: HostTarget) -> str:
+    """INSPECT_COMMAND preceded by the zero check of each cloud data disk (R-ADD-3, issue 14 item 4:
+    a disk without a filesystem holds data unless its first and last MiB read as zeros), by disk ID."""
+    checks = [ssh_output.zero_check_command(d.disk_id, d.size_gb * data_disk.GIB) for d in host.cloud_disks if d.disk_id]
+    return "; ".join([*checks, INSPECT_COMMAND])
 # A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
 SSH_RETRY_ROUNDS = 2
 
@@ -251,7 +258,9 @@ def split_inspection_output(text: str) -> tuple[str, str, str, str]:
 
 
 def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
-    """Whole disks as SSH shows them: lsblk devices with blkid's filesystems and df's used bytes."""
+    """Whole disks as SSH shows them: lsblk devices with blkid's filesystems, df's used bytes and the
+    zero check of their ends (taken only when it assumed the size lsblk shows)."""
+    zero_checks = ssh_output.parse_zero_checks(stdout)
     lsblk_json, blkid_text, df_text, _ = split_inspection_output(stdout)
     devices = ssh_output.parse_lsblk_json(lsblk_json)
     probed = ssh_output.parse_blkid(blkid_text)
@@ -260,11 +269,13 @@ def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
     for disk in (d for d in devices if d.type == "disk"):
         parts = [d for d in devices if d.parent == disk.name]
         tags = probed.get(disk.path, {})
+        checked = zero_checks.get(disk.serial or "")
         disks.append(data_disk.BlockDevice(
             device=disk.path, size_bytes=disk.size_bytes, serial=disk.serial,
             filesystem=disk.fstype or tags.get("TYPE") or None, uuid=disk.uuid or tags.get("UUID") or None,
             mountpoint=disk.mountpoint, used_bytes=used.get(disk.path) if disk.mountpoint else None,
-            partitions=len(parts), is_system=any(p.mountpoint == "/" for p in [disk, *parts])))
+            partitions=len(parts), is_system=any(p.mountpoint == "/" for p in [disk, *parts]),
+            zeroed=checked[1] if checked and checked[0] == disk.size_bytes else None))
     return disks
 
 
@@ -281,7 +292,7 @@ def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.Tkeflow
     return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen))
 
 
-def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str,
+def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str | dict[str, str],
                  concurrency: int) -> dict[str, ssh.CommandResult | errors.TkeflowError]:
     """run_many, then again for the hosts that failed transiently (a few rounds): never all hosts twice."""
     outcomes = client.run_many(ips, command, concurrency=concurrency)
@@ -299,7 +310,8 @@ def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str,
     if not hosts:
         return {}
     with ssh.SshClient.from_spec(spec.ssh) as client:
-        outcomes = run_on_hosts(client, [h.private_ip for h in hosts], INSPECT_COMMAND, spec.ssh.concurrency)
+        commands = {h.private_ip: inspect_command(h) for h in hosts}
+        outcomes = run_on_hosts(client, list(commands), commands, spec.ssh.concurrency)
     inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
     for failed in (i for i in inspections.values() if not i.ok):
         run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)

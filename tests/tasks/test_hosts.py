@@ -48,6 +48,22 @@ def test_inspection_output_merges_lsblk_blkid_and_df() -> None:
     assert by_device["/dev/vdc"].used_bytes is None  # not mounted: df cannot tell
 
 
+def test_inspection_reads_each_cloud_disk_s_ends_by_id_r_add_3() -> None:
+    """Issue 14 item 4: the inspection reads the first and last MiB of every cloud data disk, by disk ID."""
+    host = hosts.HostTarget("ins-host0001", "10.0.1.11", "ap-guangzhou-3", "vpc-gzdemo01", "RUNNING", "S5.LARGE8",
+                            (dd.CloudDataDisk("disk-c", 100), dd.CloudDataDisk("disk-b", 200)))
+    command = hosts.inspect_command(host)
+    assert command.count("/dev/disk/by-id/virtio-disk-c") == 2 and "/dev/vd" not in command
+    assert command.endswith(hosts.INSPECT_COMMAND)
+    raw = "tkeflow-zero-check disk-c 107374182400 data\n"
+    zeros = "tkeflow-zero-check disk-c 107374182400 zeros\n"
+    wrong_size = "tkeflow-zero-check disk-c 1073741824 zeros\n"  # the cloud's size is not the device's
+    for output, expected in ((raw, False), (zeros, True), (wrong_size, None), ("", None)):
+        vdc = next(d for d in hosts.block_devices_seen(output + LSBLK + BLKID.replace("TYPE=xfs", "") + DF)
+                   if d.device == "/dev/vdc")
+        assert vdc.zeroed is expected
+
+
 def test_split_keeps_a_trailing_findmnt_apart() -> None:
     lsblk, blkid, df, rest = hosts.split_inspection_output(LSBLK + BLKID + DF + FINDMNT)
     assert lsblk.startswith("{") and "DEVNAME" in blkid and df.startswith("Filesystem")
@@ -56,7 +72,8 @@ def test_split_keeps_a_trailing_findmnt_apart() -> None:
 
 def test_r_add_3_settings_carry_the_decision_only_where_decided() -> None:
     host = hosts.HostTarget("ins-host0001", "10.0.1.11", "ap-guangzhou-3", "vpc-gzdemo01", "RUNNING", "S5.LARGE8")
-    disk = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", disk_type="CLOUD_SSD")
+    disk = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", disk_type="CLOUD_SSD",
+                           zeroed=True)
     inspection = hosts.Inspection(host, disks=(disk,))
     on_disk = dd.decide_data_disk(dd.HostDisks("ins-host0001", (disk,)), dd.DataDiskChoice(True))
     not_set = dd.decide_data_disk(dd.HostDisks("ins-host0001", (disk,)), dd.DataDiskChoice(False))

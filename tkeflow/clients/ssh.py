@@ -164,15 +164,17 @@ class SshClient:
                 self._forget(ip)
             raise _wrap(ip, e, f"running {command.split()[0] if command.split() else command!r}") from e
 
-    def run_many(self, ips: Iterable[str], command: str, concurrency: int = 10,
+    def run_many(self, ips: Iterable[str], command: str | Mapping[str, str], concurrency: int = 10,
                  timeout_s: float | None = None) -> dict[str, CommandResult | errors.TkeflowError]:
-        """Run ``command`` on every host, at most ``concurrency`` at once; failures are per host."""
+        """Run ``command`` (one for all, or IP -> its own) on every host, at most ``concurrency`` at
+        once; failures are per host."""
         targets = list(dict.fromkeys(ips))
         if not targets:
             return {}
+        commands = command if isinstance(command, Mapping) else dict.fromkeys(targets, command)
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets))),
                                 thread_name_prefix="ssh-fanout") as pool:
-            futures = {ip: pool.submit(self._run_captured, ip, command, timeout_s) for ip in targets}
+            futures = {ip: pool.submit(self._run_captured, ip, commands[ip], timeout_s) for ip in targets}
             return {ip: future.result() for ip, future in futures.items()}
 
     def _run_captured(self, ip: str, command: str, timeout_s: float | None) -> CommandResult | errors.TkeflowError:
