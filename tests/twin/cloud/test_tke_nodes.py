@@ -22,6 +22,16 @@ def _add(clients: Clients, cluster_id: str, ids: list[str], **fields: Any) -> An
                                                  LoginSettings={"KeyIds": ["skey-demo0001"]}, **fields))
 
 
+def test_add_existed_instances_takes_at_most_100_per_call(clients: Clients, cloud_twin: Any) -> None:
+    """Issue 14 item 8: more than the API's limit is refused whole, nothing reinstalled."""
+    cluster_id = running_cluster(clients, count=0)
+    ids = ["ins-host0003"] + [f"ins-{i:08d}" for i in range(100)]
+    installs = cloud_twin.world.cvms["ins-host0003"].os_install_count
+    assert error_code(lambda: _add(clients, cluster_id, ids)) == "InvalidParameter.Param"
+    assert cloud_twin.world.cvms["ins-host0003"].os_install_count == installs
+    assert _add(clients, cluster_id, ids[:100]).SuccInstanceIds == ["ins-host0003"]
+
+
 def test_add_existed_instances_reports_failures_per_host(clients: Clients, cloud_twin: Any) -> None:
     """R-ADD-1: only CVMs of the cluster's VPC and in no cluster; the others fail with a reason."""
     cluster_id = running_cluster(clients, count=0)
