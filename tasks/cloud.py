@@ -24,6 +24,7 @@ from typing import Any
 
 from prefect.blocks.system import Secret
 
+from tasks.cluster_request import MANAGED_TAG
 from tkeflow.clients import tencent
 from tkeflow.clients.kube import Kube
 from tkeflow.errors import NotFoundError, PermanentError
@@ -98,19 +99,31 @@ def fetch_kubeconfig(cloud: tencent.TencentCloud, cluster_id: str, extranet: boo
     return str(fetched["Kubeconfig"])
 
 
-def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> dict[str, Any]:
-    """The cluster a spec names by ID or by exact name, in one DescribeClusters call (a name must match one)."""
+def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None, *,
+                          destructive: bool = True) -> dict[str, Any]:
+    """The cluster a spec names by ID or by exact name, in one DescribeClusters call (a name must match one).
+
+    For a flow that changes the cluster (``destructive``), a cluster found by name must carry the
+    tkeflow tag (issue 14 item 2): a name is easily shared with a cluster someone else runs, so acting
+    on one tkeflow did not create takes its ID, given on purpose.
+    """
     if cluster_id:
         by_id = cloud.describe_clusters([cluster_id])
         if not by_id:
             raise NotFoundError(f"cluster {cluster_id} does not exist in {cloud.region}: fix spec.cluster_id")
         return by_id[0]
-    found: dict[str, Any] | None = cloud.find_cluster_by_name(cluster_name or "")
-    if not found:
-        raise NotFoundError(
-            f"no cluster named {cluster_name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
-        )
-    return found
+    name = cluster_name or ""
+    found: dict[str, Any] | None = cloud.find_cluster_by_name(name, tags=dict([MANAGED_TAG]) if destructive else None)
+    if found:
+        return found
+    if destructive and cloud.find_cluster_by_name(name):
+        raise PermanentError(
+            f"the cluster named {name!r} in {cloud.region} was not created by tkeflow (no tag "
+            f"{MANAGED_TAG[0]}={MANAGED_TAG[1]}): a flow that changes a cluster finds it by name only when "
+            "tkeflow manages it; give spec.cluster_id to act on it", code="ClusterNotManaged")
+    raise NotFoundError(
+        f"no cluster named {name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
+    )
 
 
 def kube_for(cluster_id: str, region: str) -> Kube:

@@ -48,9 +48,12 @@ def wait_for(what: str, fetch: Any, timeout_s: float = 20.0) -> Any:
     return value
 
 
-@pytest.fixture
-def cluster_id(twin: Any) -> str:
-    """The demo cluster, Running with its public endpoint open, made through the twin's cloud API."""
+MANAGED = [{"ResourceType": "cluster", "Tags": [{"Key": "tkeflow-managed", "Value": "true"}]}]
+
+
+def make_cluster(twin: Any, name: str = "demo", tags: list[dict[str, Any]] | None = None) -> str:
+    """A Running cluster with its public endpoint open, made through the twin's cloud API; tagged as
+    create-cluster tags it unless ``tags`` says otherwise."""
     from tasks.cloud import save_kubeconfig
     from tkeflow.clients import tencent
 
@@ -59,7 +62,8 @@ def cluster_id(twin: Any) -> str:
     created = cloud.call("tke", "CreateCluster", {
         "ClusterType": "MANAGED_CLUSTER",
         "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16", "ServiceCIDR": "172.21.0.0/20"},
-        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": "demo", "VpcId": "vpc-gzdemo01"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": name, "VpcId": "vpc-gzdemo01",
+                                 "TagSpecification": MANAGED if tags is None else tags},
     })
     new_id = created["ClusterId"]
     wait_for("cluster Running", lambda: cloud.describe_clusters([new_id])[0]["ClusterStatus"] == "Running")
@@ -70,6 +74,24 @@ def cluster_id(twin: Any) -> str:
     save_kubeconfig(new_id, kubeconfig["Kubeconfig"])  # as create-cluster keeps it (a stale one is replaced)
     clear_calls(twin)
     return str(new_id)
+
+
+@pytest.fixture
+def cluster_id(twin: Any) -> str:
+    """The demo cluster as create-cluster leaves it (tkeflow tag, Running, public endpoint open)."""
+    return make_cluster(twin)
+
+
+def test_a_cluster_found_by_name_must_carry_the_tkeflow_tag(twin, twin_calls):
+    """Issue 14 item 2: a destructive flow acts on a cluster it found by name only when tkeflow manages
+    it; a cluster someone else runs under that name is acted on only when named by ID."""
+    other = make_cluster(twin, tags=[])
+    with pytest.raises(PermanentError, match="not created by tkeflow") as caught:
+        run_flow(hosts_spec(instance_ids=["ins-host0003"]))
+    assert caught.value.code == "ClusterNotManaged" and "cluster_id" in str(caught.value)
+    assert twin_calls(mutating=True) == []
+    report = run_flow(hosts_spec(instance_ids=["ins-host0003"], cluster_id=other, cluster_name=None), dry_run=True)
+    assert report.ok and report.target == other
 
 
 def run_flow(spec: specs.ExistingHostsSpec, dry_run: bool = False):
