@@ -288,6 +288,9 @@ def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: d
     futures: list[Future[list[Check]]] = []
     with ssh.SshClient.from_spec(spec.ssh) as client, kube_for(cluster_id, spec.region) as kube, \
             ThreadPoolExecutor(max_workers=spec.ssh.concurrency, thread_name_prefix="check-disks") as pool:
+        # R-ADD-2 reinstalled these hosts, which regenerates their host keys (issue 14 item 7): accepted
+        # for them alone, logged and recorded; any other changed key stays a failure
+        client.accept_reinstalled(by_ip, record_to=spec.ssh.known_hosts_file)
 
         def start_checks(nodes: list[Any]) -> bool:  # called on every node event: start new hosts' checks
             for name in (n.metadata.name for n in nodes if n.metadata.name in by_ip and n.metadata.name not in started):

@@ -255,3 +255,21 @@ def test_r_add_2_rerun_after_a_crash_mid_join_reinstalls_nobody_twice(twin, twin
     assert all(after[i]["os_install_count"] == before[i]["os_install_count"] + 1 for i in DEMO_HOSTS)
     adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
     assert [a["params"]["InstanceIds"] for a in adds] == [["ins-host0003", "ins-host0004"]]
+
+
+def test_reinstalled_hosts_new_keys_accepted_and_written_to_the_spec_known_hosts(twin, cluster_id, tmp_path):
+    """Issue 14 item 7: the twin re-keys a host on reinstall, as TKE does; the flow accepts the new key
+    for the hosts it reinstalled only, and writes it to the known_hosts file the spec names."""
+    known_hosts = tmp_path / "known_hosts"
+    spec = hosts_spec(instance_ids=["ins-host0001", "ins-host0003"])
+    spec = spec.model_copy(update={"ssh": spec.ssh.model_copy(update={"known_hosts_file": str(known_hosts)})})
+    before = twin_get(twin, "/_twin/ssh")
+
+    report = run_flow(spec)
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    after = twin_get(twin, "/_twin/ssh")
+    for ip in ("10.0.1.11", "10.0.1.13"):
+        assert after[ip]["host_key"] != before[ip]["host_key"]  # re-keyed by the reinstall
+    assert sorted(known_hosts.read_text().splitlines()) == sorted(
+        f"{ip} {after[ip]['host_key']}" for ip in ("10.0.1.11", "10.0.1.13"))

@@ -17,6 +17,12 @@ Why it looks like this:
 - paramiko and socket errors become TransientError (timeouts, refused/reset connections, EOF) or
   PermanentError (authentication, host keys, key files) at this boundary, chained with
   ``raise ... from e``. Key material never reaches a log or a message (fingerprints only).
+- A reinstall regenerates a host's keys (real TKE does; so does the twin). ``accept_reinstalled``
+  names the hosts the caller's procedure reinstalled: for those alone a CHANGED key is accepted,
+  its old and new fingerprints logged and the new key written to the spec's known_hosts file;
+  any other changed key stays a PermanentError (issue 14 item 7).
+  On the twin, the keys of its map are pinned per process the first time they are seen (the map
+  plays known_hosts), so a reinstall's new key shows as a change exactly as on a real host.
 - One connection per host, reused for every command of a session; ``run_many`` runs a bounded
   thread pool in which one host's failure never stops the others.
 """
@@ -24,6 +30,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -109,13 +116,23 @@ class SshClient:
         self._host_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._twin_lock = threading.Lock()  # one fetch of the twin's map, however many threads ask
+        self._reinstalled: frozenset[str] = frozenset()
+        self._record_to: Path | None = None
+        self._accepted: dict[str, paramiko.PKey] = {}  # IP -> the new key of a host reinstalled here
 
     @classmethod
     def from_spec(cls, ssh: Any, *, twin_endpoint: str | None = None) -> SshClient:
-        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts); its
-        ``concurrency`` is for ``run_many``."""
+        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts,
+        known_hosts_file); its ``concurrency`` is for ``run_many``."""
         return cls(ssh.private_key_file, user=ssh.user, port=ssh.port, connect_timeout_s=ssh.connect_timeout_s,
-                   command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint)
+                   command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint,
+                   known_hosts_file=getattr(ssh, "known_hosts_file", None))
+
+    def accept_reinstalled(self, ips: Iterable[str], record_to: str | os.PathLike[str] | None = None) -> None:
+        """The hosts (private IPs) the caller reinstalled: a changed host key is accepted for them
+        only, logged (old and new fingerprints) and written to ``record_to`` (a known_hosts file)."""
+        self._reinstalled = frozenset(ips)
+        self._record_to = Path(record_to).expanduser() if record_to else None
 
     def __enter__(self) -> SshClient:
         return self
@@ -211,10 +228,39 @@ class SshClient:
         return session
 
     def _connect(self, ip: str) -> paramiko.SSHClient:
+        try:
+            return self._connect_once(ip)
+        except errors.PermanentError as e:
+            changed = e.__cause__
+            if not isinstance(changed, paramiko.BadHostKeyException) or ip not in self._reinstalled \
+                    or ip in self._accepted:
+                raise
+        self._accept_new_key(ip, changed.expected_key, changed.key)
+        return self._connect_once(ip)
+
+    def _accept_new_key(self, ip: str, old: paramiko.PKey, new: paramiko.PKey) -> None:
+        """A host reinstalled by the caller presents a new key: pin it, log both fingerprints, record it."""
+        self._accepted[ip] = new
+        if self._twin_endpoint:
+            with _twin_keys_lock:
+                _twin_keys[(self._twin_endpoint, ip)] = f"{new.get_name()} {new.get_base64()}"
+        log.warning("%s was reinstalled: its host key changed from %s %s to %s %s (accepted for this host only)",
+                    ip, old.get_name(), old.fingerprint, new.get_name(), new.fingerprint)
+        if self._record_to is not None:
+            try:
+                record_host_key(self._record_to, _known_name(ip, self.port), new)
+            except OSError as e:
+                raise errors.PermanentError(f"{ip}: cannot record its new host key in {self._record_to} "
+                                            f"({e.strerror}): fix spec.ssh.known_hosts_file") from None
+
+    def _connect_once(self, ip: str) -> paramiko.SSHClient:
         address = self._address(ip)
         session = paramiko.SSHClient()
         session.set_missing_host_key_policy(_RejectUnknownHost())
-        if address.host_key:
+        if ip in self._accepted:
+            key = self._accepted[ip]
+            session.get_host_keys().add(_known_name(ip, self.port), key.get_name(), key)
+        elif address.host_key:
             key_type, key_b64 = address.host_key.split()[:2]
             session.get_host_keys().add(_known_name(ip, self.port), key_type, _public_key(key_type, key_b64))
         elif self._known_hosts.is_file():
@@ -240,7 +286,16 @@ class SshClient:
             address = self._twin.get(ip)
         if address is None:
             raise errors.NotFoundError(f"{ip}: no twin host has this private IP (GET /_twin/ssh does not list it)")
-        return address
+        return self._pinned(ip, address)
+
+    def _pinned(self, ip: str, address: _Address) -> _Address:
+        """The twin's map read like known_hosts: a key first seen in this process stays expected here
+        (so a reinstall's new key shows as a change, as on a real host) until accepted."""
+        if not self._twin_endpoint or not address.host_key:
+            return address
+        with _twin_keys_lock:
+            known = _twin_keys.setdefault((self._twin_endpoint, ip), address.host_key)
+        return address if known == address.host_key else dataclasses.replace(address, host_key=known)
 
     def _fetch_twin_map(self) -> dict[str, _Address]:
         endpoint = str(self._twin_endpoint)
@@ -260,6 +315,21 @@ def _twin_addresses(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, _Address]
 
 def _known_name(ip: str, port: int) -> str:
     return ip if port == 22 else f"[{ip}]:{port}"
+
+
+_record_lock = threading.Lock()
+# (twin endpoint, IP) -> the host key this process knows for it: the twin's stand-in for known_hosts
+_twin_keys: dict[tuple[str, str], str] = {}
+_twin_keys_lock = threading.Lock()
+
+
+def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
+    """Put ``name``'s key in the known_hosts file at ``path``, replacing any line for that name."""
+    with _record_lock:
+        lines = path.read_text().splitlines() if path.is_file() else []
+        kept = [line for line in lines if line.split(" ", 1)[0] != name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([*kept, f"{name} {key.get_name()} {key.get_base64()}"]) + "\n")
 
 
 def _public_key(key_type: str, key_b64: str) -> paramiko.PKey:

@@ -29,6 +29,10 @@ class SshSettings(SpecModel):
     user: str = Field("root", min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*$", description="SSH user.")
     private_key_file: str | None = Field(None, max_length=4096, description="Path of the private key file (the key itself never "
                                          "sits in a config).")
+    known_hosts_file: str | None = Field(None, max_length=4096, description="known_hosts file with the hosts' "
+                                         "keys (default ~/.ssh/known_hosts). The new key of each host this run "
+                                         "reinstalls (R-ADD-2) is written here, its old and new fingerprints logged; "
+                                         "any other changed key stops the run.")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     concurrency: int = Field(10, ge=1, le=100, description="Hosts inspected in parallel.")
     connect_timeout_s: float = timeout_field(10.0, "Timeout of one SSH connection.", minimum=0.1)
