@@ -8,7 +8,9 @@ Steps, as issue 6 and the TKE guide order them:
 2. inspect every host over SSH in parallel (bounded, host keys checked): disks, filesystems, mounts;
 3. decide per host (R-ADD-3, tkeflow/rules/data_disk.py) and publish the decisions;
 4. approval (R-ADD-2: every host's OS is reinstalled and it moves to the cluster's project);
-5. ONE AddExistedInstances call for the batch, per-host overrides; partial failure reported;
+5. each host inspected again right before the join (an inspection seconds old is reused); a host
+   whose disks changed since the plan stops there (R-ADD-3); ONE AddExistedInstances call for the
+   batch, per-host overrides, the chosen disk named by its ID; partial failure reported;
 6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report.
 ``dry_run`` stops after step 3: pre-flight, inspection and decisions, with zero mutating calls.
 """
@@ -160,6 +162,10 @@ def add_existing_hosts(spec: ExistingHostsSpec, dry_run: bool = False) -> Valida
     if decisions:
         require_approval(f"Adding {len(decisions)} hosts to {pre.cluster.cluster_id} (OS reinstall, R-ADD-2)",
                          spec.approve_reinstall, _approval_preview(pre, rows, decisions), "spec.approve_reinstall")
-        settings = {i: join.advanced_settings(spec, d, inspections[i]) for i, d in decisions.items()}
-        result = join.add_existed_instances(spec, pre.cluster.cluster_id, settings, pre.security_group_ids)
+        stopped = hosts.recheck_hosts(spec, inspections, list(decisions))  # R-ADD-3: disks as planned?
+        settings = {i: join.advanced_settings(spec, d, inspections[i]) for i, d in decisions.items()
+                    if i not in stopped}
+        result = (join.add_existed_instances(spec, pre.cluster.cluster_id, settings, pre.security_group_ids)
+                  if settings else join.JoinResult())
+        result.failed.update(stopped)
     return _finish(spec, pre, inspections, decisions, result)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ def inspect_command(host: HostTarget) -> str:
     return "; ".join([*checks, INSPECT_COMMAND])
 # A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
 SSH_RETRY_ROUNDS = 2
+# An inspection younger than this is reused right before the join instead of repeated (issue 14 item 4):
+# no person's approval fits in it, and a disk does not change in it without someone acting on the host.
+FRESH_INSPECTION_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Inspection:
     host: HostTarget
     disks: tuple[data_disk.DataDiskSeen, ...] = ()
     error: str | None = None
+    taken_at: float = 0.0  # time.time() when SSH answered
 
     @property
     def ok(self) -> bool:
@@ -289,7 +294,7 @@ def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.Tkeflow
         seen = block_devices_seen(outcome.stdout)
     except (ValueError, errors.TkeflowError) as e:
         return Inspection(host, error=f"could not read the inspection output: {e}")
-    return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen))
+    return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen), taken_at=time.time())
 
 
 def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str | dict[str, str],
@@ -338,3 +343,42 @@ def decide_data_disks(spec: ExistingHostsSpec,
             host = data_disk.HostDisks(instance_id=instance_id, data_disks=inspection.disks)
             decisions[instance_id] = data_disk.decide_data_disk(host, choice_for(spec, instance_id))
     return decisions
+
+
+# -- 5a. right before the join: the disks are still as planned (R-ADD-3, issue 14 item 4) -------------
+
+
+def _identity(disk: data_disk.DataDiskSeen) -> tuple[Any, ...]:
+    """What the R-ADD-3 decision rests on (used bytes only through holds_data: a busy disk grows)."""
+    return (disk.disk_id, disk.device, disk.size_bytes, disk.filesystem, disk.uuid, disk.mountpoint,
+            disk.partitions, disk.zeroed, disk.holds_data)
+
+
+def disks_changed(before: Inspection, now: Inspection) -> str | None:
+    """Why a host's data disks are not as the plan saw them, or None when they are."""
+    if not now.ok:
+        return f"could not inspect it again before the join: {now.error}"
+    if sorted(map(_identity, before.disks), key=repr) == sorted(map(_identity, now.disks), key=repr):
+        return None
+    was = "; ".join(d.describe() for d in before.disks) or "no data disk"
+    is_now = "; ".join(d.describe() for d in now.disks) or "no data disk"
+    return f"its data disks changed since the plan (was: {was}; now: {is_now}): plan again"
+
+
+@task(task_run_name="recheck-hosts-before-join", persist_result=False)
+def recheck_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection], instance_ids: list[str],
+                  max_age_s: float = FRESH_INSPECTION_S) -> dict[str, str]:
+    """Step 5a: each host about to join, inspected again right before the join (an inspection younger
+    than ``max_age_s`` is reused); returns instance ID -> why that host stops (R-ADD-3)."""
+    now = time.time()
+    stale = [inspections[i].host for i in instance_ids if now - inspections[i].taken_at > max_age_s]
+    if not stale:
+        return {}
+    fresh = inspect_hosts.fn(spec, stale)
+    stopped = {}
+    for host in stale:
+        reason = disks_changed(inspections[host.instance_id], fresh[host.instance_id])
+        if reason:
+            stopped[host.instance_id] = reason
+            run_logger().warning("%s is not added: %s", host.instance_id, reason)
+    return stopped

@@ -66,9 +66,15 @@ def advanced_settings(spec: ExistingHostsSpec, decision: data_disk.DataDiskDecis
         "DockerGraphPath": decision.docker_graph_path,
         "DataDisks": [{"DiskType": disk.disk_type or "CLOUD_PREMIUM", "FileSystem": "ext4",
                        "DiskSize": disk.size_bytes // data_disk.GIB, "AutoFormatAndMount": True,
-                       "MountTarget": decision.mount_target, "DiskPartition": decision.device}],
+                       # by identity, not /dev/vdX: device names can change between the plan and the
+                       # reinstall, and formatting the wrong one destroys data (R-ADD-3, issue 14 item 4)
+                       "MountTarget": decision.mount_target, "DiskPartition": _partition(disk)}],
     })
     return settings
+
+
+def _partition(disk: data_disk.DataDiskSeen) -> str:
+    return ssh_output.disk_by_id(disk.disk_id) if disk.disk_id else str(disk.device)
 
 
 def _login_settings(spec: ExistingHostsSpec) -> dict[str, Any]:

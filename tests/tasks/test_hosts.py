@@ -83,7 +83,7 @@ def test_r_add_3_settings_carry_the_decision_only_where_decided() -> None:
     assert settings["MountTarget"] == settings["DockerGraphPath"] == "/var/lib/containerd"
     assert settings["DataDisks"] == [{"DiskType": "CLOUD_SSD", "FileSystem": "ext4", "DiskSize": 100,
                                       "AutoFormatAndMount": True, "MountTarget": "/var/lib/containerd",
-                                      "DiskPartition": "/dev/vdb"}]
+                                      "DiskPartition": "/dev/disk/by-id/virtio-disk-a"}]
     assert join.advanced_settings(spec(), not_set, inspection) == {"Unschedulable": 0}
 
 

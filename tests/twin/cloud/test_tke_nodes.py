@@ -216,3 +216,20 @@ def test_concurrent_upgrades_and_cluster_state(clients: Clients, cloud_twin: Any
     assert error_code(lambda: tke.UpgradeClusterInstances(req(
         M.UpgradeClusterInstancesRequest, ClusterId=cluster_id, Operation="create", UpgradeType="hot",
         InstanceIds=ids))) == "FailedOperation.ClusterState"  # the cluster must be Running
+
+
+def test_disk_partition_by_id_formats_that_disk_only_r_add_3(clients: Clients, cloud_twin: Any) -> None:
+    """Issue 14 item 4: the flow names the disk by ID (/dev/disk/by-id/virtio-<disk ID>); the twin
+    formats exactly that one, and an unknown name formats nothing (never a disk picked by position)."""
+    cluster_id = running_cluster(clients, count=0)
+    cvm = cloud_twin.world.cvms["ins-host0004"]
+    first, second = cvm.data_disks
+    settings = {"MountTarget": "/var/lib/containerd", "DataDisks": [{
+        "DiskType": "CLOUD_PREMIUM", "FileSystem": "ext4", "DiskSize": 100, "AutoFormatAndMount": True,
+        "MountTarget": "/var/lib/containerd", "DiskPartition": f"/dev/disk/by-id/virtio-{second.disk_id}"}]}
+    _add(clients, cluster_id, ["ins-host0004"], InstanceAdvancedSettingsOverrides=[settings])
+    assert (first.format_count, second.format_count) == (0, 1) and second.mountpoint == "/var/lib/containerd"
+    host1 = cloud_twin.world.cvms["ins-host0001"]
+    missing = {**settings, "DataDisks": [{**settings["DataDisks"][0], "DiskPartition": "/dev/disk/by-id/virtio-nope"}]}
+    _add(clients, cluster_id, ["ins-host0001"], InstanceAdvancedSettingsOverrides=[missing])
+    assert host1.data_disks[0].format_count == 0
