@@ -43,8 +43,8 @@ def inspect_command(host: HostTarget) -> str:
     a disk without a filesystem holds data unless its first and last MiB read as zeros), by disk ID."""
     checks = [ssh_output.zero_check_command(d.disk_id, d.size_gb * data_disk.GIB) for d in host.cloud_disks if d.disk_id]
     return "; ".join([*checks, INSPECT_COMMAND])
-# A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
-SSH_RETRY_ROUNDS = 2
+
+
 # An inspection younger than this is reused right before the join instead of repeated (issue 14 item 4):
 # no person's approval fits in it, and a disk does not change in it without someone acting on the host.
 FRESH_INSPECTION_S = 30.0
@@ -297,26 +297,42 @@ def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.Tkeflow
     return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen), taken_at=time.time())
 
 
-def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str | dict[str, str],
-                 concurrency: int) -> dict[str, ssh.CommandResult | errors.TkeflowError]:
-    """run_many, then again for the hosts that failed transiently (a few rounds): never all hosts twice."""
-    outcomes = client.run_many(ips, command, concurrency=concurrency)
-    for _ in range(SSH_RETRY_ROUNDS):
-        again = [ip for ip, o in outcomes.items() if isinstance(o, errors.TransientError)]
-        if not again:
-            break
-        outcomes.update(client.run_many(again, command, concurrency=concurrency))
+@task(task_run_name="ssh-{command_name}", persist_result=False)
+def ssh_wave(spec: ExistingHostsSpec, ips: list[str], command: str | dict[str, str],
+             command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """``command`` (or IP -> its own) on every host once, ``spec.ssh.concurrency`` at a time, host keys
+    checked; failures per host."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run_many(ips, command, concurrency=spec.ssh.concurrency)
+
+
+@cloud_task(task_run_name="ssh-again-{ip}")
+def ssh_again(spec: ExistingHostsSpec, ip: str, command: str) -> ssh.CommandResult:
+    """``command`` on one host whose wave failed transiently; retried by the task policy (tasks/retry.py)."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run(ip, command)
+
+
+def ssh_on_hosts(spec: ExistingHostsSpec, ips: Sequence[str], command: str | dict[str, str],
+                 command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """One wave for every host, then a retried task for each host that failed transiently: never all twice."""
+    outcomes = ssh_wave(spec, list(ips), command, command_name)
+    per_host = command if isinstance(command, dict) else dict.fromkeys(ips, command)
+    again = {ip: ssh_again.submit(spec, ip, per_host[ip]) for ip, o in outcomes.items()
+             if isinstance(o, errors.TransientError)}
+    for ip, future in again.items():
+        outcome = future.result(raise_on_failure=False)  # the last attempt's error, when every attempt failed
+        outcomes[ip] = outcome if isinstance(outcome, (ssh.CommandResult, errors.TkeflowError)) else \
+            errors.TransientError(f"SSH to {ip} failed: {outcome}")
     return outcomes
 
 
-@task(task_run_name="inspect-hosts", persist_result=False)
 def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str, Inspection]:
-    """Step 2: every host's disks over SSH, ``spec.ssh.concurrency`` at a time, host keys checked."""
+    """Step 2: every host's disks over SSH (one wave, stragglers retried by the task policy), host keys checked."""
     if not hosts:
         return {}
-    with ssh.SshClient.from_spec(spec.ssh) as client:
-        commands = {h.private_ip: inspect_command(h) for h in hosts}
-        outcomes = run_on_hosts(client, list(commands), commands, spec.ssh.concurrency)
+    commands = {h.private_ip: inspect_command(h) for h in hosts}
+    outcomes = ssh_on_hosts(spec, list(commands), commands)
     inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
     for failed in (i for i in inspections.values() if not i.ok):
         run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)
@@ -374,7 +390,7 @@ def recheck_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection], i
     stale = [inspections[i].host for i in instance_ids if now - inspections[i].taken_at > max_age_s]
     if not stale:
         return {}
-    fresh = inspect_hosts.fn(spec, stale)
+    fresh = inspect_hosts(spec, stale)
     stopped = {}
     for host in stale:
         reason = disks_changed(inspections[host.instance_id], fresh[host.instance_id])

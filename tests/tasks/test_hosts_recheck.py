@@ -26,7 +26,7 @@ def _target(twin: Any, instance_id: str) -> hosts.HostTarget:
 def test_a_fresh_inspection_is_reused_and_a_changed_disk_stops_its_host(twin: Any) -> None:
     spec = _spec()
     targets = [_target(twin, "ins-host0001"), _target(twin, "ins-host0004")]
-    inspections = hosts.inspect_hosts.fn(spec, targets)
+    inspections = hosts.inspect_hosts(spec, targets)
     host1 = inspections["ins-host0001"]
     assert host1.ok and host1.disks[0].zeroed is True and not host1.disks[0].holds_data  # both ends read as zeros
     ids = ["ins-host0001", "ins-host0004"]
