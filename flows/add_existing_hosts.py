@@ -23,6 +23,7 @@ from prefect import flow
 
 from tasks import hosts
 from tasks import hosts_join as join
+from tasks import hosts_rejoin as rejoin
 from tasks import procedure
 from tasks.artifacts import markdown_table, publish_table
 from tasks.procedure import Check, ClusterTarget, ValidationReport
@@ -112,11 +113,16 @@ def _finish(run: procedure.Run, target: ClusterTarget, spec: ExistingHostsSpec, 
     joined_ids = set(result.added + result.already_in) if result else set()
     joined = [h for h in pre.to_add if h.instance_id in joined_ids] + pre.already_in
     added = [h.instance_id for h in pre.to_add if h in joined]
+    # Issue 14 item 5: every host of the spec in the cluster is validated, those an earlier (killed) run
+    # joined too, against what that run's join asked for (read back from the cloud).
+    earlier, recorded = rejoin.recorded_decisions(target, spec, pre.already_in)
+    validated = added + list(recorded)
     # The disks are checked as soon as the hosts are initialized, while the nodes turn Ready.
-    disks_future = join.validate_host_disks.submit(target, spec, inspections, decisions, added)
+    disks_future = join.validate_host_disks.submit(target, spec, {**inspections, **earlier},
+                                                   {**decisions, **recorded}, validated)
     ready = join.wait_hosts_ready(target, spec, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready)
-    checks += join.validate_hosts_in_cluster(target, spec, pre.cluster.project_id, added, pre.security_group_ids)
+    checks += join.validate_hosts_in_cluster(target, spec, pre.cluster.project_id, validated, pre.security_group_ids)
     checks += disks_future.result()
     order = {instance_id: index for index, instance_id in enumerate(spec.instance_ids)}
     checks.sort(key=lambda c: order.get(c.target, len(order)))  # by host, in the spec's order (stable)

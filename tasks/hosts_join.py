@@ -233,15 +233,18 @@ def validation_command(mount_target: str) -> str:
 
 
 def _container_dir_check(host: HostTarget, decision: data_disk.DataDiskDecision, before: Inspection,
-                         mount_source: str | None, mount_target: str) -> Check:
-    """R-ADD-3: the container directory sits on the chosen data disk, and on no data disk where not set."""
+                         mount_source: str | None, mount_target: str, after: list[data_disk.BlockDevice]) -> Check:
+    """R-ADD-3: the container directory sits on the chosen data disk (by device, or by its ID when the
+    disk was named by ID), and on no data disk where not set."""
     name = "container dir placement"
     where = f"{mount_target} on {mount_source or 'nothing'}"
+    serials = {d.device: d.serial for d in after}
     if decision.formats_disk:
-        ok = mount_source == decision.device
+        ok = mount_source == decision.device or (
+            decision.disk_id is not None and serials.get(mount_source or "") == decision.disk_id[:ssh_output.VIRTIO_SERIAL_MAX])
         return Check(name=name, target=host.instance_id, ok=ok, rule="R-ADD-3",
-                     detail=f"{where}" + ("" if ok else f", expected {decision.device}"))
-    data_devices = {d.device for d in before.disks if d.device}
+                     detail=f"{where}" + ("" if ok else f", expected {decision.disk_id or decision.device}"))
+    data_devices = {d.device for d in before.disks if d.device} | {d.device for d in after if not d.is_system}
     ok = mount_source not in data_devices
     return Check(name=name, target=host.instance_id, ok=ok, rule="R-ADD-3",
                  detail=f"{where} (not set: stays off the data disks)" if ok else f"{where}: a data disk, yet not decided")
@@ -283,7 +286,7 @@ def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_dis
         return [Check(name="disks after the join", target=host.instance_id, ok=False, rule="R-ADD-3",
                       detail=f"could not read the check's output: {e}")]
     source = mounts[0].source if mounts else None
-    return [_container_dir_check(host, decision, before, source, spec.mount_target),
+    return [_container_dir_check(host, decision, before, source, spec.mount_target, after),
             _disks_kept_check(host, decision, before, after)]
 
 

@@ -273,3 +273,32 @@ def test_reinstalled_hosts_new_keys_accepted_and_written_to_the_spec_known_hosts
         assert after[ip]["host_key"] != before[ip]["host_key"]  # re-keyed by the reinstall
     assert sorted(known_hosts.read_text().splitlines()) == sorted(
         f"{ip} {after[ip]['host_key']}" for ip in ("10.0.1.11", "10.0.1.13"))
+
+
+def test_a_rerun_validates_the_hosts_a_killed_run_joined(twin, twin_calls, cluster_id):
+    """Issue 14 item 5: a host joined by a killed run is 'already in' on the rerun, and its disks are
+    validated all the same, against what that run's join asked for (read back from the cloud)."""
+    from tkeflow.clients import tencent
+    from twin.world.hosts import Disk
+
+    spec = hosts_spec(instance_ids=["ins-host0001"])
+    asked = twin.world.cvms["ins-host0001"].data_disks[0]
+    settings = {"MountTarget": "/var/lib/containerd", "DockerGraphPath": "/var/lib/containerd", "DataDisks": [{
+        "DiskType": "CLOUD_SSD", "FileSystem": "ext4", "DiskSize": 100, "AutoFormatAndMount": True,
+        "MountTarget": "/var/lib/containerd", "DiskPartition": f"/dev/disk/by-id/virtio-{asked.disk_id}"}]}
+    cloud = tencent.client_for("ap-guangzhou")  # the killed run's join, as the flow sends it
+    cloud.call("tke", "AddExistedInstances", {"ClusterId": cluster_id, "InstanceIds": ["ins-host0001"],
+                                              "InstanceAdvancedSettingsOverrides": [settings],
+                                              "LoginSettings": {"KeyIds": ["skey-demo0001"]}})
+    wait_for("host joined", lambda: cvms(twin)["ins-host0001"]["cluster_id"] == cluster_id)
+    with twin.world.lock:  # ...but its initialization put the container directory on another disk
+        cvm = twin.world.cvms["ins-host0001"]
+        asked.format("ext4", "11111111-2222-4333-8444-555555555555", None)
+        cvm.data_disks.append(Disk("disk-wrong001", "/dev/vdc", "data", "CLOUD_SSD", 50, filesystem="ext4",
+                                   uuid="22222222-3333-4444-8555-666666666666", mountpoint="/var/lib/containerd"))
+
+    with pytest.raises(ValidationFailed, match="container dir placement") as failure:
+        run_flow(spec)
+
+    assert "expected " + asked.disk_id in str(failure.value)
+    assert not [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"][1:]  # not re-added
