@@ -9,7 +9,7 @@ Steps, as issue 6 and the TKE guide order them:
 3. decide per host (R-ADD-3, tkeflow/rules/data_disk.py) and publish the decisions;
 4. approval (R-ADD-2: every host's OS is reinstalled and it moves to the cluster's project);
 5. each host inspected again right before the join (an inspection seconds old is reused); a host
-   whose disks changed since the plan stops there (R-ADD-3); ONE AddExistedInstances call for the
+   whose disks changed since the plan stops there (R-ADD-3); ONE AddExistedInstances call (per 100 hosts) for the
    batch, per-host overrides, the chosen disk named by its ID; partial failure reported;
 6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report.
 ``dry_run`` stops after step 3: pre-flight, inspection and decisions, with zero mutating calls.

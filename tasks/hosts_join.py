@@ -5,7 +5,7 @@ and the approval.
 
 Why it looks like this:
 - ONE AddExistedInstances call for the batch (R-ADD-2 reinstalls every host: one call keeps the
-  cluster in Scaling once), with InstanceAdvancedSettingsOverrides in the same order as
+  cluster in Scaling once; above the API's 100 hosts per call, one call per 100), with InstanceAdvancedSettingsOverrides in the same order as
   InstanceIds, carrying each host's R-ADD-3 decision. Every attempt first re-reads which hosts are
   in the cluster already, so a retry after a lost reply never reinstalls a host twice.
 - Partial failure: hosts the API reports failed for a transient reason (InternalError, throttling,
@@ -40,6 +40,11 @@ from tkeflow.clients.kube_waits import is_node_ready
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
 
+
+
+# AddExistedInstances takes at most 100 InstanceIds per call (TKE's node APIs: "一次最多支持100台");
+# a spec may list more (issue 14 item 8), sent in batches of this size.
+MAX_HOSTS_PER_CALL = 100
 
 
 @dataclass
@@ -168,12 +173,20 @@ def rejoin_hosts(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[
 
 def add_existed_instances(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[str, dict[str, Any]],
                           security_group_ids: list[str]) -> JoinResult:
-    """Step 5: one call for the batch, then one for the hosts that failed transiently; the rest reported."""
-    result, transient = join_hosts(target, spec, settings, security_group_ids)
-    if transient:
-        again = rejoin_hosts(target, spec, {i: settings[i] for i in transient}, security_group_ids)
-        result.added += again.added
-        result.failed.update(again.failed)
+    """Step 5: one call per batch of at most MAX_HOSTS_PER_CALL hosts, then one for the hosts that failed
+    transiently; the rest reported."""
+    result = JoinResult()
+    ids = list(settings)
+    for start in range(0, len(ids), MAX_HOSTS_PER_CALL):
+        batch = {i: settings[i] for i in ids[start:start + MAX_HOSTS_PER_CALL]}
+        part, transient = join_hosts(target, spec, batch, security_group_ids)
+        if transient:
+            again = rejoin_hosts(target, spec, {i: batch[i] for i in transient}, security_group_ids)
+            part.added += again.added
+            part.failed.update(again.failed)
+        result.added += part.added
+        result.already_in += part.already_in
+        result.failed.update(part.failed)
     for instance_id, reason in result.failed.items():
         run_logger().warning("%s did not join: %s", instance_id, reason)
     return result

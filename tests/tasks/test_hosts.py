@@ -186,3 +186,26 @@ def test_r_add_1_host_checks(vpc: str, state: str, other: str | None, members: t
     cluster = hosts.ClusterView("cls-demo0001", "vpc-gzdemo01", "Running", member_ids=frozenset(members))
     check = hosts._host_check(host, cluster, other)
     assert (check.ok, check.rule) == (ok, rule) and words in check.detail
+
+
+def test_add_existed_instances_batched_at_the_api_limit(twin, twin_calls, prefect_server) -> None:
+    """Issue 14 item 8: a spec may list up to 500 hosts; the twin, like TKE, takes at most 100 per call."""
+    from tests.twin.ssh.ssh_twin_helpers import make_cvm
+    from tkeflow.clients import tencent
+
+    cloud = tencent.client_for("ap-guangzhou")
+    cluster_id = cloud.call("tke", "CreateCluster", {
+        "ClusterType": "MANAGED_CLUSTER", "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "VpcId": "vpc-gzdemo01"}})["ClusterId"]
+    ids = [f"ins-b{i:07d}" for i in range(130)]
+    with twin.world.lock:
+        twin.world.clusters[cluster_id].status = "Running"
+        for n, instance_id in enumerate(ids):
+            twin.world.cvms[instance_id] = make_cvm(instance_id, f"10.0.2.{n + 2}")
+    settings = {i: {"Unschedulable": 0} for i in ids}
+
+    result = join.add_existed_instances(ClusterTarget("ap-guangzhou", cluster_id), spec(), settings, [])
+
+    assert sorted(result.added) == ids and not result.failed
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert [len(c["params"]["InstanceIds"]) for c in adds] == [100, 30] and not any(c["error_code"] for c in adds)
