@@ -6,7 +6,9 @@ Prefect UI shows where a node is and how long each step took.
 Every step converges (DESIGN.md): it reads the node first and does nothing when its goal holds, so a
 flow killed at any point and run again continues without redoing or undoing anything. What tkeflow
 did to a node is written on the node itself (tkeflow/rules/upgrade.py: ``tkeflow.io/cordoned-by`` and
-``tkeflow.io/upgrade-target``, set and cleared in the same patch as the cordon), never in a local file.
+``tkeflow.io/upgrade-target``, set and cleared in the same patch as the cordon; and what a drain
+moves, ``tkeflow.io/drain-moves``, written before its first eviction so that a rerun after a kill
+mid-drain still waits for those pods Ready elsewhere), never in a local file.
 
 Drains go through the eviction API only, so PodDisruptionBudgets are honoured by the API server
 itself (R-NODE-2); a refused eviction waits for the budget to change (a watch, not a sleep), bounded
@@ -128,13 +130,14 @@ def uncordon_node(target: ClusterTarget, node: str, keep_cordoned: bool) -> None
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     ours = annotations.get(rules.CORDONED_BY_ANNOTATION) == rules.CORDONED_BY_VALUE
     if keep_cordoned or not ours:
-        if rules.UPGRADE_TARGET_ANNOTATION in annotations:
-            k.core.patch_node(node, {"metadata": {"annotations": {rules.UPGRADE_TARGET_ANNOTATION: None}}},
-                              _content_type=MERGE_PATCH)
+        marks = [a for a in (rules.UPGRADE_TARGET_ANNOTATION, rules.DRAIN_MOVES_ANNOTATION) if a in annotations]
+        if marks:
+            k.core.patch_node(node, {"metadata": {"annotations": dict.fromkeys(marks)}}, _content_type=MERGE_PATCH)
         return
     k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: None,
                                                           rules.CORDONED_BY_RUN_ANNOTATION: None,
-                                                          rules.UPGRADE_TARGET_ANNOTATION: None}},
+                                                          rules.UPGRADE_TARGET_ANNOTATION: None,
+                                                          rules.DRAIN_MOVES_ANNOTATION: None}},
                              "spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
 
 
@@ -181,15 +184,7 @@ def drain_node(target: ClusterTarget, node: str, drain: DrainSettings) -> DrainR
     if blockers:
         raise errors.PermanentError(f"drain of {node} stopped before evicting anything: " + "; ".join(
             f"{b.pod} {b.reason} ({b.fix})" for b in blockers), code="DrainBlocked")
-    result = DrainResult(node)
-    ready_now = _ready_by_owner(all_pods, set())
-    for pod in on_node:
-        uid = _controller_uid(pod)
-        if uid:
-            owner = next(o for o in pod["metadata"]["ownerReferences"] if o.get("uid") == uid)
-            result.want_ready[uid] = ready_now.get(uid, 0)
-            result.owner_names[uid] = f"{owner.get('kind')} {pod['metadata'].get('namespace')}/{owner.get('name')}"
-            result.owner_namespaces[uid] = pod["metadata"].get("namespace", "default")
+    result = _moves(k, node, on_node, all_pods)
     pending = on_node
     for _round in range(MAX_EVICTION_ROUNDS):
         pending = _evict_round(k, pending, drain, result)
@@ -201,6 +196,27 @@ def drain_node(target: ClusterTarget, node: str, drain: DrainSettings) -> DrainR
     remaining = max(1.0, deadline - time.monotonic())
     _wait_gone(k, node, result.evicted, remaining)
     return result
+
+
+def _moves(k: Kube, node: str, on_node: list[dict[str, Any]], all_pods: list[dict[str, Any]]) -> DrainResult:
+    """What this drain moves (owners of the pods on the node and their Ready counts), merged with the
+    record a killed earlier drain left on the node, and written back there before any eviction."""
+    annotations = (read_node(k, node).get("metadata") or {}).get("annotations") or {}
+    recorded = rules.parse_drain_moves(annotations)
+    moves = dict(recorded)
+    ready_now = _ready_by_owner(all_pods, set())
+    for pod in on_node:
+        uid = _controller_uid(pod)
+        if uid and uid not in moves:
+            owner = next(o for o in pod["metadata"]["ownerReferences"] if o.get("uid") == uid)
+            namespace = pod["metadata"].get("namespace", "default")
+            moves[uid] = (ready_now.get(uid, 0), f"{owner.get('kind')} {namespace}/{owner.get('name')}", namespace)
+    if moves != recorded:
+        k.core.patch_node(node, {"metadata": {"annotations": {rules.DRAIN_MOVES_ANNOTATION: rules.encode_drain_moves(moves)}}},
+                          _content_type=MERGE_PATCH)
+    return DrainResult(node, want_ready={u: m[0] for u, m in moves.items()},
+                       owner_names={u: m[1] for u, m in moves.items()},
+                       owner_namespaces={u: m[2] for u, m in moves.items()})
 
 
 def _evict_round(k: Kube, pods: list[dict[str, Any]], drain: DrainSettings, result: DrainResult) -> list[dict[str, Any]]:
