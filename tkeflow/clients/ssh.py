@@ -88,6 +88,16 @@ class _UnknownHostKey(paramiko.SSHException):
         self.key = key
 
 
+class _AcceptReinstalled(paramiko.MissingHostKeyPolicy):
+    """For a host the caller reinstalled: hand the presented key to ``accept`` (which pins and logs it)."""
+
+    def __init__(self, accept: Any):
+        self.accept = accept
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        self.accept(key)
+
+
 class _RejectUnknownHost(paramiko.RejectPolicy):
     """RejectPolicy that raises a typed error, so the message can say which key was offered."""
 
@@ -227,25 +237,17 @@ class SshClient:
             self._sessions[ip] = session
         return session
 
-    def _connect(self, ip: str) -> paramiko.SSHClient:
-        try:
-            return self._connect_once(ip)
-        except errors.PermanentError as e:
-            changed = e.__cause__
-            if not isinstance(changed, paramiko.BadHostKeyException) or ip not in self._reinstalled \
-                    or ip in self._accepted:
-                raise
-        self._accept_new_key(ip, changed.expected_key, changed.key)
-        return self._connect_once(ip)
-
     def _accept_new_key(self, ip: str, old: paramiko.PKey, new: paramiko.PKey) -> None:
-        """A host reinstalled by the caller presents a new key: pin it, log both fingerprints, record it."""
+        """A host reinstalled by the caller presents its key: pin it, log both fingerprints, record it."""
         self._accepted[ip] = new
         if self._twin_endpoint:
             with _twin_keys_lock:
                 _twin_keys[(self._twin_endpoint, ip)] = f"{new.get_name()} {new.get_base64()}"
-        log.warning("%s was reinstalled: its host key changed from %s %s to %s %s (accepted for this host only)",
-                    ip, old.get_name(), old.fingerprint, new.get_name(), new.fingerprint)
+        if new == old:
+            log.info("%s was reinstalled and kept its host key %s %s", ip, new.get_name(), new.fingerprint)
+        else:
+            log.warning("%s was reinstalled: its host key changed from %s %s to %s %s (accepted for this host only)",
+                        ip, old.get_name(), old.fingerprint, new.get_name(), new.fingerprint)
         if self._record_to is not None:
             try:
                 record_host_key(self._record_to, _known_name(ip, self.port), new)
@@ -253,18 +255,30 @@ class SshClient:
                 raise errors.PermanentError(f"{ip}: cannot record its new host key in {self._record_to} "
                                             f"({e.strerror}): fix spec.ssh.known_hosts_file") from None
 
-    def _connect_once(self, ip: str) -> paramiko.SSHClient:
+    def _known_keys(self, ip: str, address: _Address) -> list[paramiko.PKey]:
+        """The keys this host may present: accepted here, the twin's (pinned), or known_hosts' (any type)."""
+        if ip in self._accepted:
+            return [self._accepted[ip]]
+        if address.host_key:
+            key_type, key_b64 = address.host_key.split()[:2]
+            return [_public_key(key_type, key_b64)]
+        if self._known_hosts.is_file():
+            found = paramiko.HostKeys(str(self._known_hosts)).lookup(_known_name(ip, self.port))
+            return list(found.values()) if found else []
+        return []
+
+    def _connect(self, ip: str) -> paramiko.SSHClient:
         address = self._address(ip)
         session = paramiko.SSHClient()
-        session.set_missing_host_key_policy(_RejectUnknownHost())
-        if ip in self._accepted:
-            key = self._accepted[ip]
-            session.get_host_keys().add(_known_name(ip, self.port), key.get_name(), key)
-        elif address.host_key:
-            key_type, key_b64 = address.host_key.split()[:2]
-            session.get_host_keys().add(_known_name(ip, self.port), key_type, _public_key(key_type, key_b64))
-        elif self._known_hosts.is_file():
-            session.load_system_host_keys(str(self._known_hosts))
+        known = self._known_keys(ip, address)
+        if ip in self._reinstalled and ip not in self._accepted and known:
+            # a reinstall regenerates the keys: whatever it presents is taken in this one handshake,
+            # logged against the key known before (never for a host whose key was not known)
+            session.set_missing_host_key_policy(_AcceptReinstalled(lambda key: self._accept_new_key(ip, known[0], key)))
+        else:
+            session.set_missing_host_key_policy(_RejectUnknownHost())
+            for key in known:
+                session.get_host_keys().add(_known_name(ip, self.port), key.get_name(), key)
         try:
             sock = socket.create_connection((address.host, address.port), timeout=self.connect_timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small commands: no Nagle wait
