@@ -115,7 +115,7 @@ def _finish(run: procedure.Run, target: ClusterTarget, spec: ExistingHostsSpec, 
     added = [h.instance_id for h in pre.to_add if h in joined]
     # Issue 14 item 5: every host of the spec in the cluster is validated, those an earlier (killed) run
     # joined too, against what that run's join asked for (read back from the cloud).
-    earlier, recorded = rejoin.recorded_decisions(target, spec, pre.already_in)
+    earlier, recorded = rejoin.recorded_decisions(target, spec, pre.already_in) if pre.already_in else ({}, {})
     validated = added + list(recorded)
     # The disks are checked as soon as the hosts are initialized, while the nodes turn Ready.
     disks_future = join.validate_host_disks.submit(target, spec, {**inspections, **earlier},

@@ -381,15 +381,19 @@ def disks_changed(before: Inspection, now: Inspection) -> str | None:
     return f"its data disks changed since the plan (was: {was}; now: {is_now}): plan again"
 
 
-@task(task_run_name="recheck-hosts-before-join", persist_result=False)
 def recheck_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection], instance_ids: list[str],
                   max_age_s: float = FRESH_INSPECTION_S) -> dict[str, str]:
     """Step 5a: each host about to join, inspected again right before the join (an inspection younger
-    than ``max_age_s`` is reused); returns instance ID -> why that host stops (R-ADD-3)."""
+    than ``max_age_s`` is reused, at no cost); returns instance ID -> why that host stops (R-ADD-3)."""
     now = time.time()
     stale = [inspections[i].host for i in instance_ids if now - inspections[i].taken_at > max_age_s]
-    if not stale:
-        return {}
+    return recheck_stale_hosts(spec, inspections, stale) if stale else {}
+
+
+@task(task_run_name="recheck-hosts-before-join", persist_result=False)
+def recheck_stale_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection],
+                        stale: list[HostTarget]) -> dict[str, str]:
+    """The hosts whose inspection is too old to trust, inspected again and compared with the plan's view."""
     fresh = inspect_hosts(spec, stale)
     stopped = {}
     for host in stale:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tasks import hosts
 from tests.conftest import CONFIGS
 from tkeflow import specs
 from tkeflow.rules import data_disk as dd
+
+
+pytestmark = pytest.mark.usefixtures("prefect_server")  # the recheck is a task of its own
 
 
 def _spec() -> specs.ExistingHostsSpec:
@@ -33,7 +38,7 @@ def test_a_fresh_inspection_is_reused_and_a_changed_disk_stops_its_host(twin: An
 
     # someone writes raw data to host-1's empty disk between the plan and the join
     twin.world.cvms["ins-host0001"].data_disks[0].holds_data = True
-    assert hosts.recheck_hosts.fn(spec, inspections, ids) == {}  # seconds old: reused, no SSH
-    stopped = hosts.recheck_hosts.fn(spec, inspections, ids, max_age_s=0)
+    assert hosts.recheck_hosts(spec, inspections, ids) == {}  # seconds old: reused, no SSH
+    stopped = hosts.recheck_hosts(spec, inspections, ids, max_age_s=0)
     assert list(stopped) == ["ins-host0001"]
     assert "changed since the plan" in stopped["ins-host0001"] and "non-zero content" in stopped["ins-host0001"]
