@@ -158,6 +158,7 @@ class _Heartbeat:
 
     def __init__(self, names: list[str], record: dict[str, Any]):
         self.names, self.record = names, record
+        self.logger = get_run_logger()  # the thread has no run context of its own
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"tkeflow-lock-{names[0]}", daemon=True)
 
@@ -174,7 +175,8 @@ class _Heartbeat:
                 try:
                     self.beat(client)
                 except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
-                    get_run_logger().warning("Could not renew the cluster lock %s: %s", ", ".join(self.names), exc)
+                    if not self.stop.is_set():
+                        self.logger.warning("Could not renew the cluster lock %s: %s", ", ".join(self.names), exc)
 
 
 @contextlib.contextmanager
@@ -200,4 +202,5 @@ def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[bool]:
             yield waited
         finally:
             heartbeat.stop.set()
+            heartbeat.thread.join(timeout=30)  # no beat after the release
             client.release_concurrency_slots_with_lease(lease_id)

@@ -69,7 +69,7 @@ DEFAULT_REQ_TIMEOUT_S = 30.0
 #: of many calls.
 #: At most 3 by default: with the task's retries (tasks/retry.py) one call is sent at most
 #: (task retries + 1) x (THROTTLE_RETRIES + 1) times, a product tasks/retry.py bounds.
-THROTTLE_RETRIES = int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "3"))
+THROTTLE_RETRIES = min(9, max(0, int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "3"))))  # 0 to 9
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 
