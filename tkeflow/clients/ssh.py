@@ -48,7 +48,7 @@ from typing import Any
 import paramiko
 
 from tkeflow import errors
-from tkeflow.clients import twin_mode
+from tkeflow.clients import ssh_hostkeys, twin_mode
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +86,6 @@ class _UnknownHostKey(paramiko.SSHException):
         super().__init__(f"no known host key for {hostname}")
         self.hostname = hostname
         self.key = key
-
-
-class _AcceptReinstalled(paramiko.MissingHostKeyPolicy):
-    """For a host the caller reinstalled: hand the presented key to ``accept`` (which pins and logs it)."""
-
-    def __init__(self, accept: Any):
-        self.accept = accept
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        self.accept(key)
 
 
 class _RejectUnknownHost(paramiko.RejectPolicy):
@@ -241,8 +231,7 @@ class SshClient:
         """A host reinstalled by the caller presents its key: pin it, log both fingerprints, record it."""
         self._accepted[ip] = new
         if self._twin_endpoint:
-            with _twin_keys_lock:
-                _twin_keys[(self._twin_endpoint, ip)] = f"{new.get_name()} {new.get_base64()}"
+            ssh_hostkeys.pin_twin_key(self._twin_endpoint, ip, f"{new.get_name()} {new.get_base64()}")
         if new == old:
             log.info("%s was reinstalled and kept its host key %s %s", ip, new.get_name(), new.fingerprint)
         else:
@@ -250,7 +239,7 @@ class SshClient:
                         ip, old.get_name(), old.fingerprint, new.get_name(), new.fingerprint)
         if self._record_to is not None:
             try:
-                record_host_key(self._record_to, _known_name(ip, self.port), new)
+                ssh_hostkeys.record_host_key(self._record_to, _known_name(ip, self.port), new)
             except OSError as e:
                 raise errors.PermanentError(f"{ip}: cannot record its new host key in {self._record_to} "
                                             f"({e.strerror}): fix spec.ssh.known_hosts_file") from None
@@ -274,7 +263,7 @@ class SshClient:
         if ip in self._reinstalled and ip not in self._accepted and known:
             # a reinstall regenerates the keys: whatever it presents is taken in this one handshake,
             # logged against the key known before (never for a host whose key was not known)
-            session.set_missing_host_key_policy(_AcceptReinstalled(lambda key: self._accept_new_key(ip, known[0], key)))
+            session.set_missing_host_key_policy(ssh_hostkeys.AcceptReinstalled(lambda key: self._accept_new_key(ip, known[0], key)))
         else:
             session.set_missing_host_key_policy(_RejectUnknownHost())
             for key in known:
@@ -307,8 +296,7 @@ class SshClient:
         (so a reinstall's new key shows as a change, as on a real host) until accepted."""
         if not self._twin_endpoint or not address.host_key:
             return address
-        with _twin_keys_lock:
-            known = _twin_keys.setdefault((self._twin_endpoint, ip), address.host_key)
+        known = ssh_hostkeys.twin_key_seen(self._twin_endpoint, ip, address.host_key)
         return address if known == address.host_key else dataclasses.replace(address, host_key=known)
 
     def _fetch_twin_map(self) -> dict[str, _Address]:
@@ -329,21 +317,6 @@ def _twin_addresses(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, _Address]
 
 def _known_name(ip: str, port: int) -> str:
     return ip if port == 22 else f"[{ip}]:{port}"
-
-
-_record_lock = threading.Lock()
-# (twin endpoint, IP) -> the host key this process knows for it: the twin's stand-in for known_hosts
-_twin_keys: dict[tuple[str, str], str] = {}
-_twin_keys_lock = threading.Lock()
-
-
-def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
-    """Put ``name``'s key in the known_hosts file at ``path``, replacing any line for that name."""
-    with _record_lock:
-        lines = path.read_text().splitlines() if path.is_file() else []
-        kept = [line for line in lines if line.split(" ", 1)[0] != name]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join([*kept, f"{name} {key.get_name()} {key.get_base64()}"]) + "\n")
 
 
 def _public_key(key_type: str, key_b64: str) -> paramiko.PKey:
