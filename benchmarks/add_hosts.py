@@ -2,15 +2,17 @@
 
 Who runs it: a person or CI, ``.venv/bin/python benchmarks/add_hosts.py`` (the README quotes it).
 What it measures: the wall time of the add-existing-hosts flow (pre-flight, SSH inspection of every
-host, R-ADD-3 decisions, one AddExistedInstances, the wait for Ready nodes, SSH validation), run
-through a temporary Prefect server against the in-process twin with a set SSH command latency and a
-set join latency. The ideal is what no implementation can beat: ceil(hosts / concurrency) inspection
+host with the zero check of each data disk's ends, R-ADD-3 decisions, the check right before the
+join that reuses a seconds-old inspection, one AddExistedInstances, the wait for Ready nodes, SSH
+validation), run through a temporary Prefect server against the twin in its own process (as real
+hosts and a real cloud are elsewhere: their key exchanges do not compete with the flow for the CPU
+lock), with a set SSH command latency and a set join latency. The ideal is what no implementation can beat: ceil(hosts / concurrency) inspection
 waves of one SSH command each, plus one join (instance init + node Ready). Output: ``name: value``
 lines, the headline ``ratio: N`` last (target: at most 1.3).
 
-The hosts are added to the twin's world programmatically (a benchmark may touch the twin; the flow
-cannot: it only reaches it over the wire), in subnet-gz4app01 with the demo's mix of disks: one empty
-data disk, one holding data (not approved: kept), none, two.
+The hosts and a Running cluster (tkeflow tag, public endpoint open) are written into a world file
+the twin process serves, in subnet-gz4app01 with the demo's mix of disks: one empty data disk, one
+holding data (not approved: kept), none, two.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import math
 import os
 import sys
-import threading
+import tempfile
 import time
 import urllib.request
 from datetime import datetime, timezone
@@ -33,23 +35,24 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)  # the SDK would send 127.0.0.1 through a proxy
 
+import yaml  # noqa: E402
 from prefect import flow  # noqa: E402
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
+from benchmarks.twin_process import twin_process  # noqa: E402
 from flows.add_existing_hosts import add_existing_hosts  # noqa: E402
 from tasks.cloud import save_kubeconfig  # noqa: E402
 from tkeflow import specs  # noqa: E402
 from tkeflow.clients import tencent  # noqa: E402
-from twin.server import Twin  # noqa: E402
-from twin.world.hosts import Cvm  # noqa: E402
-from twin.world.loader import make_disk  # noqa: E402
 
 # The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+DEFAULT_WORLD = ROOT / "configs" / "twin" / "world.yaml"
 DEMO_KEY = ROOT / "configs" / "twin" / "keys" / "demo_ed25519"
+CLUSTER_ID = "cls-bench001"
 DISK_MIX = (  # per host, cycling: what R-ADD-3 decides for each is known in advance
     [{"size_gb": 100, "type": "CLOUD_SSD"}],
     [{"size_gb": 200, "type": "CLOUD_PREMIUM", "filesystem": "ext4", "mountpoint": "/data", "used_gb": 35,
@@ -59,51 +62,35 @@ DISK_MIX = (  # per host, cycling: what R-ADD-3 decides for each is known in adv
 )
 
 
-def add_hosts_to_world(twin: Twin, count: int) -> list[str]:
-    """``count`` RUNNING CVMs in vpc-gzdemo01 / subnet-gz4app01 (10.0.2.10 up), in no cluster."""
-    world = twin.world
-    ids = []
-    with world.lock:
-        for i in range(count):
-            instance_id = f"ins-bench{i:03d}"
-            system = make_disk(world, "system", 0, {"size_gb": 50, "filesystem": "ext4", "mountpoint": "/",
-                                                    "used_gb": 6})
-            data = [make_disk(world, "data", k, doc) for k, doc in enumerate(DISK_MIX[i % len(DISK_MIX)])]
-            world.cvms[instance_id] = Cvm(
-                instance_id=instance_id, name=f"bench-{i}", region="ap-guangzhou", zone="ap-guangzhou-4",
-                vpc_id="vpc-gzdemo01", subnet_id="subnet-gz4app01", private_ip=f"10.0.2.{10 + i}",
-                instance_type="S5.LARGE8", cpu=4, memory_gib=8, key_ids=["skey-demo0001"],
-                security_group_ids=["sg-gzdemo01"], system_disk=system, data_disks=data,
-                services={"sshd": "active"})
-            ids.append(instance_id)
-    if twin.ssh is not None:
-        twin.ssh.sync()
-    return ids
+def write_world(directory: Path, count: int) -> tuple[Path, list[str]]:
+    """The default world plus ``count`` RUNNING CVMs in vpc-gzdemo01 / subnet-gz4app01 (10.0.2.10 up),
+    in no cluster, and a Running tkeflow cluster with its public endpoint open; (path, instance IDs)."""
+    doc = yaml.safe_load(DEFAULT_WORLD.read_text())
+    spec = doc["spec"]
+    for pair in spec.get("key_pairs") or []:
+        if "public_key_file" in pair:
+            pair["public_key"] = (DEFAULT_WORLD.parent / pair.pop("public_key_file")).read_text().strip()
+    spec.setdefault("quotas", {})["postpaid_per_zone"] = max(30, count + 10)
+    region = next(r for r in spec["regions"] if r["name"] == "ap-guangzhou")
+    ids = [f"ins-bench{i:03d}" for i in range(count)]
+    region.setdefault("instances", []).extend(
+        {"id": iid, "name": f"bench-{i}", "subnet": "subnet-gz4app01", "private_ip": f"10.0.2.{10 + i}",
+         "type": "S5.LARGE8", "security_groups": ["sg-gzdemo01"], "data_disks": DISK_MIX[i % len(DISK_MIX)]}
+        for i, iid in enumerate(ids))
+    region.setdefault("clusters", []).append({
+        "id": CLUSTER_ID, "name": "bench", "version": "1.30.0", "vpc": "vpc-gzdemo01", "subnet": "subnet-gz4app01",
+        "container_cidr": "172.20.0.0/16", "service_cidr": "172.21.0.0/20", "status": "Running",
+        "endpoints": ["extranet"], "tags": {"tkeflow-managed": "true"}, "workers": []})
+    path = directory / "bench-world.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path, ids
 
 
-def wait_for(what: str, check: Any, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        threading.Event().wait(0.05)
-
-
-def create_cluster(twin: Twin) -> str:
-    """A Running cluster with its public endpoint open and its kubeconfig kept (as create-cluster does)."""
+def keep_kubeconfig(cluster_id: str) -> None:
+    """The cluster's kubeconfig in its Secret block, as create-cluster leaves it."""
     cloud = tencent.client_for("ap-guangzhou")
-    cluster_id = cloud.call("tke", "CreateCluster", {
-        "ClusterType": "MANAGED_CLUSTER",
-        "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16", "ServiceCIDR": "172.21.0.0/20"},
-        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": "bench", "VpcId": "vpc-gzdemo01"},
-    })["ClusterId"]
-    wait_for("cluster Running", lambda: cloud.describe_clusters([cluster_id])[0]["ClusterStatus"] == "Running")
-    cloud.call("tke", "CreateClusterEndpoint", {"ClusterId": cluster_id, "IsExtranet": True})
-    wait_for("endpoint", lambda: cloud.call("tke", "DescribeClusterEndpointStatus", {
-        "ClusterId": cluster_id, "IsExtranet": True})["Status"] == "Created")
     kubeconfig = cloud.call("tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id, "IsExtranet": True})
     save_kubeconfig(cluster_id, kubeconfig["Kubeconfig"])
-    return str(cluster_id)
 
 
 @flow(name="benchmark-warm-up")
@@ -129,37 +116,37 @@ def phase_seconds(flow_run_id: Any, wall_started: datetime) -> dict[str, float]:
     return {k: round(v, 3) for k, v in phases.items()}
 
 
-def set_twin_timings(twin: Twin, timings: dict[str, float]) -> None:
-    """POST /_twin/timings: the public way, which also reaches the cluster twin's kubelets."""
-    request = urllib.request.Request(f"{twin.url}/_twin/timings", data=json.dumps(timings).encode(), method="POST",
+def twin_admin(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """GET, or POST JSON to, a /_twin/ admin route (loopback, JSON: what the admin routes accept)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{endpoint}{path}", data=data, method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        reply.read()
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with prefect_test_harness(server_startup_timeout=120), Twin.start() as twin:
-        os.environ.update(twin.env())
-        set_twin_timings(twin, {"cluster_create": 0.2, "endpoint_create": 0.1})
-        instance_ids = add_hosts_to_world(twin, args.hosts)
-        cluster_id = create_cluster(twin)
-        set_twin_timings(twin, {"instance_init": args.instance_init, "node_ready": args.node_ready,
-                                "ssh_command_latency_s": args.ssh_latency})
-        spec = specs.ExistingHostsSpec.model_validate({
-            "cluster_id": cluster_id, "region": "ap-guangzhou", "instance_ids": instance_ids,
-            "container_dir_on_data_disk": True, "approve_reinstall": True,
-            "login": {"key_ids": ["skey-demo0001"]}, "security_group_ids": ["sg-gzdemo01"],
-            "ssh": {"private_key_file": str(DEMO_KEY), "concurrency": args.concurrency}})
-        if args.warm_up:
-            warm_up()
-        calls_before = len(twin.calls())
-        started = time.monotonic()
-        wall_started = datetime.now(timezone.utc)
-        state = add_existing_hosts(spec=spec, return_state=True)
-        wall = time.monotonic() - started
-        report = state.result()
-        calls = twin.calls()[calls_before:]
-        phases = phase_seconds(state.state_details.flow_run_id, wall_started)
+    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
+        world, instance_ids = write_world(Path(tmp), args.hosts)
+        with twin_process(world) as endpoint:
+            keep_kubeconfig(CLUSTER_ID)
+            twin_admin(endpoint, "/_twin/timings", {"instance_init": args.instance_init, "node_ready": args.node_ready,
+                                                    "ssh_command_latency_s": args.ssh_latency})
+            spec = specs.ExistingHostsSpec.model_validate({
+                "cluster_id": CLUSTER_ID, "region": "ap-guangzhou", "instance_ids": instance_ids,
+                "container_dir_on_data_disk": True, "approve_reinstall": True,
+                "login": {"key_ids": ["skey-demo0001"]}, "security_group_ids": ["sg-gzdemo01"],
+                "ssh": {"private_key_file": str(DEMO_KEY), "concurrency": args.concurrency}})
+            if args.warm_up:
+                warm_up()
+            calls_before = len(twin_admin(endpoint, "/_twin/calls"))
+            started = time.monotonic()
+            wall_started = datetime.now(timezone.utc)
+            state = add_existing_hosts(spec=spec, return_state=True)
+            wall = time.monotonic() - started
+            report = state.result()
+            calls = twin_admin(endpoint, "/_twin/calls")[calls_before:]
+            phases = phase_seconds(state.state_details.flow_run_id, wall_started)
     waves = math.ceil(args.hosts / args.concurrency)
     ideal = waves * args.ssh_latency + args.instance_init + args.node_ready
     return {"hosts": args.hosts, "concurrency": args.concurrency, "ssh_latency_s": args.ssh_latency,

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.flows import upgrade_world as uw  # noqa: E402  (after the path tweak: run as a script)
+from benchmarks.twin_process import twin_process  # noqa: E402  (after the path tweak: run as a script)
+from tests.flows import upgrade_world as uw  # noqa: E402
 
 # The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -60,22 +59,6 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-@contextlib.contextmanager
-def twin_process(world: Path) -> Iterator[str]:
-    """``tkeflow twin serve`` in its own process (as a real cloud is elsewhere: the flow's process
-    shares no CPU lock with it); sets the env that points clients at it; yields its endpoint."""
-    process = subprocess.Popen([sys.executable, "-m", "tkeflow.cli", "twin", "serve", "--world", str(world)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        env = dict(process.stdout.readline().strip().split("=", 1) for _ in range(3))
-        os.environ.update(env)
-        yield env["TKEFLOW_TWIN_ENDPOINT"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def prepare_cluster(cluster_id: str, nodes: int) -> None:
@@ -113,7 +96,8 @@ def main() -> None:
             setup_started = time.monotonic()
             prepare_cluster(cluster_id, args.nodes)  # also warms the process up: see the module doc
             setup = time.monotonic() - setup_started
-            urllib.request.urlopen(urllib.request.Request(f"http://{endpoint}/_twin/calls", method="DELETE"),
+            urllib.request.urlopen(urllib.request.Request(f"http://{endpoint}/_twin/calls", method="DELETE",
+                                                          headers={"Content-Type": "application/json"}),
                                    timeout=10).read()
             before = uw.os_install_counts(endpoint, instance_ids)
             spec = NodeUpgradeSpec.model_validate({

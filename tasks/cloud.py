@@ -4,15 +4,27 @@ Credentials come from the SDK's environment variables (TENCENTCLOUD_SECRET_ID/KE
 that has none, from the Prefect Secret blocks ``tencentcloud-secret-id`` / ``tencentcloud-secret-key``.
 A cluster's kubeconfig lives in the Secret block ``kubeconfig-<cluster-id>`` (written by the
 create-cluster flow or fetched on first use), never in a result, a log or a file.
+
+A task that needs a cluster takes a ``ClusterTarget`` as its first argument and reaches its
+Kubernetes API with ``with cluster_kube(target) as kube:``. Inside ``kube_session()`` (which
+tasks/procedure.py's ``Run`` opens for the whole flow run) that is the run's one client per cluster,
+shared by every task of the run, closed when the run ends; outside one (a task alone in a test) it
+is a client of its own, closed at the end of the ``with``. No module-global cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.blocks.system import Secret
 
+from tasks.cluster_request import MANAGED_TAG
 from tkeflow.clients import tencent
 from tkeflow.clients.kube import Kube
 from tkeflow.errors import NotFoundError, PermanentError
@@ -87,19 +99,31 @@ def fetch_kubeconfig(cloud: tencent.TencentCloud, cluster_id: str, extranet: boo
     return str(fetched["Kubeconfig"])
 
 
-def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None) -> dict[str, Any]:
-    """The cluster a spec names by ID or by exact name, in one DescribeClusters call (a name must match one)."""
+def cluster_by_id_or_name(cloud: tencent.TencentCloud, cluster_id: str | None, cluster_name: str | None, *,
+                          destructive: bool = True) -> dict[str, Any]:
+    """The cluster a spec names by ID or by exact name, in one DescribeClusters call (a name must match one).
+
+    For a flow that changes the cluster (``destructive``), a cluster found by name must carry the
+    tkeflow tag (issue 14 item 2): a name is easily shared with a cluster someone else runs, so acting
+    on one tkeflow did not create takes its ID, given on purpose.
+    """
     if cluster_id:
         by_id = cloud.describe_clusters([cluster_id])
         if not by_id:
             raise NotFoundError(f"cluster {cluster_id} does not exist in {cloud.region}: fix spec.cluster_id")
         return by_id[0]
-    found: dict[str, Any] | None = cloud.find_cluster_by_name(cluster_name or "")
-    if not found:
-        raise NotFoundError(
-            f"no cluster named {cluster_name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
-        )
-    return found
+    name = cluster_name or ""
+    found: dict[str, Any] | None = cloud.find_cluster_by_name(name, tags=dict([MANAGED_TAG]) if destructive else None)
+    if found:
+        return found
+    if destructive and cloud.find_cluster_by_name(name):
+        raise PermanentError(
+            f"the cluster named {name!r} in {cloud.region} was not created by tkeflow (no tag "
+            f"{MANAGED_TAG[0]}={MANAGED_TAG[1]}): a flow that changes a cluster finds it by name only when "
+            "tkeflow manages it; give spec.cluster_id to act on it", code="ClusterNotManaged")
+    raise NotFoundError(
+        f"no cluster named {name!r} in {cloud.region}: create it first (kind Cluster) or give spec.cluster_id"
+    )
 
 
 def kube_for(cluster_id: str, region: str) -> Kube:
@@ -108,3 +132,75 @@ def kube_for(cluster_id: str, region: str) -> Kube:
     Use as a context manager: ``with kube_for(cluster_id, region) as kube: ...``.
     """
     return Kube(load_kubeconfig(cluster_id, region))
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """The cluster a task works on: the first argument of every task that needs one."""
+
+    region: str
+    cluster_id: str
+
+    def __str__(self) -> str:
+        return self.cluster_id
+
+
+class KubeSession:
+    """The Kubernetes clients of one flow run: one per cluster, created on first use, closed at the end."""
+
+    def __init__(self) -> None:
+        self._clients: dict[ClusterTarget, Kube] = {}
+        self._lock = threading.Lock()
+
+    def client(self, target: ClusterTarget) -> Kube:
+        with self._lock:  # tasks of one run ask from several threads at once: build each client once
+            found = self._clients.get(target)
+            if found is None:
+                found = self._clients[target] = kube_for(target.cluster_id, target.region)
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+# Set by kube_session() in the flow; Prefect's task runners copy the context into every task's thread.
+_session: ContextVar[KubeSession | None] = ContextVar("tkeflow_kube_session", default=None)
+
+
+@contextlib.contextmanager
+def kube_session() -> Iterator[KubeSession]:
+    """One Kubernetes client per cluster for everything run inside (a flow run), closed on exit."""
+    session = KubeSession()
+    token = _session.set(session)
+    try:
+        yield session
+    finally:
+        _session.reset(token)
+        session.close()
+
+
+def session_kube(target: ClusterTarget) -> Kube:
+    """The run's shared client for the target, inside kube_session() (every flow's Run opens one).
+
+    For tasks that always run within a flow (the upgrade's node steps); a task that may also run on
+    its own uses ``with cluster_kube(target) as kube:``.
+    """
+    session = _session.get()
+    if session is None:
+        raise PermanentError("no Kubernetes session: run this task in a flow written on tasks/procedure.Run, "
+                             "or within tasks.cloud.kube_session()", code="NoKubeSession")
+    return session.client(target)
+
+
+@contextlib.contextmanager
+def cluster_kube(target: ClusterTarget) -> Iterator[Kube]:
+    """The target's Kubernetes client: the run's shared one inside kube_session(), else one of its own."""
+    session = _session.get()
+    if session is not None:
+        yield session.client(target)
+        return
+    with kube_for(target.cluster_id, target.region) as kube:
+        yield kube

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,18 @@ from tkeflow.specs import ExistingHostsSpec
 # cross-check filesystems (a udev cache can miss one; the safe side is "has a filesystem"), df for
 # used bytes of mounted filesystems (lsblk's FSUSED needs util-linux 2.33, older hosts lack it).
 INSPECT_COMMAND = "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,UUID,MOUNTPOINT,SERIAL; blkid -o export; df -B1"
-# A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
-SSH_RETRY_ROUNDS = 2
+
+
+def inspect_command(host: HostTarget) -> str:
+    """INSPECT_COMMAND preceded by the zero check of each cloud data disk (R-ADD-3, issue 14 item 4:
+    a disk without a filesystem holds data unless its first and last MiB read as zeros), by disk ID."""
+    checks = [ssh_output.zero_check_command(d.disk_id, d.size_gb * data_disk.GIB) for d in host.cloud_disks if d.disk_id]
+    return "; ".join([*checks, INSPECT_COMMAND])
+
+
+# An inspection younger than this is reused right before the join instead of repeated (issue 14 item 4):
+# no person's approval fits in it, and a disk does not change in it without someone acting on the host.
+FRESH_INSPECTION_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class Inspection:
     host: HostTarget
     disks: tuple[data_disk.DataDiskSeen, ...] = ()
     error: str | None = None
+    taken_at: float = 0.0  # time.time() when SSH answered
 
     @property
     def ok(self) -> bool:
@@ -251,7 +263,9 @@ def split_inspection_output(text: str) -> tuple[str, str, str, str]:
 
 
 def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
-    """Whole disks as SSH shows them: lsblk devices with blkid's filesystems and df's used bytes."""
+    """Whole disks as SSH shows them: lsblk devices with blkid's filesystems, df's used bytes and the
+    zero check of their ends (taken only when it assumed the size lsblk shows)."""
+    zero_checks = ssh_output.parse_zero_checks(stdout)
     lsblk_json, blkid_text, df_text, _ = split_inspection_output(stdout)
     devices = ssh_output.parse_lsblk_json(lsblk_json)
     probed = ssh_output.parse_blkid(blkid_text)
@@ -260,11 +274,13 @@ def block_devices_seen(stdout: str) -> list[data_disk.BlockDevice]:
     for disk in (d for d in devices if d.type == "disk"):
         parts = [d for d in devices if d.parent == disk.name]
         tags = probed.get(disk.path, {})
+        checked = zero_checks.get(disk.serial or "")
         disks.append(data_disk.BlockDevice(
             device=disk.path, size_bytes=disk.size_bytes, serial=disk.serial,
             filesystem=disk.fstype or tags.get("TYPE") or None, uuid=disk.uuid or tags.get("UUID") or None,
             mountpoint=disk.mountpoint, used_bytes=used.get(disk.path) if disk.mountpoint else None,
-            partitions=len(parts), is_system=any(p.mountpoint == "/" for p in [disk, *parts])))
+            partitions=len(parts), is_system=any(p.mountpoint == "/" for p in [disk, *parts]),
+            zeroed=checked[1] if checked and checked[0] == disk.size_bytes else None))
     return disks
 
 
@@ -278,28 +294,45 @@ def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.Tkeflow
         seen = block_devices_seen(outcome.stdout)
     except (ValueError, errors.TkeflowError) as e:
         return Inspection(host, error=f"could not read the inspection output: {e}")
-    return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen))
+    return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen), taken_at=time.time())
 
 
-def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str,
-                 concurrency: int) -> dict[str, ssh.CommandResult | errors.TkeflowError]:
-    """run_many, then again for the hosts that failed transiently (a few rounds): never all hosts twice."""
-    outcomes = client.run_many(ips, command, concurrency=concurrency)
-    for _ in range(SSH_RETRY_ROUNDS):
-        again = [ip for ip, o in outcomes.items() if isinstance(o, errors.TransientError)]
-        if not again:
-            break
-        outcomes.update(client.run_many(again, command, concurrency=concurrency))
+@task(task_run_name="ssh-{command_name}", persist_result=False)
+def ssh_wave(spec: ExistingHostsSpec, ips: list[str], command: str | dict[str, str],
+             command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """``command`` (or IP -> its own) on every host once, ``spec.ssh.concurrency`` at a time, host keys
+    checked; failures per host."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run_many(ips, command, concurrency=spec.ssh.concurrency)
+
+
+@cloud_task(task_run_name="ssh-again-{ip}")
+def ssh_again(spec: ExistingHostsSpec, ip: str, command: str) -> ssh.CommandResult:
+    """``command`` on one host whose wave failed transiently; retried by the task policy (tasks/retry.py)."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run(ip, command)
+
+
+def ssh_on_hosts(spec: ExistingHostsSpec, ips: Sequence[str], command: str | dict[str, str],
+                 command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """One wave for every host, then a retried task for each host that failed transiently: never all twice."""
+    outcomes = ssh_wave(spec, list(ips), command, command_name)
+    per_host = command if isinstance(command, dict) else dict.fromkeys(ips, command)
+    again = {ip: ssh_again.submit(spec, ip, per_host[ip]) for ip, o in outcomes.items()
+             if isinstance(o, errors.TransientError)}
+    for ip, future in again.items():
+        outcome = future.result(raise_on_failure=False)  # the last attempt's error, when every attempt failed
+        outcomes[ip] = outcome if isinstance(outcome, (ssh.CommandResult, errors.TkeflowError)) else \
+            errors.TransientError(f"SSH to {ip} failed: {outcome}")
     return outcomes
 
 
-@task(task_run_name="inspect-hosts", persist_result=False)
 def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str, Inspection]:
-    """Step 2: every host's disks over SSH, ``spec.ssh.concurrency`` at a time, host keys checked."""
+    """Step 2: every host's disks over SSH (one wave, stragglers retried by the task policy), host keys checked."""
     if not hosts:
         return {}
-    with ssh.SshClient.from_spec(spec.ssh) as client:
-        outcomes = run_on_hosts(client, [h.private_ip for h in hosts], INSPECT_COMMAND, spec.ssh.concurrency)
+    commands = {h.private_ip: inspect_command(h) for h in hosts}
+    outcomes = ssh_on_hosts(spec, list(commands), commands)
     inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
     for failed in (i for i in inspections.values() if not i.ok):
         run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)
@@ -326,3 +359,46 @@ def decide_data_disks(spec: ExistingHostsSpec,
             host = data_disk.HostDisks(instance_id=instance_id, data_disks=inspection.disks)
             decisions[instance_id] = data_disk.decide_data_disk(host, choice_for(spec, instance_id))
     return decisions
+
+
+# -- 5a. right before the join: the disks are still as planned (R-ADD-3, issue 14 item 4) -------------
+
+
+def _identity(disk: data_disk.DataDiskSeen) -> tuple[Any, ...]:
+    """What the R-ADD-3 decision rests on (used bytes only through holds_data: a busy disk grows)."""
+    return (disk.disk_id, disk.device, disk.size_bytes, disk.filesystem, disk.uuid, disk.mountpoint,
+            disk.partitions, disk.zeroed, disk.holds_data)
+
+
+def disks_changed(before: Inspection, now: Inspection) -> str | None:
+    """Why a host's data disks are not as the plan saw them, or None when they are."""
+    if not now.ok:
+        return f"could not inspect it again before the join: {now.error}"
+    if sorted(map(_identity, before.disks), key=repr) == sorted(map(_identity, now.disks), key=repr):
+        return None
+    was = "; ".join(d.describe() for d in before.disks) or "no data disk"
+    is_now = "; ".join(d.describe() for d in now.disks) or "no data disk"
+    return f"its data disks changed since the plan (was: {was}; now: {is_now}): plan again"
+
+
+def recheck_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection], instance_ids: list[str],
+                  max_age_s: float = FRESH_INSPECTION_S) -> dict[str, str]:
+    """Step 5a: each host about to join, inspected again right before the join (an inspection younger
+    than ``max_age_s`` is reused, at no cost); returns instance ID -> why that host stops (R-ADD-3)."""
+    now = time.time()
+    stale = [inspections[i].host for i in instance_ids if now - inspections[i].taken_at > max_age_s]
+    return recheck_stale_hosts(spec, inspections, stale) if stale else {}
+
+
+@task(task_run_name="recheck-hosts-before-join", persist_result=False)
+def recheck_stale_hosts(spec: ExistingHostsSpec, inspections: dict[str, Inspection],
+                        stale: list[HostTarget]) -> dict[str, str]:
+    """The hosts whose inspection is too old to trust, inspected again and compared with the plan's view."""
+    fresh = inspect_hosts(spec, stale)
+    stopped = {}
+    for host in stale:
+        reason = disks_changed(inspections[host.instance_id], fresh[host.instance_id])
+        if reason:
+            stopped[host.instance_id] = reason
+            run_logger().warning("%s is not added: %s", host.instance_id, reason)
+    return stopped

@@ -6,7 +6,9 @@ Prefect UI shows where a node is and how long each step took.
 Every step converges (DESIGN.md): it reads the node first and does nothing when its goal holds, so a
 flow killed at any point and run again continues without redoing or undoing anything. What tkeflow
 did to a node is written on the node itself (tkeflow/rules/upgrade.py: ``tkeflow.io/cordoned-by`` and
-``tkeflow.io/upgrade-target``, set and cleared in the same patch as the cordon), never in a local file.
+``tkeflow.io/upgrade-target``, set and cleared in the same patch as the cordon; and what a drain
+moves, ``tkeflow.io/drain-moves``, written before its first eviction so that a rerun after a kill
+mid-drain still waits for those pods Ready elsewhere), never in a local file.
 
 Drains go through the eviction API only, so PodDisruptionBudgets are honoured by the API server
 itself (R-NODE-2); a refused eviction waits for the budget to change (a watch, not a sleep), bounded
@@ -16,7 +18,6 @@ by ``drain.timeout_s`` and a maximum number of rounds: never an endless loop (kO
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-from tasks import cloud
+from tasks.cloud import ClusterTarget, session_kube
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow import errors
@@ -40,35 +41,10 @@ from tkeflow.specs.node_upgrade import DrainSettings
 #: waits for a budget to change, so this is only reached when the API contradicts itself).
 MAX_EVICTION_ROUNDS = 200
 
-_kubes: dict[tuple[str, str, str], Kube] = {}
-_kubes_lock = threading.Lock()
-
-
-def _run_id() -> str:
+def _run_label() -> str:
+    """``<flow run name> (<id>)``: written on a node tkeflow cordons, so the mark names the run that set it."""
     ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
-
-
-def kube(cluster_id: str, region: str) -> Kube:
-    """The cluster's Kube for this flow run (one connection pool per run, not one per task)."""
-    key = (_run_id(), cluster_id, region)
-    with _kubes_lock:
-        found = _kubes.get(key)
-    if found is None:
-        found = cloud.kube_for(cluster_id, region)
-        with _kubes_lock:
-            found = _kubes.setdefault(key, found)
-    return found
-
-
-def close_kubes() -> None:
-    """Close the clients of the current flow run (the flow calls it when it ends)."""
-    run_id = _run_id()
-    with _kubes_lock:
-        mine = [k for k in _kubes if k[0] == run_id]
-        clients = [_kubes.pop(k) for k in mine]
-    for client in clients:
-        client.close()
+    return f"{ctx.flow_run.name} ({ctx.flow_run.id})" if ctx and ctx.flow_run else "no flow run"
 
 
 @dataclass
@@ -109,9 +85,9 @@ def read_node(k: Kube, name: str) -> dict[str, Any]:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="observe-cluster")
-def observe_cluster(cluster_id: str, region: str) -> ClusterObservation:
+def observe_cluster(target: ClusterTarget) -> ClusterObservation:
     """Nodes, pods, PodDisruptionBudgets, Deployments and DaemonSets, read once (no change made)."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     return ClusterObservation(
         nodes=raw_items(k.core.list_node),
         pods=raw_items(k.core.list_pod_for_all_namespaces),
@@ -122,13 +98,13 @@ def observe_cluster(cluster_id: str, region: str) -> ClusterObservation:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="cordon-node", task_run_name="cordon-{node}")
-def cordon_node(cluster_id: str, region: str, node: str, target_version: str, keep_cordoned: bool) -> None:
+def cordon_node(target: ClusterTarget, node: str, target_version: str, keep_cordoned: bool) -> None:
     """R-NODE-1: no new pods on the node; marks it as ours (cordon + annotations in one patch).
 
     A node cordoned by someone else only gets ``upgrade-target`` (so a rerun knows it was started);
-    it is never marked ours, so nothing will ever uncordon it.
+    it is never marked ours, so nothing will ever uncordon it. The mark names the flow run that set it.
     """
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     current = read_node(k, node)
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     unschedulable = bool((current.get("spec") or {}).get("unschedulable"))
@@ -141,25 +117,28 @@ def cordon_node(cluster_id: str, region: str, node: str, target_version: str, ke
     if unschedulable and ours and annotations.get(rules.UPGRADE_TARGET_ANNOTATION) == target_version:
         return  # cordoned by an earlier run: converged
     k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: rules.CORDONED_BY_VALUE,
+                                                          rules.CORDONED_BY_RUN_ANNOTATION: _run_label(),
                                                           rules.UPGRADE_TARGET_ANNOTATION: target_version}},
                              "spec": {"unschedulable": True}}, _content_type=MERGE_PATCH)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="uncordon-node", task_run_name="uncordon-{node}")
-def uncordon_node(cluster_id: str, region: str, node: str, keep_cordoned: bool) -> None:
+def uncordon_node(target: ClusterTarget, node: str, keep_cordoned: bool) -> None:
     """Give the node back: uncordon and drop our marks in one patch; a node cordoned before the flow
     began keeps its cordon and only loses ``upgrade-target`` (R-NODE-1; the SUC #341 complaint)."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     current = read_node(k, node)
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     ours = annotations.get(rules.CORDONED_BY_ANNOTATION) == rules.CORDONED_BY_VALUE
     if keep_cordoned or not ours:
-        if rules.UPGRADE_TARGET_ANNOTATION in annotations:
-            k.core.patch_node(node, {"metadata": {"annotations": {rules.UPGRADE_TARGET_ANNOTATION: None}}},
-                              _content_type=MERGE_PATCH)
+        marks = [a for a in (rules.UPGRADE_TARGET_ANNOTATION, rules.DRAIN_MOVES_ANNOTATION) if a in annotations]
+        if marks:
+            k.core.patch_node(node, {"metadata": {"annotations": dict.fromkeys(marks)}}, _content_type=MERGE_PATCH)
         return
     k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: None,
-                                                          rules.UPGRADE_TARGET_ANNOTATION: None}},
+                                                          rules.CORDONED_BY_RUN_ANNOTATION: None,
+                                                          rules.UPGRADE_TARGET_ANNOTATION: None,
+                                                          rules.DRAIN_MOVES_ANNOTATION: None}},
                              "spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
 
 
@@ -192,13 +171,13 @@ def _ready_by_owner(pods: Sequence[Mapping[str, Any]], excluded_nodes: set[str])
 
 
 @cloud_task(cache_policy=NO_CACHE, name="drain-node", task_run_name="drain-{node}")
-def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) -> DrainResult:
+def drain_node(target: ClusterTarget, node: str, drain: DrainSettings) -> DrainResult:
     """R-NODE-2: evict every pod except DaemonSet ones, honouring PDBs; then wait until they are gone.
 
     Stops (PermanentError, the node stays cordoned) when a budget still refuses after
     ``drain.timeout_s``, or when a pod with local storage is met without ``delete_local_data``.
     """
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     deadline = time.monotonic() + drain.timeout_s
     all_pods = raw_items(k.core.list_pod_for_all_namespaces)
     on_node = [p for p in all_pods if (p.get("spec") or {}).get("nodeName") == node and health.moves_on_drain(p)]
@@ -206,15 +185,7 @@ def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) ->
     if blockers:
         raise errors.PermanentError(f"drain of {node} stopped before evicting anything: " + "; ".join(
             f"{b.pod} {b.reason} ({b.fix})" for b in blockers), code="DrainBlocked")
-    result = DrainResult(node)
-    ready_now = _ready_by_owner(all_pods, set())
-    for pod in on_node:
-        uid = _controller_uid(pod)
-        if uid:
-            owner = next(o for o in pod["metadata"]["ownerReferences"] if o.get("uid") == uid)
-            result.want_ready[uid] = ready_now.get(uid, 0)
-            result.owner_names[uid] = f"{owner.get('kind')} {pod['metadata'].get('namespace')}/{owner.get('name')}"
-            result.owner_namespaces[uid] = pod["metadata"].get("namespace", "default")
+    result = _moves(k, node, on_node, all_pods)
     pending = on_node
     for _round in range(MAX_EVICTION_ROUNDS):
         pending = _evict_round(k, pending, drain, result)
@@ -226,6 +197,27 @@ def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) ->
     remaining = max(1.0, deadline - time.monotonic())
     _wait_gone(k, node, result.evicted, remaining)
     return result
+
+
+def _moves(k: Kube, node: str, on_node: list[dict[str, Any]], all_pods: list[dict[str, Any]]) -> DrainResult:
+    """What this drain moves (owners of the pods on the node and their Ready counts), merged with the
+    record a killed earlier drain left on the node, and written back there before any eviction."""
+    annotations = (read_node(k, node).get("metadata") or {}).get("annotations") or {}
+    recorded = rules.parse_drain_moves(annotations)
+    moves = dict(recorded)
+    ready_now = _ready_by_owner(all_pods, set())
+    for pod in on_node:
+        uid = _controller_uid(pod)
+        if uid and uid not in moves:
+            owner = next(o for o in pod["metadata"]["ownerReferences"] if o.get("uid") == uid)
+            namespace = pod["metadata"].get("namespace", "default")
+            moves[uid] = (ready_now.get(uid, 0), f"{owner.get('kind')} {namespace}/{owner.get('name')}", namespace)
+    if moves != recorded:
+        k.core.patch_node(node, {"metadata": {"annotations": {rules.DRAIN_MOVES_ANNOTATION: rules.encode_drain_moves(moves)}}},
+                          _content_type=MERGE_PATCH)
+    return DrainResult(node, want_ready={u: m[0] for u, m in moves.items()},
+                       owner_names={u: m[1] for u, m in moves.items()},
+                       owner_namespaces={u: m[2] for u, m in moves.items()})
 
 
 def _evict_round(k: Kube, pods: list[dict[str, Any]], drain: DrainSettings, result: DrainResult) -> list[dict[str, Any]]:
@@ -298,7 +290,7 @@ def _ready_models_by_owner(pods: list[Any], excluded_nodes: set[str]) -> dict[st
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-pods-rescheduled")
-def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult], timeout_s: float) -> None:
+def wait_pods_rescheduled(target: ClusterTarget, drains: list[DrainResult], timeout_s: float) -> None:
     """The evicted pods' controllers have as many Ready pods off the drained nodes as before the drain.
 
     One watch per namespace involved (not the whole cluster's pods), so the wait costs little even
@@ -313,7 +305,7 @@ def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult
         names.update(result.owner_names)
         namespaces.update(result.owner_namespaces)
     drained = {r.node for r in drains}
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     deadline = time.monotonic() + timeout_s
     for namespace in sorted(set(namespaces.values())):
         owners = {uid: n for uid, n in want.items() if namespaces.get(uid) == namespace}
@@ -328,17 +320,17 @@ def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-node-upgraded", task_run_name="wait-{node}-ready")
-def wait_node_upgraded(cluster_id: str, region: str, node: str, target_version: str, timeout_s: float) -> None:
+def wait_node_upgraded(target: ClusterTarget, node: str, target_version: str, timeout_s: float) -> None:
     """Watch the node until it is Ready again with its kubelet at the target version."""
-    kube(cluster_id, region).wait_node_ready(node, target_version, timeout_s=timeout_s)
+    session_kube(target).wait_node_ready(node, target_version, timeout_s=timeout_s)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="validate-node", task_run_name="validate-{node}")
-def validate_node(cluster_id: str, region: str, node: str, target_version: str, deployments: list[str],
+def validate_node(target: ClusterTarget, node: str, target_version: str, deployments: list[str],
                   timeout_s: float) -> list[str]:
     """After a node: it is Ready at the target, every DaemonSet is Ready (its pods on this node too),
     and every Deployment that was available before the flow began is available again. Returns problems."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     problems = []
     current = read_node(k, node)
     if not health.node_ready_at(current, target_version, or_newer=True):

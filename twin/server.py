@@ -7,7 +7,7 @@ shared by the cloud API (twin/cloud), the cluster twins (twin/kube, through
 
     with Twin.start(world_path=None, port=0) as twin:
         twin.endpoint      # "127.0.0.1:PORT" (HttpProfile(endpoint=..., protocol="http"))
-        twin.env()         # TENCENTCLOUD_SECRET_ID / _KEY, TKEFLOW_TWIN_ENDPOINT
+        twin.env()         # TENCENTCLOUD_SECRET_ID / _KEY, TKEFLOW_TWIN_ENDPOINT, TKEFLOW_TWIN=1
         twin.calls()       # the /_twin/calls log
 """
 
@@ -153,8 +153,9 @@ class Twin:
         return self.world.secret_key
 
     def env(self) -> dict[str, str]:
+        # TKEFLOW_TWIN=1: the explicit twin mode without which tkeflow ignores the endpoint
         return {"TENCENTCLOUD_SECRET_ID": self.secret_id, "TENCENTCLOUD_SECRET_KEY": self.secret_key,
-                "TKEFLOW_TWIN_ENDPOINT": self.endpoint}
+                "TKEFLOW_TWIN_ENDPOINT": self.endpoint, "TKEFLOW_TWIN": "1"}
 
     def calls(self) -> list[dict[str, Any]]:
         return self.call_log.snapshot()

@@ -303,3 +303,19 @@ def test_the_kubernetes_client_models_get_the_same_answer_in_the_waits():
     assert not kube_waits.is_deployment_available(deployment)  # generation 3 not observed yet
     deployment.status.observed_generation = 3
     assert kube_waits.is_deployment_available(deployment)
+
+
+@pytest.mark.parametrize(("where", "key"), [("user", "tokenFile"), ("user", "client-key"),
+                                            ("user", "client-certificate"), ("cluster", "certificate-authority")])
+def test_credentials_by_path_are_refused(cluster: KubeCluster, tmp_path: Any, where: str, key: str) -> None:
+    """Issue 14 item 9: a tampered Secret block could make a worker read (and send) any of its files."""
+    import yaml
+
+    worker_file = tmp_path / "worker-secret"
+    worker_file.write_text("Zq9-MARKER-file-content")
+    doc = yaml.safe_load(cluster.kubeconfig())
+    section = doc["users"][0]["user"] if where == "user" else doc["clusters"][0]["cluster"]
+    section[key] = str(worker_file)
+    with pytest.raises(errors.PermanentError, match=f"{key} by path") as caught:
+        kube_config.configuration_from_kubeconfig(yaml.safe_dump(doc))
+    assert "MARKER" not in str(caught.value) and str(worker_file) not in str(caught.value)

@@ -92,6 +92,39 @@ def test_a_changed_host_key_is_permanent_and_names_the_host(hosts: list[Cvm]) ->
         assert str(key).split()[1] not in message  # fingerprints only, never key material
 
 
+def test_a_reinstalled_host_s_new_key_is_accepted_logged_and_recorded_only_for_it(
+        hosts: list[Cvm], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14 item 7: a reinstall regenerates host keys; the caller names the hosts it reinstalled,
+    and only for those a changed key is accepted (old and new fingerprints logged, new key recorded)."""
+    with SshFleet(hosts, seed="s", keys={DEMO_KEY_ID: DEMO_PUB}, rekey_on_reinstall=True) as fleet:
+        pinned = fleet.mapping()
+        hosts[0].os_install_count += 1  # ins-host0001 (10.0.1.11) and ins-host0002 (10.0.1.12) reinstalled
+        hosts[1].os_install_count += 1
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("10.0.1.11 ssh-ed25519 AAAAold\nother-host ssh-ed25519 AAAAkeep\n")
+        with ssh.SshClient(DEMO_KEY, twin_map=pinned) as client:
+            client.accept_reinstalled(["10.0.1.11"], record_to=known_hosts)
+            with caplog.at_level("WARNING", logger="tkeflow.clients.ssh"):
+                assert client.run("10.0.1.11", "hostname").stdout == "VM-1-11-tencentos\n"
+                assert client.run("10.0.1.11", "hostname").ok  # the same session, no second acceptance
+            with pytest.raises(errors.PermanentError) as caught:  # changed too, but not reinstalled by us
+                client.run("10.0.1.12", "hostname")
+            assert caught.value.code == "HostKeyChanged"
+        new_key = fleet.mapping()["10.0.1.11"]["host_key"]
+    old = paramiko.PKey.from_type_string(*_split(pinned["10.0.1.11"]["host_key"]))
+    new = paramiko.PKey.from_type_string(*_split(new_key))
+    messages = [r.getMessage() for r in caplog.records if "reinstalled" in r.getMessage()]
+    assert len(messages) == 1 and old.fingerprint in messages[0] and new.fingerprint in messages[0]
+    assert known_hosts.read_text().splitlines() == ["other-host ssh-ed25519 AAAAkeep", f"10.0.1.11 {new_key}"]
+
+
+def _split(line: object) -> tuple[str, bytes]:
+    import base64
+
+    key_type, key_b64 = str(line).split()[:2]
+    return key_type, base64.b64decode(key_b64)
+
+
 def test_real_hosts_use_known_hosts_and_refuse_unknown_keys(fleet: SshFleet, tmp_path: Path) -> None:
     entry = fleet.mapping()["10.0.1.13"]
     known_hosts = tmp_path / "known_hosts"
@@ -198,6 +231,7 @@ def test_the_twin_map_is_fetched_from_the_endpoint_and_refreshed_for_new_hosts(
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             monkeypatch.setenv(ssh.TWIN_ENDPOINT_ENV, f"127.0.0.1:{server.server_address[1]}")
+            monkeypatch.setenv("TKEFLOW_TWIN", "1")  # explicit twin mode (issue 14 item 6)
             with ssh.SshClient(DEMO_KEY) as client:
                 assert client.run("10.0.1.21", "nvidia-smi -L").stdout.startswith("GPU 0: Tesla T4")
                 world["ins-late0001"] = make_cvm("ins-late0001", "10.0.1.99")
@@ -249,7 +283,8 @@ def test_every_failure_of_run_and_run_many_is_a_tkeflow_error(hosts: list[Cvm], 
                 _assert_wrapped(caught.value)
                 _assert_wrapped(client.run_many([ip], "hostname", timeout_s=timeout)[ip])
     public = {name for name, _ in inspect.getmembers(ssh.SshClient, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"run", "run_many", "close"}, "a new public method needs a case above"
+    # accept_reinstalled only sets what run/run_many accept (tested on its own, its errors through run)
+    assert public == {"run", "run_many", "close", "accept_reinstalled"}, "a new public method needs a case above"
 
 
 def test_from_spec_takes_the_existing_hosts_ssh_settings(fleet: SshFleet, monkeypatch: pytest.MonkeyPatch,

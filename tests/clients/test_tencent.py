@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -164,6 +165,9 @@ def test_secret_key_is_scrubbed_from_messages(stub: StubCloud, cloud: tencent.Te
         cloud.call("tke", "DescribeClusters", {})
     assert SECRET_KEY not in str(caught.value) and "***" in str(caught.value)
     assert SECRET_KEY not in repr(cloud)
+    # issue 14 item 3: nothing chained carries the SDK's unscrubbed message into a traceback
+    assert caught.value.__suppress_context__ and SECRET_KEY not in str(caught.value.__cause__)
+    assert SECRET_KEY not in "".join(traceback.format_exception(caught.value))
 
 
 def test_misspelt_parameter_fails_before_any_call(stub: StubCloud, cloud: tencent.TencentCloud) -> None:
@@ -201,6 +205,7 @@ def test_call_returns_every_model_field_as_dict(stub: StubCloud, cloud: tencent.
 
 def test_env_endpoint_and_credentials_are_used(stub: StubCloud, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TKEFLOW_TWIN_ENDPOINT", stub.endpoint)
+    monkeypatch.setenv("TKEFLOW_TWIN", "1")
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDenv")
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
     tencent.clear_client_cache()

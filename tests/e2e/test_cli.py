@@ -48,3 +48,16 @@ def test_demo_runs_every_procedure_and_exits_0(tmp_path):
     assert done.stdout.count("all checks passed") >= 3, done.stdout[-4000:]
     # its temporary server stops with it: the closing lines say so instead of giving a dead address
     assert "--keep-server" in done.stdout and "/runs" not in done.stdout
+
+
+def test_twin_mode_is_said_at_start_and_a_remote_endpoint_refused(twin, monkeypatch):
+    """Issue 14 item 6: --twin says where the calls go; a TKEFLOW_TWIN_ENDPOINT off this machine
+    (passwords would travel in clear) is refused with one message and exit 2, nothing called."""
+    result = CliRunner().invoke(app, ["plan", str(CONFIGS / "cluster.yaml"), "--twin"])
+    assert result.exit_code == 0, result.output
+    assert f"twin mode: every cloud call goes to the twin at {twin.endpoint}" in " ".join(result.output.split())
+
+    monkeypatch.setenv("TKEFLOW_TWIN_ENDPOINT", "203.0.113.7:80")
+    refused = CliRunner().invoke(app, ["plan", str(CONFIGS / "cluster.yaml"), "--twin"])
+    assert refused.exit_code == 2 and "not a loopback address" in " ".join(refused.output.split())
+    assert "Traceback" not in refused.output

@@ -34,7 +34,8 @@ def hosts_spec(**changes: Any) -> specs.ExistingHostsSpec:
 
 
 def clear_calls(twin: Any) -> None:
-    request = urllib.request.Request(f"http://{twin.endpoint}/_twin/calls", method="DELETE")
+    request = urllib.request.Request(f"http://{twin.endpoint}/_twin/calls", method="DELETE",
+                                     headers={"Content-Type": "application/json"})  # admin routes: JSON only
     urllib.request.urlopen(request, timeout=10).close()
 
 
@@ -47,9 +48,12 @@ def wait_for(what: str, fetch: Any, timeout_s: float = 20.0) -> Any:
     return value
 
 
-@pytest.fixture
-def cluster_id(twin: Any) -> str:
-    """The demo cluster, Running with its public endpoint open, made through the twin's cloud API."""
+MANAGED = [{"ResourceType": "cluster", "Tags": [{"Key": "tkeflow-managed", "Value": "true"}]}]
+
+
+def make_cluster(twin: Any, name: str = "demo", tags: list[dict[str, Any]] | None = None) -> str:
+    """A Running cluster with its public endpoint open, made through the twin's cloud API; tagged as
+    create-cluster tags it unless ``tags`` says otherwise."""
     from tasks.cloud import save_kubeconfig
     from tkeflow.clients import tencent
 
@@ -58,7 +62,8 @@ def cluster_id(twin: Any) -> str:
     created = cloud.call("tke", "CreateCluster", {
         "ClusterType": "MANAGED_CLUSTER",
         "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16", "ServiceCIDR": "172.21.0.0/20"},
-        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": "demo", "VpcId": "vpc-gzdemo01"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "ClusterName": name, "VpcId": "vpc-gzdemo01",
+                                 "TagSpecification": MANAGED if tags is None else tags},
     })
     new_id = created["ClusterId"]
     wait_for("cluster Running", lambda: cloud.describe_clusters([new_id])[0]["ClusterStatus"] == "Running")
@@ -69,6 +74,24 @@ def cluster_id(twin: Any) -> str:
     save_kubeconfig(new_id, kubeconfig["Kubeconfig"])  # as create-cluster keeps it (a stale one is replaced)
     clear_calls(twin)
     return str(new_id)
+
+
+@pytest.fixture
+def cluster_id(twin: Any) -> str:
+    """The demo cluster as create-cluster leaves it (tkeflow tag, Running, public endpoint open)."""
+    return make_cluster(twin)
+
+
+def test_a_cluster_found_by_name_must_carry_the_tkeflow_tag(twin, twin_calls):
+    """Issue 14 item 2: a destructive flow acts on a cluster it found by name only when tkeflow manages
+    it; a cluster someone else runs under that name is acted on only when named by ID."""
+    other = make_cluster(twin, tags=[])
+    with pytest.raises(PermanentError, match="not created by tkeflow") as caught:
+        run_flow(hosts_spec(instance_ids=["ins-host0003"]))
+    assert caught.value.code == "ClusterNotManaged" and "cluster_id" in str(caught.value)
+    assert twin_calls(mutating=True) == []
+    report = run_flow(hosts_spec(instance_ids=["ins-host0003"], cluster_id=other, cluster_name=None), dry_run=True)
+    assert report.ok and report.target == other
 
 
 def run_flow(spec: specs.ExistingHostsSpec, dry_run: bool = False):
@@ -232,3 +255,50 @@ def test_r_add_2_rerun_after_a_crash_mid_join_reinstalls_nobody_twice(twin, twin
     assert all(after[i]["os_install_count"] == before[i]["os_install_count"] + 1 for i in DEMO_HOSTS)
     adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
     assert [a["params"]["InstanceIds"] for a in adds] == [["ins-host0003", "ins-host0004"]]
+
+
+def test_reinstalled_hosts_new_keys_accepted_and_written_to_the_spec_known_hosts(twin, cluster_id, tmp_path):
+    """Issue 14 item 7: the twin re-keys a host on reinstall, as TKE does; the flow accepts the new key
+    for the hosts it reinstalled only, and writes it to the known_hosts file the spec names."""
+    known_hosts = tmp_path / "known_hosts"
+    spec = hosts_spec(instance_ids=["ins-host0001", "ins-host0003"])
+    spec = spec.model_copy(update={"ssh": spec.ssh.model_copy(update={"known_hosts_file": str(known_hosts)})})
+    before = twin_get(twin, "/_twin/ssh")
+
+    report = run_flow(spec)
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    after = twin_get(twin, "/_twin/ssh")
+    for ip in ("10.0.1.11", "10.0.1.13"):
+        assert after[ip]["host_key"] != before[ip]["host_key"]  # re-keyed by the reinstall
+    assert sorted(known_hosts.read_text().splitlines()) == sorted(
+        f"{ip} {after[ip]['host_key']}" for ip in ("10.0.1.11", "10.0.1.13"))
+
+
+def test_a_rerun_validates_the_hosts_a_killed_run_joined(twin, twin_calls, cluster_id):
+    """Issue 14 item 5: a host joined by a killed run is 'already in' on the rerun, and its disks are
+    validated all the same, against what that run's join asked for (read back from the cloud)."""
+    from tkeflow.clients import tencent
+    from twin.world.hosts import Disk
+
+    spec = hosts_spec(instance_ids=["ins-host0001"])
+    asked = twin.world.cvms["ins-host0001"].data_disks[0]
+    settings = {"MountTarget": "/var/lib/containerd", "DockerGraphPath": "/var/lib/containerd", "DataDisks": [{
+        "DiskType": "CLOUD_SSD", "FileSystem": "ext4", "DiskSize": 100, "AutoFormatAndMount": True,
+        "MountTarget": "/var/lib/containerd", "DiskPartition": f"/dev/disk/by-id/virtio-{asked.disk_id}"}]}
+    cloud = tencent.client_for("ap-guangzhou")  # the killed run's join, as the flow sends it
+    cloud.call("tke", "AddExistedInstances", {"ClusterId": cluster_id, "InstanceIds": ["ins-host0001"],
+                                              "InstanceAdvancedSettingsOverrides": [settings],
+                                              "LoginSettings": {"KeyIds": ["skey-demo0001"]}})
+    wait_for("host joined", lambda: cvms(twin)["ins-host0001"]["cluster_id"] == cluster_id)
+    with twin.world.lock:  # ...but its initialization put the container directory on another disk
+        cvm = twin.world.cvms["ins-host0001"]
+        asked.format("ext4", "11111111-2222-4333-8444-555555555555", None)
+        cvm.data_disks.append(Disk("disk-wrong001", "/dev/vdc", "data", "CLOUD_SSD", 50, filesystem="ext4",
+                                   uuid="22222222-3333-4444-8555-666666666666", mountpoint="/var/lib/containerd"))
+
+    with pytest.raises(ValidationFailed, match="container dir placement") as failure:
+        run_flow(spec)
+
+    assert "expected " + asked.disk_id in str(failure.value)
+    assert not [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"][1:]  # not re-added

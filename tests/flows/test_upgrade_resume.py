@@ -109,3 +109,22 @@ def test_r_upg_5_killed_flow_resumes_and_upgrades_each_node_exactly_once(slow_cl
     upgrades = [c for c in cluster.calls(mutating=True) if c["action"] == "UpgradeClusterInstances"]
     asked = [i for c in upgrades for i in c["params"]["InstanceIds"]]
     assert sorted(asked) == sorted(cluster.instance_ids), "each instance asked for exactly once across both runs"
+
+
+def test_a_kill_right_after_update_cluster_version_does_not_send_it_again(slow_cluster):
+    """Issue 14 item 10: the killed run's UpdateClusterVersion is under way (or done) when the rerun
+    reads the cluster: the rerun waits for it instead of asking again (R-UPG-1)."""
+    from tkeflow.clients import tencent
+
+    cluster = slow_cluster
+    cloud = tencent.client_for("ap-guangzhou")
+    master = cloud.describe_clusters([cluster.cluster_id])[0]["ClusterVersion"]
+    if master == TARGET:
+        pytest.skip("this world's master is at the target already")
+    cloud.call("tke", "UpdateClusterVersion", {"ClusterId": cluster.cluster_id, "DstVersion": TARGET})  # then killed
+
+    report = run(cluster.spec())
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    sent = [c for c in cluster.calls(mutating=True) if c["action"] == "UpdateClusterVersion"]
+    assert len(sent) == 1

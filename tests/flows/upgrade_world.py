@@ -43,6 +43,7 @@ def write_world(directory: Path, nodes: int = 3, *, version: str = "1.30.0", ins
     region.setdefault("clusters", []).append({
         "id": cluster_id, "name": f"upgrade-{suffix}", "version": version, "vpc": "vpc-gzdemo01", "subnet": SUBNET,
         "container_cidr": "172.24.0.0/16", "service_cidr": "172.25.0.0/20", "status": "Running",
+        "tags": {"tkeflow-managed": "true"},  # as create-cluster leaves it: found by name (issue 14 item 2)
         "workers": instance_ids})
     path = directory / f"world-{cluster_id}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

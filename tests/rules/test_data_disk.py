@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tkeflow.rules import data_disk as dd
 
 GIB = dd.GIB
-EMPTY = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a")
+EMPTY = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", zeroed=True)
 WITH_DATA = dd.DataDiskSeen(device="/dev/vdb", size_bytes=200 * GIB, disk_id="disk-b",
                             filesystem="ext4", uuid="u-1", mountpoint="/data", used_bytes=35 * GIB)
 WANTED = dd.DataDiskChoice(container_dir_on_data_disk=True, mount_target="/var/lib/containerd")
@@ -136,3 +136,28 @@ def test_r_add_3_property_never_formats_data_without_approval(
         assert decision.destroys_data == disk.holds_data
     else:
         assert decision.device is None and not decision.destroys_data
+
+
+def test_a_disk_without_a_filesystem_holds_data_unless_both_ends_read_as_zeros() -> None:
+    """Issue 14 item 4: a raw database device has no filesystem signature; it counted as empty."""
+    raw = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", zeroed=False)
+    unread = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a")
+    assert raw.holds_data and unread.holds_data and not EMPTY.holds_data
+    for disk, words in ((raw, "non-zero content"), (unread, "content not read")):
+        decision = dd.decide_data_disk(host(disk), WANTED)
+        assert decision.outcome is dd.Outcome.NOT_SET and words in decision.reason
+    assert dd.decide_data_disk(host(raw), dd.DataDiskChoice(True, format_approved=True)).destroys_data
+    assert "first and last MiB zero" in dd.decide_data_disk(host(EMPTY), WANTED).reason
+
+
+def test_an_unrecognised_signature_holds_data_even_when_zeroed_at_both_ends() -> None:
+    """LVM2_member, crypto_LUKS, linux_raid_member: a layout made on purpose (its data sits inside)."""
+    for signature in ("LVM2_member", "crypto_LUKS", "linux_raid_member", "swap"):
+        disk = dd.DataDiskSeen(device="/dev/vdb", size_bytes=GIB, filesystem=signature, zeroed=False)
+        assert disk.holds_data
+
+
+def test_merge_carries_the_zero_check() -> None:
+    merged = dd.merge_data_disks([dd.CloudDataDisk("disk-1", 100)],
+                                 [dd.BlockDevice("/dev/vdb", 100 * GIB, serial="disk-1", zeroed=True)])
+    assert merged[0].zeroed is True and not merged[0].holds_data

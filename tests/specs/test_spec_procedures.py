@@ -52,7 +52,10 @@ def test_r_add_2_reinstall_without_approval_is_a_warning() -> None:
 
 def test_r_add_5_no_password_and_no_key_material() -> None:
     assert rules_of(changed("existing-hosts", ssh__password="hunter2")) == {"R-CRT-9"}
+    # key material: R-CRT-9, and its line break is a control character (schema, issue 14 item 8)
     assert rules_of(changed("existing-hosts", ssh__private_key_file="-----BEGIN OPENSSH PRIVATE KEY-----\nx")) == {
+        "R-CRT-9", "schema"}
+    assert rules_of(changed("existing-hosts", ssh__private_key_file="-----BEGIN OPENSSH PRIVATE KEY-----")) == {
         "R-CRT-9"}
     assert rules_of(changed("existing-hosts", instance_ids=["ins-host0001", "ins-host0001"])) == {"schema"}
 

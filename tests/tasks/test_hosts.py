@@ -1,6 +1,7 @@
 """The add-existing-hosts tasks' logic alone (``task.fn``, no Prefect server, no twin): reading the
-inspection output, the per-host settings (R-ADD-3), and the join's partial failure (R-ADD-2: transient
-failures retried in a smaller call, permanent ones reported, nobody reinstalled twice)."""
+inspection output, the per-host settings (R-ADD-3); and the join's partial failure (R-ADD-2: transient
+failures retried in a smaller call by the task retry policy, permanent ones reported, nobody reinstalled
+twice) through Prefect's task engine on the test server, the cloud's replies scripted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from tasks import hosts
 from tasks import hosts_join as join
+from tasks.cloud import ClusterTarget
+from tkeflow.clients import errors as client_errors
 from tkeflow import specs
 from tkeflow.rules import data_disk as dd
 
@@ -48,6 +51,22 @@ def test_inspection_output_merges_lsblk_blkid_and_df() -> None:
     assert by_device["/dev/vdc"].used_bytes is None  # not mounted: df cannot tell
 
 
+def test_inspection_reads_each_cloud_disk_s_ends_by_id_r_add_3() -> None:
+    """Issue 14 item 4: the inspection reads the first and last MiB of every cloud data disk, by disk ID."""
+    host = hosts.HostTarget("ins-host0001", "10.0.1.11", "ap-guangzhou-3", "vpc-gzdemo01", "RUNNING", "S5.LARGE8",
+                            (dd.CloudDataDisk("disk-c", 100), dd.CloudDataDisk("disk-b", 200)))
+    command = hosts.inspect_command(host)
+    assert command.count("/dev/disk/by-id/virtio-disk-c") == 2 and "/dev/vd" not in command
+    assert command.endswith(hosts.INSPECT_COMMAND)
+    raw = "tkeflow-zero-check disk-c 107374182400 data\n"
+    zeros = "tkeflow-zero-check disk-c 107374182400 zeros\n"
+    wrong_size = "tkeflow-zero-check disk-c 1073741824 zeros\n"  # the cloud's size is not the device's
+    for output, expected in ((raw, False), (zeros, True), (wrong_size, None), ("", None)):
+        vdc = next(d for d in hosts.block_devices_seen(output + LSBLK + BLKID.replace("TYPE=xfs", "") + DF)
+                   if d.device == "/dev/vdc")
+        assert vdc.zeroed is expected
+
+
 def test_split_keeps_a_trailing_findmnt_apart() -> None:
     lsblk, blkid, df, rest = hosts.split_inspection_output(LSBLK + BLKID + DF + FINDMNT)
     assert lsblk.startswith("{") and "DEVNAME" in blkid and df.startswith("Filesystem")
@@ -56,7 +75,8 @@ def test_split_keeps_a_trailing_findmnt_apart() -> None:
 
 def test_r_add_3_settings_carry_the_decision_only_where_decided() -> None:
     host = hosts.HostTarget("ins-host0001", "10.0.1.11", "ap-guangzhou-3", "vpc-gzdemo01", "RUNNING", "S5.LARGE8")
-    disk = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", disk_type="CLOUD_SSD")
+    disk = dd.DataDiskSeen(device="/dev/vdb", size_bytes=100 * GIB, disk_id="disk-a", disk_type="CLOUD_SSD",
+                           zeroed=True)
     inspection = hosts.Inspection(host, disks=(disk,))
     on_disk = dd.decide_data_disk(dd.HostDisks("ins-host0001", (disk,)), dd.DataDiskChoice(True))
     not_set = dd.decide_data_disk(dd.HostDisks("ins-host0001", (disk,)), dd.DataDiskChoice(False))
@@ -66,7 +86,7 @@ def test_r_add_3_settings_carry_the_decision_only_where_decided() -> None:
     assert settings["MountTarget"] == settings["DockerGraphPath"] == "/var/lib/containerd"
     assert settings["DataDisks"] == [{"DiskType": "CLOUD_SSD", "FileSystem": "ext4", "DiskSize": 100,
                                       "AutoFormatAndMount": True, "MountTarget": "/var/lib/containerd",
-                                      "DiskPartition": "/dev/vdb"}]
+                                      "DiskPartition": "/dev/disk/by-id/virtio-disk-a"}]
     assert join.advanced_settings(spec(), not_set, inspection) == {"Unschedulable": 0}
 
 
@@ -91,17 +111,20 @@ class FakeCloud:
         return reply
 
 
-def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_others(monkeypatch) -> None:
+TARGET = ClusterTarget("ap-guangzhou", "cls-demo0001")
+
+
+def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_others(monkeypatch, prefect_server) -> None:
+    """Through Prefect's task engine: the host that failed transiently is sent again by the retried task."""
     cloud = FakeCloud([
         {"SuccInstanceIds": ["ins-a"], "FailedInstanceIds": ["ins-b", "ins-c"],
          "FailedReasons": ["InternalError: try again", "FailedOperation.CvmVpcidNotMatch: other VPC"]},
         {"SuccInstanceIds": ["ins-b"], "FailedInstanceIds": [], "FailedReasons": []},
     ])
     monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
-    monkeypatch.setattr(join, "JOIN_BACKOFF_S", 0.0)
     settings = {i: {"Unschedulable": 0, "MountTarget": f"/m/{i}"} for i in ("ins-a", "ins-b", "ins-c")}
 
-    result = join.add_existed_instances.fn(spec(), "cls-demo0001", settings, ["sg-gzdemo01"])
+    result = join.add_existed_instances(TARGET, spec(), settings, ["sg-gzdemo01"])
 
     assert result.added == ["ins-a", "ins-b"] and result.failed == {"ins-c": "FailedOperation.CvmVpcidNotMatch: other VPC"}
     first, second = cloud.requests
@@ -111,7 +134,23 @@ def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_ot
     assert first["LoginSettings"] == {"KeyIds": ["skey-demo0001"]} and first["SecurityGroupIds"] == ["sg-gzdemo01"]
 
 
-def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeypatch) -> None:
+def test_r_add_2_a_host_that_keeps_failing_transiently_is_reported_after_the_bounded_retries(
+        monkeypatch, prefect_server) -> None:
+    """The task policy (tasks/retry.py) retries the smaller call RETRIES times, then reports the host."""
+    from tasks.retry import RETRIES
+
+    busy = {"SuccInstanceIds": [], "FailedInstanceIds": ["ins-b"], "FailedReasons": ["InternalError: busy"]}
+    cloud = FakeCloud([{"SuccInstanceIds": ["ins-a"], **{k: v for k, v in busy.items() if k != "SuccInstanceIds"}}]
+                      + [dict(busy) for _ in range(RETRIES + 1)])
+    monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
+
+    result = join.add_existed_instances(TARGET, spec(), {"ins-a": {}, "ins-b": {}}, [])
+
+    assert result.added == ["ins-a"] and result.failed == {"ins-b": "InternalError: busy"}
+    assert [r["InstanceIds"] for r in cloud.requests] == [["ins-a", "ins-b"]] + [["ins-b"]] * (RETRIES + 1)
+
+
+def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeypatch, prefect_server) -> None:
     cloud = FakeCloud([{"SuccInstanceIds": [], "TimeoutInstanceIds": ["ins-a"], "FailedInstanceIds": []}])
     original = cloud.call
 
@@ -122,17 +161,16 @@ def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeyp
 
     cloud.call = call_then_join  # type: ignore[method-assign]
     monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
-    monkeypatch.setattr(join, "JOIN_BACKOFF_S", 0.0)
 
-    result = join.add_existed_instances.fn(spec(), "cls-demo0001", {"ins-a": {"Unschedulable": 0}}, [])
+    result = join.add_existed_instances(TARGET, spec(), {"ins-a": {"Unschedulable": 0}}, [])
 
     assert result.added == ["ins-a"] and not result.failed and len(cloud.requests) == 1
 
 
 @pytest.mark.parametrize("reason, transient", [("InternalError.Db: busy", True), ("timed out while joining", True),
                                                ("ResourceInUse: already in cluster cls-x", False)])
-def test_transient_reasons(reason: str, transient: bool) -> None:
-    assert join._is_transient(reason) is transient
+def test_transient_reasons_are_judged_at_the_error_boundary(reason: str, transient: bool) -> None:
+    assert client_errors.is_transient_reason(reason) is transient
 
 
 @pytest.mark.parametrize("vpc, state, other, members, ok, rule, words", [
@@ -148,3 +186,26 @@ def test_r_add_1_host_checks(vpc: str, state: str, other: str | None, members: t
     cluster = hosts.ClusterView("cls-demo0001", "vpc-gzdemo01", "Running", member_ids=frozenset(members))
     check = hosts._host_check(host, cluster, other)
     assert (check.ok, check.rule) == (ok, rule) and words in check.detail
+
+
+def test_add_existed_instances_batched_at_the_api_limit(twin, twin_calls, prefect_server) -> None:
+    """Issue 14 item 8: a spec may list up to 500 hosts; the twin, like TKE, takes at most 100 per call."""
+    from tests.twin.ssh.ssh_twin_helpers import make_cvm
+    from tkeflow.clients import tencent
+
+    cloud = tencent.client_for("ap-guangzhou")
+    cluster_id = cloud.call("tke", "CreateCluster", {
+        "ClusterType": "MANAGED_CLUSTER", "ClusterCIDRSettings": {"ClusterCIDR": "172.20.0.0/16"},
+        "ClusterBasicSettings": {"ClusterVersion": "1.30.0", "VpcId": "vpc-gzdemo01"}})["ClusterId"]
+    ids = [f"ins-b{i:07d}" for i in range(130)]
+    with twin.world.lock:
+        twin.world.clusters[cluster_id].status = "Running"
+        for n, instance_id in enumerate(ids):
+            twin.world.cvms[instance_id] = make_cvm(instance_id, f"10.0.2.{n + 2}")
+    settings = {i: {"Unschedulable": 0} for i in ids}
+
+    result = join.add_existed_instances(ClusterTarget("ap-guangzhou", cluster_id), spec(), settings, [])
+
+    assert sorted(result.added) == ids and not result.failed
+    adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
+    assert [len(c["params"]["InstanceIds"]) for c in adds] == [100, 30] and not any(c["error_code"] for c in adds)

@@ -60,7 +60,7 @@ def test_twin_api_and_env() -> None:
         assert twin.endpoint == f"127.0.0.1:{twin.port}" and twin.url == f"http://{twin.endpoint}"
         assert twin.secret_id == "AKIDtwin0000000000000000000000000000" and len(twin.secret_key) == 32
         assert twin.env() == {"TENCENTCLOUD_SECRET_ID": twin.secret_id, "TENCENTCLOUD_SECRET_KEY": twin.secret_key,
-                              "TKEFLOW_TWIN_ENDPOINT": twin.endpoint}
+                              "TKEFLOW_TWIN_ENDPOINT": twin.endpoint, "TKEFLOW_TWIN": "1"}
         port = twin.port
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -153,10 +153,11 @@ def test_tkeflow_twin_serve_prints_and_writes_the_environment(tmp_path: Any) -> 
     proc = subprocess.Popen([sys.executable, "-m", "tkeflow.cli", "twin", "serve", "--env-file", str(env_file)],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = wait_until(lambda: env_file.exists() and len(env_file.read_text().splitlines()) == 3
+        lines = wait_until(lambda: env_file.exists() and len(env_file.read_text().splitlines()) == 4
                            and env_file.read_text().splitlines(), timeout=60, what="the env file")
         values = dict(line.split("=", 1) for line in lines)
-        assert list(values) == ["TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT"]
+        assert list(values) == ["TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT",
+                                "TKEFLOW_TWIN"]
         assert values["TKEFLOW_TWIN_ENDPOINT"].startswith("127.0.0.1:")
 
         class Served:

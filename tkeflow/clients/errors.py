@@ -77,13 +77,19 @@ class PdbBlocked(errors.TransientError):
         self.pod = pod
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced by ***, cut to MAX_MESSAGE_CHARS."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + "..."
     return text
+
+
+def code_names(code: str | None, name: str) -> bool:
+    """Whether a Tencent error code has ``name`` as one of its dotted parts (``FailedOperation.TaskNotFound``)."""
+    return name in (code or "").split(".")
 
 
 def is_throttled(code: str | None) -> bool:
@@ -119,7 +125,7 @@ def from_sdk_error(
     hint = HINTS.get(code.split(".", 1)[0])
     if hint and cls is not errors.TransientError:
         text = f"{text} ({hint})"
-    return cls(_scrub(text, secrets), code=code, request_id=request_id)
+    return cls(scrub(text, secrets), code=code, request_id=request_id)
 
 
 def _kube_status(body: Any) -> tuple[str | None, str | None]:
@@ -137,11 +143,22 @@ def _kube_status(body: Any) -> tuple[str | None, str | None]:
     return status.get("reason"), status.get("message")
 
 
+# Per-item failures that come as text, not as an error Code (AddExistedInstances' FailedReasons, its
+# TimeoutInstanceIds): the words of the transient classes above. The one place such text is matched.
+_TRANSIENT_REASON_WORDS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
+
+
+def is_transient_reason(reason: str) -> bool:
+    """Whether a per-item failure reason (free text from the API) says the failure was transient."""
+    text = reason.lower()
+    return any(word in text for word in _TRANSIENT_REASON_WORDS)
+
+
 def from_kube_api_error(status: int | None, reason: str | None, body: Any, *, what: str) -> errors.TkeflowError:
     """Build the tkeflow error for a kubernetes ApiException (HTTP ``status``) during ``what``."""
     status_reason, status_message = _kube_status(body)
     reason = status_reason or reason or "Unknown"
-    message = _scrub(f"{what} failed: HTTP {status} {reason}: {status_message or reason}", ())
+    message = scrub(f"{what} failed: HTTP {status} {reason}: {status_message or reason}", ())
     code = reason
     if not status:  # no HTTP status: the request never got an answer
         return errors.TransientError(message, code=code)
@@ -164,5 +181,5 @@ def from_eviction_refused(reason: str | None, body: Any, *, pod: str) -> PdbBloc
 
 def from_connection_error(exc: BaseException, *, what: str) -> errors.TransientError:
     """A transport failure (refused, reset, timed out, TLS handshake cut) during ``what``."""
-    detail = _scrub(f"{type(exc).__name__}: {exc}", ())
+    detail = scrub(f"{type(exc).__name__}: {exc}", ())
     return errors.TransientError(f"{what} failed: cannot reach the API server ({detail})", code="ConnectionError")

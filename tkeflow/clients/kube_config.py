@@ -7,8 +7,11 @@ key must never touch the disk. Here the CA goes in memory (``ca_cert_data``) and
 urllib3 can only load from a path, goes to an anonymous in-memory file (``memfd_create``).
 
 TLS is always verified: ``insecure-skip-tls-verify`` and plain ``http://`` servers are refused.
-Supported credentials: bearer token, client certificate (data or file). Exec plugins and
-auth-providers are not (TKE's kubeconfigs use a token or a client certificate).
+Supported credentials: bearer token, client certificate, CA, all inline (``*-data``). Exec plugins and
+auth-providers are not (TKE's kubeconfigs use a token or a client certificate), and neither are
+credentials by path (``tokenFile``, ``client-key``, ``client-certificate``, ``certificate-authority``):
+the kubeconfig comes from a Prefect Secret block, and a tampered block must not make a worker read
+(or send as a bearer token) any file it can see (issue 14 item 9).
 """
 
 from __future__ import annotations
@@ -62,12 +65,16 @@ def _decode(value: str, what: str) -> bytes:
         raise _bad(f"{what} is not valid base64") from exc
 
 
-def _read_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise _bad(f"cannot read {what} file {path}: {exc.strerror}") from None
+# key -> its inline form: refused, with the fix (the path is not echoed: it says what was being read)
+BY_PATH = {"tokenFile": "token", "client-key": "client-key-data", "client-certificate": "client-certificate-data",
+           "certificate-authority": "certificate-authority-data"}
+
+
+def _refuse_paths(entry: dict[str, Any], what: str) -> None:
+    for key, inline in BY_PATH.items():
+        if entry.get(key):
+            raise _bad(f"{what} gives {key} by path; only inline credentials are accepted "
+                       f"(fix: put the content in {inline})")
 
 
 def _parse(text: str, context: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -93,12 +100,11 @@ def _apply_cluster(config: client.Configuration, cluster: dict[str, Any]) -> Non
         raise _bad(f"server {server!r} is not https:// (TLS is required)")
     if cluster.get("insecure-skip-tls-verify"):
         raise _bad("insecure-skip-tls-verify is refused: give certificate-authority-data")
+    _refuse_paths(cluster, "the cluster")
     config.host = server.rstrip("/")
     config.verify_ssl = True
     if cluster.get("certificate-authority-data"):
         config.ca_cert_data = _decode(cluster["certificate-authority-data"], "certificate-authority-data").decode()
-    elif cluster.get("certificate-authority"):
-        config.ca_cert_data = _read_file(cluster["certificate-authority"], "certificate-authority").decode()
     if cluster.get("tls-server-name"):
         config.tls_server_name = cluster["tls-server-name"]
 
@@ -106,17 +112,14 @@ def _apply_cluster(config: client.Configuration, cluster: dict[str, Any]) -> Non
 def _apply_user(config: client.Configuration, user: dict[str, Any], memfiles: InMemoryFiles) -> None:
     if user.get("exec") or user.get("auth-provider"):
         raise _bad("exec and auth-provider credentials are not supported; use a token or a client certificate")
+    _refuse_paths(user, "the user")
     token = user.get("token")
-    if user.get("tokenFile"):
-        token = _read_file(user["tokenFile"], "tokenFile").decode().strip()
     if token:
         config.api_key = {"authorization": token}
         config.api_key_prefix = {"authorization": "Bearer"}
     if user.get("client-certificate-data") and user.get("client-key-data"):
         config.cert_file = memfiles.path_for("kube-client-cert", _decode(user["client-certificate-data"], "client-certificate-data"))
         config.key_file = memfiles.path_for("kube-client-key", _decode(user["client-key-data"], "client-key-data"))
-    elif user.get("client-certificate") and user.get("client-key"):
-        config.cert_file, config.key_file = user["client-certificate"], user["client-key"]
     if not token and not config.cert_file:
         raise _bad("the user has neither a token nor a client certificate")
 

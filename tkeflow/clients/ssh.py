@@ -9,13 +9,20 @@ Why it looks like this:
   host key is a PermanentError that says what to check. Real hosts are looked up in the user's
   known_hosts (``~/.ssh/known_hosts`` by default); on the twin, the ONLY twin-specific setting is
   the address map from ``GET http://$TKEFLOW_TWIN_ENDPOINT/_twin/ssh`` (private IP -> local
-  address and host key). The client still connects *as* the private IP, so known-host lookups and
+  address and host key), read only in explicit twin mode from a loopback twin
+  (tkeflow/clients/twin_mode.py); otherwise known_hosts alone decides. The client still connects *as* the private IP, so known-host lookups and
   every message name the host the way a real run does.
 - Key authentication only (R-CRT-9 prefers key pairs), from a private key file (Ed25519, RSA or
   ECDSA); an encrypted key's passphrase comes from an environment variable, never a config.
 - paramiko and socket errors become TransientError (timeouts, refused/reset connections, EOF) or
   PermanentError (authentication, host keys, key files) at this boundary, chained with
   ``raise ... from e``. Key material never reaches a log or a message (fingerprints only).
+- A reinstall regenerates a host's keys (real TKE does; so does the twin). ``accept_reinstalled``
+  names the hosts the caller's procedure reinstalled: for those alone a CHANGED key is accepted,
+  its old and new fingerprints logged and the new key written to the spec's known_hosts file;
+  any other changed key stays a PermanentError (issue 14 item 7).
+  On the twin, the keys of its map are pinned per process the first time they are seen (the map
+  plays known_hosts), so a reinstall's new key shows as a change exactly as on a real host.
 - One connection per host, reused for every command of a session; ``run_many`` runs a bounded
   thread pool in which one host's failure never stops the others.
 """
@@ -23,6 +30,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -40,11 +48,12 @@ from typing import Any
 import paramiko
 
 from tkeflow import errors
+from tkeflow.clients import ssh_hostkeys, twin_mode
 
 log = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "TKEFLOW_SSH_KEY_PASSPHRASE"
-TWIN_ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
+TWIN_ENDPOINT_ENV = twin_mode.ENDPOINT_ENV
 
 
 @dataclass(frozen=True)
@@ -100,19 +109,30 @@ class SshClient:
         self.command_timeout_s = command_timeout_s
         self._pkey = _load_private_key(_key_path(private_key_file), os.environ.get(passphrase_env))
         self._known_hosts = Path(known_hosts_file or Path.home() / ".ssh" / "known_hosts")
-        self._twin_endpoint = twin_endpoint or os.environ.get(TWIN_ENDPOINT_ENV) or None
+        # The twin's map is trusted for host keys: only from a loopback twin, only in twin mode (twin_mode.py).
+        self._twin_endpoint = twin_mode.require_loopback(twin_endpoint) if twin_endpoint else twin_mode.endpoint()
         self._twin: dict[str, _Address] | None = _twin_addresses(twin_map) if twin_map is not None else None
         self._sessions: dict[str, paramiko.SSHClient] = {}
         self._host_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._twin_lock = threading.Lock()  # one fetch of the twin's map, however many threads ask
+        self._reinstalled: frozenset[str] = frozenset()
+        self._record_to: Path | None = None
+        self._accepted: dict[str, paramiko.PKey] = {}  # IP -> the new key of a host reinstalled here
 
     @classmethod
     def from_spec(cls, ssh: Any, *, twin_endpoint: str | None = None) -> SshClient:
-        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts); its
-        ``concurrency`` is for ``run_many``."""
+        """From ExistingHostsSpec.ssh (user, private_key_file, port, connect/command timeouts,
+        known_hosts_file); its ``concurrency`` is for ``run_many``."""
         return cls(ssh.private_key_file, user=ssh.user, port=ssh.port, connect_timeout_s=ssh.connect_timeout_s,
-                   command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint)
+                   command_timeout_s=ssh.command_timeout_s, twin_endpoint=twin_endpoint,
+                   known_hosts_file=getattr(ssh, "known_hosts_file", None))
+
+    def accept_reinstalled(self, ips: Iterable[str], record_to: str | os.PathLike[str] | None = None) -> None:
+        """The hosts (private IPs) the caller reinstalled: a changed host key is accepted for them
+        only, logged (old and new fingerprints) and written to ``record_to`` (a known_hosts file)."""
+        self._reinstalled = frozenset(ips)
+        self._record_to = Path(record_to).expanduser() if record_to else None
 
     def __enter__(self) -> SshClient:
         return self
@@ -161,15 +181,17 @@ class SshClient:
                 self._forget(ip)
             raise _wrap(ip, e, f"running {command.split()[0] if command.split() else command!r}") from e
 
-    def run_many(self, ips: Iterable[str], command: str, concurrency: int = 10,
+    def run_many(self, ips: Iterable[str], command: str | Mapping[str, str], concurrency: int = 10,
                  timeout_s: float | None = None) -> dict[str, CommandResult | errors.TkeflowError]:
-        """Run ``command`` on every host, at most ``concurrency`` at once; failures are per host."""
+        """Run ``command`` (one for all, or IP -> its own) on every host, at most ``concurrency`` at
+        once; failures are per host."""
         targets = list(dict.fromkeys(ips))
         if not targets:
             return {}
+        commands = command if isinstance(command, Mapping) else dict.fromkeys(targets, command)
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets))),
                                 thread_name_prefix="ssh-fanout") as pool:
-            futures = {ip: pool.submit(self._run_captured, ip, command, timeout_s) for ip in targets}
+            futures = {ip: pool.submit(self._run_captured, ip, commands[ip], timeout_s) for ip in targets}
             return {ip: future.result() for ip, future in futures.items()}
 
     def _run_captured(self, ip: str, command: str, timeout_s: float | None) -> CommandResult | errors.TkeflowError:
@@ -205,15 +227,47 @@ class SshClient:
             self._sessions[ip] = session
         return session
 
+    def _accept_new_key(self, ip: str, old: paramiko.PKey, new: paramiko.PKey) -> None:
+        """A host reinstalled by the caller presents its key: pin it, log both fingerprints, record it."""
+        self._accepted[ip] = new
+        if self._twin_endpoint:
+            ssh_hostkeys.pin_twin_key(self._twin_endpoint, ip, f"{new.get_name()} {new.get_base64()}")
+        if new == old:
+            log.info("%s was reinstalled and kept its host key %s %s", ip, new.get_name(), new.fingerprint)
+        else:
+            log.warning("%s was reinstalled: its host key changed from %s %s to %s %s (accepted for this host only)",
+                        ip, old.get_name(), old.fingerprint, new.get_name(), new.fingerprint)
+        if self._record_to is not None:
+            try:
+                ssh_hostkeys.record_host_key(self._record_to, _known_name(ip, self.port), new)
+            except OSError as e:
+                raise errors.PermanentError(f"{ip}: cannot record its new host key in {self._record_to} "
+                                            f"({e.strerror}): fix spec.ssh.known_hosts_file") from None
+
+    def _known_keys(self, ip: str, address: _Address) -> list[paramiko.PKey]:
+        """The keys this host may present: accepted here, the twin's (pinned), or known_hosts' (any type)."""
+        if ip in self._accepted:
+            return [self._accepted[ip]]
+        if address.host_key:
+            key_type, key_b64 = address.host_key.split()[:2]
+            return [_public_key(key_type, key_b64)]
+        if self._known_hosts.is_file():
+            found = paramiko.HostKeys(str(self._known_hosts)).lookup(_known_name(ip, self.port))
+            return list(found.values()) if found else []
+        return []
+
     def _connect(self, ip: str) -> paramiko.SSHClient:
         address = self._address(ip)
         session = paramiko.SSHClient()
-        session.set_missing_host_key_policy(_RejectUnknownHost())
-        if address.host_key:
-            key_type, key_b64 = address.host_key.split()[:2]
-            session.get_host_keys().add(_known_name(ip, self.port), key_type, _public_key(key_type, key_b64))
-        elif self._known_hosts.is_file():
-            session.load_system_host_keys(str(self._known_hosts))
+        known = self._known_keys(ip, address)
+        if ip in self._reinstalled and ip not in self._accepted and known:
+            # a reinstall regenerates the keys: whatever it presents is taken in this one handshake,
+            # logged against the key known before (never for a host whose key was not known)
+            session.set_missing_host_key_policy(ssh_hostkeys.AcceptReinstalled(lambda key: self._accept_new_key(ip, known[0], key)))
+        else:
+            session.set_missing_host_key_policy(_RejectUnknownHost())
+            for key in known:
+                session.get_host_keys().add(_known_name(ip, self.port), key.get_name(), key)
         try:
             sock = socket.create_connection((address.host, address.port), timeout=self.connect_timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small commands: no Nagle wait
@@ -235,7 +289,15 @@ class SshClient:
             address = self._twin.get(ip)
         if address is None:
             raise errors.NotFoundError(f"{ip}: no twin host has this private IP (GET /_twin/ssh does not list it)")
-        return address
+        return self._pinned(ip, address)
+
+    def _pinned(self, ip: str, address: _Address) -> _Address:
+        """The twin's map read like known_hosts: a key first seen in this process stays expected here
+        (so a reinstall's new key shows as a change, as on a real host) until accepted."""
+        if not self._twin_endpoint or not address.host_key:
+            return address
+        known = ssh_hostkeys.twin_key_seen(self._twin_endpoint, ip, address.host_key)
+        return address if known == address.host_key else dataclasses.replace(address, host_key=known)
 
     def _fetch_twin_map(self) -> dict[str, _Address]:
         endpoint = str(self._twin_endpoint)

@@ -1,4 +1,5 @@
-"""Parsers of what the host inspection commands print: lsblk, findmnt, blkid, df, /etc/os-release.
+"""Parsers of what the host inspection commands print: lsblk, findmnt, blkid, df, /etc/os-release,
+and the zero check (``cmp`` of a disk's first and last MiB against /dev/zero, R-ADD-3).
 
 Who calls it: the add-existing-hosts tasks (tasks/hosts.py, tasks/hosts_join.py) on the stdout that
 tkeflow/clients/ssh.py brings back, before the R-ADD-3 data-disk decision and after the join.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -148,3 +150,35 @@ def parse_os_release(text: str) -> dict[str, str]:
     """/etc/os-release -> {"ID": "tencentos", "VERSION_ID": "3.1", ...} with quotes removed."""
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     return {key.strip(): value.strip().strip('"') for key, value in pairs}
+
+
+# -- R-ADD-3: do a disk's first and last MiB read as zeros? (issue 14 item 4) ---------------------------
+
+ZERO_CHECK_BYTES = 1024**2
+ZERO_CHECK_MARK = "tkeflow-zero-check"
+BY_ID_PREFIX = "/dev/disk/by-id/virtio-"  # udev's name for a virtio disk by its serial: the cloud disk ID
+VIRTIO_SERIAL_MAX = 20  # virtio-blk serials are cut to 20 characters
+_ZERO_LINE = re.compile(rf"^{ZERO_CHECK_MARK} (\S+) (\d+) (zeros|data)$", re.MULTILINE)
+
+
+def disk_by_id(disk_id: str) -> str:
+    """The device path of a cloud disk by identity (never /dev/vdX, which can change between boots)."""
+    return BY_ID_PREFIX + disk_id[:VIRTIO_SERIAL_MAX]
+
+
+def zero_check_command(disk_id: str, size_bytes: int) -> str:
+    """One line that prints ``tkeflow-zero-check DISK SIZE zeros|data`` for the disk with that ID.
+
+    GNU cmp against /dev/zero on the first MiB, then on the last (``-i`` skips to it, from the size
+    the cloud reports; the parser accepts the answer only when lsblk shows that same size).
+    """
+    path = shlex.quote(disk_by_id(disk_id))
+    last = max(0, size_bytes - ZERO_CHECK_BYTES)
+    said = f"echo {ZERO_CHECK_MARK} {shlex.quote(disk_id)} {size_bytes}"
+    return (f"cmp -s -n {ZERO_CHECK_BYTES} {path} /dev/zero && "
+            f"cmp -s -n {ZERO_CHECK_BYTES} -i {last}:0 {path} /dev/zero && {said} zeros || {said} data")
+
+
+def parse_zero_checks(text: str) -> dict[str, tuple[int, bool]]:
+    """zero_check_command's lines -> disk ID -> (size the check assumed, both MiB read as zeros)."""
+    return {m.group(1): (int(m.group(2)), m.group(3) == "zeros") for m in _ZERO_LINE.finditer(text)}

@@ -15,9 +15,10 @@ Choices, and why:
   SDK's own environment variables TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY. The key is never
   logged and is scrubbed from error messages; request bodies are never logged (CreateCluster may
   carry a login password), and the SDK's own debug logger is kept from propagating for that reason.
-- Endpoint: TKEFLOW_TWIN_ENDPOINT (or ``endpoint=``) sends every service to that host over plain
-  HTTP (``HttpProfile(protocol="http", endpoint="127.0.0.1:PORT")``); otherwise the real
-  ``<service>.tencentcloudapi.com`` over HTTPS.
+- Endpoint: in explicit twin mode, TKEFLOW_TWIN_ENDPOINT (or ``endpoint=``) sends every service to
+  that host over plain HTTP (``HttpProfile(protocol="http", endpoint="127.0.0.1:PORT")``), loopback
+  addresses only (tkeflow/clients/twin_mode.py); otherwise the real ``<service>.tencentcloudapi.com``
+  over HTTPS.
 - No SDK retryer and the SDK's region breaker off: tasks retry by error type (tasks/retry.py), and an
   open breaker would send calls to a backup domain, away from a twin endpoint.
 """
@@ -50,7 +51,7 @@ from tencentcloud.vpc.v20170312 import vpc_client
 
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
-from tkeflow.clients import ratelimit
+from tkeflow.clients import ratelimit, twin_mode
 from tkeflow.clients.tencent_describe import DescribeMixin
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,16 @@ log = logging.getLogger(__name__)
 # debug mode) would then print login passwords. Keep it to its own handlers only.
 logging.getLogger("tencentcloud_sdk_common").propagate = False
 
-ENDPOINT_ENV = "TKEFLOW_TWIN_ENDPOINT"
+ENDPOINT_ENV = twin_mode.ENDPOINT_ENV
 SECRET_ID_ENV = "TENCENTCLOUD_SECRET_ID"
 SECRET_KEY_ENV = "TENCENTCLOUD_SECRET_KEY"
 DEFAULT_REQ_TIMEOUT_S = 30.0
 #: RequestLimitExceeded* (client_errors.is_throttled) is retried right here, a few times with backoff and
 #: jitter: the request was refused before it ran, and retrying the call is cheaper than restarting a task
 #: of many calls.
-THROTTLE_RETRIES = int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "4"))
+#: At most 3 by default: with the task's retries (tasks/retry.py) one call is sent at most
+#: (task retries + 1) x (THROTTLE_RETRIES + 1) times, a product tasks/retry.py bounds.
+THROTTLE_RETRIES = min(9, max(0, int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "3"))))  # 0 to 9
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 
@@ -113,6 +116,8 @@ def _endpoint_profile(endpoint: str | None, req_timeout: float) -> HttpProfile:
     protocol = "http"
     if "://" in endpoint:
         protocol, endpoint = endpoint.split("://", 1)
+    if protocol != "https":  # plain HTTP carries passwords in clear: the twin on this machine only
+        twin_mode.require_loopback(endpoint, "the cloud endpoint")
     # The SDK puts the endpoint in the Host header verbatim: no scheme, no path.
     return HttpProfile(protocol=protocol, endpoint=endpoint.rstrip("/"), reqTimeout=req_timeout)
 
@@ -133,6 +138,12 @@ def _credential(secret_id: str | None, secret_key: str | None) -> credential.Cre
         raise errors.PermanentError(
             f"invalid Tencent Cloud credentials: {exc.message}", code=exc.code or "InvalidCredential"
         ) from None
+
+
+def _scrubbed(exc: TencentCloudSDKException, secrets: tuple[str, ...]) -> TencentCloudSDKException:
+    """A copy of an SDK exception whose message has ``secrets`` scrubbed (to chain, never the original)."""
+    message = exc.message.decode("utf-8", "replace") if isinstance(exc.message, bytes) else str(exc.message)
+    return TencentCloudSDKException(exc.code, client_errors.scrub(message, secrets), exc.requestId)
 
 
 _TYPE_LINE = re.compile(r":type (\w+): ([^\n]+)")
@@ -194,8 +205,10 @@ class TencentCloud(DescribeMixin):
         rate_limited: bool = True,
     ):
         self.region = region
-        self.endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
+        self.endpoint = endpoint if endpoint is not None else twin_mode.endpoint()
         self.req_timeout = req_timeout
+        if self.endpoint:
+            _endpoint_profile(self.endpoint, req_timeout)  # refuses plain HTTP off this machine, before any call
         self.rate_limited = rate_limited
         self._credential = _credential(secret_id, secret_key)
         self._clients: dict[str, Any] = {}
@@ -243,7 +256,9 @@ class TencentCloud(DescribeMixin):
         try:
             request.from_json_string(json.dumps(params))
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise errors.PermanentError(f"{what}: parameters do not fit the request model: {exc}", code="ClientParamsError") from exc
+            # the type of the problem only: the SDK's text may quote a parameter's value (a password)
+            raise errors.PermanentError(f"{what}: parameters do not fit the request model "
+                                        f"({type(exc).__name__})", code="ClientParamsError") from None
         return request
 
     def _send(self, client: Any, request: AbstractModel, service: str, action: str, what: str) -> Any:
@@ -256,9 +271,12 @@ class TencentCloud(DescribeMixin):
             response = getattr(client, action)(request)
         except TencentCloudSDKException as exc:
             log.debug("%s in %s failed after %.3fs: %s", what, self.region, time.monotonic() - started, exc.code)
+            secrets = (self._credential.secret_key,)
+            # chained to a scrubbed copy: the SDK's own exception holds the unscrubbed message, which a
+            # cause would carry into Prefect's traceback of the failed task (issue 14 item 3)
             raise client_errors.from_sdk_error(
-                exc.code, exc.message, exc.requestId, what=what, secrets=(self._credential.secret_key,)
-            ) from exc
+                exc.code, exc.message, exc.requestId, what=what, secrets=secrets
+            ) from _scrubbed(exc, secrets)
         log.debug("%s in %s took %.3fs", what, self.region, time.monotonic() - started)
         return response
 
@@ -298,10 +316,10 @@ def client_for(
 ) -> TencentCloud:
     """The process's TencentCloud for this region, endpoint and credentials (created once, reused).
 
-    Unset arguments fall back to the environment (TKEFLOW_TWIN_ENDPOINT, TENCENTCLOUD_SECRET_ID/KEY),
+    Unset arguments fall back to the environment (TKEFLOW_TWIN_ENDPOINT in twin mode, TENCENTCLOUD_SECRET_ID/KEY),
     read at each call, so a test that changes the env gets a fresh client.
     """
-    endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
+    endpoint = endpoint if endpoint is not None else twin_mode.endpoint()
     secret_id = secret_id or os.environ.get(SECRET_ID_ENV)
     secret_key = secret_key or os.environ.get(SECRET_KEY_ENV)
     # The key takes part in the cache key by hash only, so the dict never holds it in clear twice.

@@ -27,8 +27,10 @@ TWIN_WORLD_KIND = "TwinWorld"
 
 def _peek_kind(path: Path) -> Any:
     try:
+        if path.stat().st_size > specs.manifest.MAX_CONFIG_BYTES:
+            return None  # never parsed: load_manifest refuses it (issue 14 item 8)
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None  # load_manifest reports it with the details
     return data.get("kind") if isinstance(data, dict) else None
 
@@ -82,6 +84,19 @@ def check_file(console: Console, path: Path) -> tuple[bool, int]:
     return True, len(manifest.warnings)
 
 
+def check_procedures(console: Console) -> bool:
+    """Every procedure's flow module imports (flows/registry.py): else an error naming the module."""
+    from flows.registry import available  # the CLI sits above the flows (see pyproject's contracts)
+    from tkeflow.errors import ProcedureUnavailable
+
+    try:
+        available()
+    except ProcedureUnavailable as err:
+        console.print(f"[red]FAIL[/red] procedures: {escape(str(err))}", soft_wrap=True)
+        return False
+    return True
+
+
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; a directory stands for its *.yaml and *.yml files (not recursive)."""
     files: list[Path] = []
@@ -107,7 +122,8 @@ def register(app: typer.Typer) -> None:
             warnings += warned
         console.print(f"{len(files)} file(s) checked: {len(files) - invalid} valid, {invalid} invalid, "
                       f"{warnings} warning(s)")
-        raise typer.Exit(EXIT_PROBLEMS if invalid else EXIT_OK)
+        procedures_ok = check_procedures(console)
+        raise typer.Exit(EXIT_PROBLEMS if invalid or not procedures_ok else EXIT_OK)
 
     @app.command()
     def schema(kind: str = typer.Argument(..., help=f"One of {', '.join(specs.KINDS)}.")) -> None:

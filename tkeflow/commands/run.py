@@ -21,8 +21,9 @@ from rich.markup import escape
 from rich.status import Status
 
 from tkeflow import specs
+from tkeflow.clients import twin_mode
 from tkeflow.commands import output, quiet
-from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
+from tkeflow.errors import ApprovalRequired, PreflightFailed, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
 
@@ -31,16 +32,23 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_APPROVAL = 0, 1, 2, 3
 
 @contextlib.contextmanager
 def twin_environment(enabled: bool) -> Iterator[str | None]:
-    """Point the clients at a twin: the one in TKEFLOW_TWIN_ENDPOINT, or a new in-process one."""
-    if not enabled:
+    """Point the clients at a twin: the one in TKEFLOW_TWIN_ENDPOINT, or a new in-process one.
+
+    Twin mode is explicit (issue 14 item 6): `--twin`, or TKEFLOW_TWIN=1 from the twin's env file;
+    said at start. Without it a leftover TKEFLOW_TWIN_ENDPOINT is ignored (twin_mode.endpoint()).
+    """
+    if not enabled and not twin_mode.enabled():
         yield None
         return
-    if os.environ.get("TKEFLOW_TWIN_ENDPOINT"):
-        yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
+    if os.environ.get(twin_mode.ENDPOINT_ENV):
+        with temporary_environ({twin_mode.MODE_ENV: "1"}):
+            endpoint = twin_mode.endpoint()
+            console.print(f"[bold]twin mode[/bold]: every cloud call goes to the twin at {endpoint}")
+            yield endpoint
         return
     server = importlib.import_module("twin.server")
     with server.Twin.start() as twin, temporary_environ(twin.env()):
-        console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
+        console.print(f"[bold]twin mode[/bold]: twin started in-process at {twin.endpoint} (default world)")
         yield twin.endpoint
 
 
@@ -57,6 +65,17 @@ def temporary_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def check_twin_endpoint(enabled: bool) -> None:
+    """In twin mode, a TKEFLOW_TWIN_ENDPOINT that is not loopback: one clear message, exit 2."""
+    endpoint = os.environ.get(twin_mode.ENDPOINT_ENV)
+    if (enabled or twin_mode.enabled()) and endpoint and not twin_mode.is_loopback(endpoint):
+        try:
+            twin_mode.require_loopback(endpoint)
+        except TkeflowError as err:
+            console.print(f"[red]invalid twin endpoint[/red]: {escape(str(err))}")
+        raise typer.Exit(EXIT_INVALID)
 
 
 def load_or_exit(path: Path) -> Any:
@@ -87,23 +106,43 @@ class TaskProgress(logging.Handler):
         self.status.update(f"{self.headline} [dim]{detail}[/dim]")
 
 
+class ExpectedErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; an expected failure (a TkeflowError: a
+    failed pre-flight, an approval needed, a permanent API error) is one clear line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TkeflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 @contextlib.contextmanager
 def progress_display(headline: str) -> Iterator[None]:
     task_logger = logging.getLogger("prefect.task_runs")
+    quiet = ExpectedErrorsWithoutTraceback()
+    run_loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
     with console.status(headline) as status:
         handler = TaskProgress(status, headline)
         task_logger.addHandler(handler)
+        for logger in run_loggers:
+            logger.addFilter(quiet)
         try:
             yield
         finally:
             task_logger.removeHandler(handler)
+            for logger in run_loggers:
+                logger.removeFilter(quiet)
 
 
 def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
 
-    flow = flow_for(manifest.kind)
+    try:
+        flow = flow_for(manifest.kind)
+    except TkeflowError as err:  # ProcedureUnavailable: a flow module that cannot be imported, named
+        console.print(f"[red]failed[/red]: {err}")
+        return EXIT_FAILED
     verb = "planning" if dry_run else "running"
     # A temporary server Prefect starts for this run (no PREFECT_API_URL) shares one SQLite file with
     # the run: its telemetry heartbeat would hit "database is locked" and print a traceback.
@@ -112,11 +151,12 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
         with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."), \
                 quiet.no_tracebacks_for_expected_errors():
             report = flow(spec=manifest.spec, dry_run=dry_run)
-    except ValidationFailed as err:
+    except ValidationFailed as err:  # PreflightFailed too: every flow's failed table is printed, then one line
         report = getattr(err, "report", None)
         if report is not None:
             output.print_report(console, report)
-        console.print(f"[red]validation failed[/red]: {err}")
+        verdict = "pre-flight failed" if isinstance(err, PreflightFailed) else "validation failed"
+        console.print(f"[red]{verdict}[/red]: {err}")
         return EXIT_FAILED
     except ApprovalRequired as err:
         console.print(f"[yellow]approval required[/yellow]: {err}")
@@ -137,6 +177,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the procedure of FILE's kind as a Prefect flow; exit 0 only when validation passed."""
         manifest = load_or_exit(file)
+        check_twin_endpoint(twin)
         with twin_environment(twin):
             raise typer.Exit(run_manifest(manifest, dry_run))
 
@@ -147,5 +188,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show what `run` would change (run --dry-run): read-only checks and the plan, no change made."""
         manifest = load_or_exit(file)
+        check_twin_endpoint(twin)
         with twin_environment(twin):
             raise typer.Exit(run_manifest(manifest, dry_run=True))

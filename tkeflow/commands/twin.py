@@ -2,7 +2,8 @@
 
 Prints, and writes to ``--env-file`` when given, the shell lines that point every tkeflow command and
 the SDK examples at it: TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY (the twin account's
-twin-only keys) and TKEFLOW_TWIN_ENDPOINT=127.0.0.1:PORT.
+twin-only keys), TKEFLOW_TWIN_ENDPOINT=127.0.0.1:PORT and TKEFLOW_TWIN=1 (explicit twin mode: without
+it tkeflow ignores the endpoint, tkeflow/clients/twin_mode.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 
 
 def env_lines(env: dict[str, str]) -> str:
-    order = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT")
+    order = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TKEFLOW_TWIN_ENDPOINT", "TKEFLOW_TWIN")
     return "".join(f"{name}={env[name]}\n" for name in order)
 
 

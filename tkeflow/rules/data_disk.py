@@ -12,6 +12,11 @@ The rule (SPEC.md R-ADD-3): a host with exactly one data disk may have its conta
 directory put on that disk, which formats it. With no data disk, or with several, the setting has no
 effect, so it is "not set". A disk that already holds data is formatted only with an explicit approval
 naming that host; without it the decision is "not set" and the disk is left alone.
+
+"Holds data" is judged conservatively: a disk without a recognised filesystem (none, or a signature
+such as LVM2_member or crypto_LUKS) holds data unless its first and last MiB read as zeros (a raw
+database device has no filesystem signature at all, issue 14 item 4); a recognised filesystem holds
+data when it is not mounted (df cannot tell) or uses more than an empty one does.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ RULE_ID = "R-ADD-3"
 EMPTY_FILESYSTEM_SLACK_BYTES = 64 * 1024**2
 
 GIB = 1024**3
+# Filesystems whose used space df reports truthfully once mounted; anything else blkid names (LVM,
+# RAID members, LUKS, swap...) is a layout someone made on purpose and counts as data.
+RECOGNISED_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class DataDiskSeen:
     mountpoint: str | None = None
     used_bytes: int | None = None
     partitions: int = 0  # a partitioned disk holds a layout someone made on purpose
+    zeroed: bool | None = None  # its first and last MiB read as zeros; None: not read
 
     @property
     def seen_over_ssh(self) -> bool:
@@ -56,8 +65,8 @@ class DataDiskSeen:
         """Whether formatting this disk could destroy something (conservative: unknown -> yes)."""
         if not self.seen_over_ssh or self.partitions:
             return True
-        if self.filesystem is None:
-            return False
+        if self.filesystem not in RECOGNISED_FILESYSTEMS:
+            return self.zeroed is not True  # no filesystem: data unless both ends read as zeros
         if self.used_bytes is None:
             return True
         return self.used_bytes > EMPTY_FILESYSTEM_SLACK_BYTES
@@ -70,6 +79,9 @@ class DataDiskSeen:
             details.append(f"{self.partitions} partition(s)")
         fs = self.filesystem or "no filesystem"
         details.append(f"{fs} on {self.mountpoint}" if self.mountpoint else fs)
+        if self.filesystem not in RECOGNISED_FILESYSTEMS:
+            details.append({True: "first and last MiB zero", False: "non-zero content"}.get(
+                self.zeroed, "content not read"))
         if self.used_bytes is not None and self.filesystem:
             details.append(f"{_gib(self.used_bytes)} GiB used")
         return ", ".join(details)
@@ -180,6 +192,7 @@ class BlockDevice:
     used_bytes: int | None = None
     partitions: int = 0
     is_system: bool = False  # holds / (or one of its partitions does)
+    zeroed: bool | None = None  # first and last MiB read as zeros (None: not read)
 
 
 def merge_data_disks(cloud: Sequence[CloudDataDisk],
@@ -216,7 +229,7 @@ def _seen(device: BlockDevice, cloud: CloudDataDisk | None) -> DataDiskSeen:
         disk_id=cloud.disk_id if cloud else device.serial,
         disk_type=cloud.disk_type if cloud else None,
         filesystem=device.filesystem, uuid=device.uuid, mountpoint=device.mountpoint,
-        used_bytes=device.used_bytes, partitions=device.partitions,
+        used_bytes=device.used_bytes, partitions=device.partitions, zeroed=device.zeroed,
     )
 
 

@@ -26,6 +26,7 @@ wrong, it is found while disturbing the fewest pods), ties by node name so the p
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,26 @@ from tkeflow.rules import health
 CORDONED_BY_ANNOTATION = "tkeflow.io/cordoned-by"
 CORDONED_BY_VALUE = "tkeflow"
 UPGRADE_TARGET_ANNOTATION = "tkeflow.io/upgrade-target"
+#: The flow run that set the cordon (its name and ID): who to ask, or which run to look at (issue 14).
+CORDONED_BY_RUN_ANNOTATION = "tkeflow.io/cordoned-by-run"
 INSTANCE_ID_LABEL = "cloud.tencent.com/node-instance-id"
+#: What a drain moves, written on the node before its first eviction (issue 14 item 10): a run killed
+#: mid-drain leaves it, so the rerun still waits for those pods to be Ready elsewhere (R-UPG-2).
+#: JSON: owner uid -> [Ready pods wanted, "Kind namespace/name", namespace].
+DRAIN_MOVES_ANNOTATION = "tkeflow.io/drain-moves"
+
+
+def parse_drain_moves(node_annotations: Mapping[str, str]) -> dict[str, tuple[int, str, str]]:
+    """The drain record on a node (empty when there is none or it is not ours to read)."""
+    try:
+        raw = json.loads(node_annotations.get(DRAIN_MOVES_ANNOTATION) or "{}")
+        return {str(uid): (int(v[0]), str(v[1]), str(v[2])) for uid, v in raw.items()}
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return {}  # a record someone edited by hand: the drain recomputes from the pods it still sees
+
+
+def encode_drain_moves(moves: Mapping[str, tuple[int, str, str]]) -> str:
+    return json.dumps({uid: list(v) for uid, v in sorted(moves.items())}, separators=(",", ":"))
 
 class NodeState(str, enum.Enum):
     DONE = "done"  # kubelet at (or above) the target and nothing of ours left on it

@@ -9,7 +9,11 @@ together. Rule violations are pydantic errors of type ``tkeflow_rule`` whose mes
 rule ID (the Prefect UI shows it as is) and whose context carries rule, message and fix.
 
 R-CRT-9 / R-ADD-5 live here too, because they apply to every level of every config: a key that
-looks like a password or a secret key, given a literal value, is refused (and never echoed).
+looks like a password or a secret key, given a literal value, is refused (and never echoed); so is
+a tag, label or annotation whose key looks like one (issue 14 item 3). No error carries the input
+it refused (pydantic puts ``input_value`` in its message): a password typed into the wrong field
+must not be printed back. And every string, at every level, is free of control characters, and
+every list or mapping is bounded (issue 14 item 8: no terminal escapes in a log, no unbounded input).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -29,6 +33,8 @@ RULE_TEMPLATE = "{rule}: {message} (fix: {fix})"
 _SECRET_WORDS = ("password", "passwd", "secretkey", "secretid", "privatekey", "accesskey", "apikey",
                  "token", "presharekey", "presharedkey")
 _REFERENCE_SUFFIXES = ("secret", "file", "path", "ref")  # password_secret names a secret: fine
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: terminal escapes, NULs, line breaks
+MAX_ITEMS = 1000  # any list or mapping of a config (fields with a tighter documented limit say so)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,54 @@ def _secret_violations(data: Mapping[str, Any]) -> list[Violation]:
     ]
 
 
+def _string_violations(loc: tuple[str | int, ...], value: Any, free_map: bool) -> Iterator[Violation]:
+    """Control characters and oversized lists in one field's value; secret-looking keys of a free-form
+    mapping (tags, labels, annotations: ``free_map``). Never echoes the value."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            yield Violation(loc, "schema", "contains a control character (line break, tab, escape...)",
+                            "remove it: names and values are single-line printable text")
+        return
+    if isinstance(value, (list, tuple, Mapping)) and len(value) > MAX_ITEMS:
+        yield Violation(loc, "schema", f"{len(value)} items; at most {MAX_ITEMS}", "split the config")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                yield from _string_violations((*loc, i), item, False)
+    elif isinstance(value, Mapping) and free_map:  # keys named by position: a key is echoed nowhere either
+        for i, (key, item) in enumerate(value.items(), 1):
+            if isinstance(key, str) and looks_like_secret(key):
+                yield Violation(loc, "R-CRT-9", f"key number {i} is named like a secret (password, token, key...): "
+                                "a tag, label or annotation is stored and shown in clear",
+                                "remove it; keep secrets in Prefect Secret blocks")
+            if any(isinstance(part, str) and _CONTROL.search(part) for part in (key, item)):
+                yield Violation(loc, "schema", f"entry number {i} contains a control character",
+                                "remove it: keys and values are single-line printable text")
+
+
+def _field_violations(model: type[BaseModel], data: Mapping[str, Any]) -> list[Violation]:
+    """_string_violations for every field of ``data`` this model declares (nested models judge their own)."""
+    found: list[Violation] = []
+    by_key = {(info.alias or name): info for name, info in model.model_fields.items()}
+    for key, value in data.items():
+        info = by_key.get(key) or model.model_fields.get(key)
+        if info is None:
+            continue
+        free_map = get_origin(info.annotation) is dict
+        if isinstance(value, Mapping) and not free_map:
+            continue  # a nested model checks its own fields
+        found += _string_violations((key,), value, free_map)
+    return found
+
+
 def _line_error(error: dict[str, Any]) -> dict[str, Any]:
     """Turn an error of ValidationError.errors() back into a line error for from_exception_data.
 
-    A mapping or list input is dropped: it may hold a secret deeper down, and an error must not echo it.
+    The input is dropped, whatever it was: a password typed into password_secret (or any field) would
+    otherwise reach the message as ``input_value=...`` (issue 14 item 3).
     """
-    given = error.get("input")
-    safe_input = None if isinstance(given, (Mapping, list, tuple)) else given
+    safe_input = None
     if error["type"] == RULE_ERROR_TYPE:
         kind: Any = PydanticCustomError(RULE_ERROR_TYPE, RULE_TEMPLATE, error["ctx"])
         return {"type": kind, "loc": error["loc"], "input": safe_input}
@@ -102,11 +149,12 @@ class SpecModel(BaseModel):
     def _validate_with_rules(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, Mapping):
             return handler(data)
-        refused = _secret_violations(data) + [
+        stripped = _secret_violations(data) + [
             Violation((key,), *cls.refused_keys[key]) for key in data if key in cls.refused_keys
         ]
-        stripped_keys = {v.loc[0] for v in refused}
+        stripped_keys = {v.loc[0] for v in stripped}
         clean = {k: v for k, v in data.items() if k not in stripped_keys}
+        refused = stripped + _field_violations(cls, clean)
         if (info.context or {}).get(_RULES_OFF):
             return handler(clean)
         try:

@@ -23,8 +23,8 @@ from tkeflow.rules.health import compare_versions
 from tkeflow.specs.base import SpecModel, Violation, nested_warnings, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, SSD_DISK_TYPES, DataDisk, KubeVersion, Login, Region, SecurityGroupId, SubnetId,
-    SystemDisk, Zone, is_gpu_instance_type, listed_twice, parse_private_cidr, pay_as_you_go_warnings,
-    schedules_gpus, zone_violation,
+    MAX_LABELS, MAX_SECURITY_GROUPS, MAX_TAGS, SystemDisk, Zone, is_gpu_instance_type, listed_twice, parse_private_cidr, pay_as_you_go_warnings,
+    schedules_gpus, timeout_field, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
@@ -60,15 +60,16 @@ class WorkerGroup(SpecModel):
 
     zone: Zone = Field(description="Availability zone of the nodes (in spec.region).")
     subnet_id: SubnetId = Field(description="Subnet of the nodes: a subnet of spec.vpc_id in that zone (R-CRT-2).")
-    instance_type: str = Field(min_length=1, description="CVM instance type, e.g. S5.LARGE8.")
+    instance_type: str = Field(min_length=1, max_length=64, description="CVM instance type, e.g. S5.LARGE8.")
     count: int = Field(1, ge=1, le=200, description="Number of nodes of this group.")
     system_disk: SystemDisk = Field(default_factory=SystemDisk, description="System disk (R-CRT-7: 50 GB by default).")
-    data_disks: list[DataDisk] = Field(default_factory=list, description="Data disks of each node (R-CRT-7).")
+    data_disks: list[DataDisk] = Field(default_factory=list, max_length=20, description="Data disks of each node (R-CRT-7).")
     billing: Literal["POSTPAID_BY_HOUR", "PREPAID"] = Field("POSTPAID_BY_HOUR", description="Pay-as-you-go or "
                                                            "prepaid monthly (R-CRT-8).")
-    security_group_ids: list[SecurityGroupId] = Field(default_factory=list, description="Security groups "
-                                                      "(empty: the cluster's default).")
-    labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels put on these nodes.")
+    security_group_ids: list[SecurityGroupId] = Field(default_factory=list, max_length=MAX_SECURITY_GROUPS,
+                                                      description="Security groups (empty: the cluster's default).")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS,
+                                   description="Kubernetes labels put on these nodes.")
 
 
 class Endpoints(SpecModel):
@@ -93,19 +94,20 @@ class ClusterSpec(SpecModel):
     service_cidr: str = Field(description="Service CIDR: private, not overlapping the container CIDR (R-CRT-2).")
     ipvs: bool = Field(False, description="kube-proxy in IPVS mode: chosen at creation only, whole cluster, "
                        "Kubernetes 1.10+ (R-CRT-6).")
-    os: str = Field("ubuntu22.04x86_64", description="Node OS image name.")
+    os: str = Field("ubuntu22.04x86_64", min_length=1, max_length=128, description="Node OS image name.")
     master: MasterSpec = Field(default_factory=MasterSpec, description="Control plane (R-CRT-4).")
     planned_nodes: int | None = Field(None, ge=0, description="How many nodes the cluster should grow to; "
                                       "sizes independent masters (R-CRT-5). Default: the workers' count.")
-    workers: list[WorkerGroup] = Field(default_factory=list, description="Worker node groups.")
+    workers: list[WorkerGroup] = Field(default_factory=list, max_length=50, description="Worker node groups.")
     login: Login = Field(default_factory=Login, description="Node login (R-CRT-9): key_ids or password_secret.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Access endpoints (R-CRT-11).")
-    namespaces: list[str] = Field(default_factory=list, description="Namespaces to create, e.g. one per "
+    namespaces: list[str] = Field(default_factory=list, max_length=100, description="Namespaces to create, e.g. one per "
                                   "environment (R-CRT-12). default and kube-system always exist.")
     log_collection: bool = Field(False, description="Turn on log collection: each node spends about 0.3 "
                                  "core and 250 MiB on the log agent (R-RES-3).")
-    create_timeout_s: int = Field(1800, ge=1, description="How long to wait for the cluster to be Running.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags put on the cluster.")
+    create_timeout_s: int = timeout_field(1800, "How long to wait for the cluster to be Running.")
+    tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_TAGS, description="Tags put on the cluster "
+                                 "(no secret-looking keys, R-CRT-9).")
 
     @field_validator("name", mode="before")
     @classmethod
@@ -125,9 +127,10 @@ class ClusterSpec(SpecModel):
     @field_validator("namespaces")
     @classmethod
     def _dns_labels(cls, names: list[str]) -> list[str]:
-        bad = [n for n in names if len(n) > 63 or not re.match(DNS1123_LABEL, n)]
-        if bad:
-            raise rule_error("R-CRT-12", f"not valid namespace names (DNS-1123 labels): {', '.join(map(repr, bad))}",
+        bad = [i for i, n in enumerate(names) if len(n) > 63 or not re.match(DNS1123_LABEL, n)]
+        if bad:  # by position: an invalid entry is not echoed (it could be anything pasted there)
+            raise rule_error("R-CRT-12", f"not valid namespace names (DNS-1123 labels) at positions "
+                             f"{', '.join(map(str, bad))}",
                              "use lowercase letters, digits and '-', starting and ending with a letter or digit, "
                              "at most 63 characters")
         duplicates = listed_twice(names)

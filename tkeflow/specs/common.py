@@ -43,6 +43,53 @@ DiskType = Literal["LOCAL_BASIC", "LOCAL_SSD", "CLOUD_BASIC", "CLOUD_SSD", "CLOU
 SSD_DISK_TYPES = frozenset({"LOCAL_SSD", "CLOUD_SSD", "CLOUD_BSSD", "CLOUD_HSSD", "CLOUD_TSSD"})
 GPU_FAMILY = re.compile(r"^(GN|GI|GT|GC|PNV)\d", re.IGNORECASE)  # Tencent GPU instance families
 PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4: the default quota; accounts may have more, the flows check
+# Issue 14 item 8: every wait is finite and bounded. A day is far beyond any documented lifecycle
+# (R-AS-5: a new CVM in about 10 min), and 1e10 s overflowed a socket timeout mid-upgrade.
+MAX_TIMEOUT_S = 24 * 3600
+MAX_TAGS = 50  # Tencent Cloud: at most 50 tags per resource
+MAX_LABELS = 64  # labels or annotations a config may put on nodes or carry in its metadata
+MAX_SECURITY_GROUPS = 5  # security groups a CVM can be bound to (Tencent's default limit)
+MAX_KEY_IDS = 100  # CVM LoginSettings.KeyIds: at most 100 per request
+# An OS directory (or one under it, other than the container runtimes' own) may not be a data disk's
+# mount target: mounting over it hides the OS's files; formatting the disk for it is worse (R-ADD-3).
+OS_DIRECTORIES = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
+                  "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var")
+MOUNTABLE_UNDER_OS = ("/var/lib/containerd", "/var/lib/docker", "/var/lib/kubelet", "/var/log", "/opt/data",
+                      "/home/data", "/srv/data")
+
+
+def timeout_field(default: float, description: str, *, minimum: float = 1) -> Any:
+    """A Field for a timeout in seconds: finite, at least ``minimum``, at most MAX_TIMEOUT_S (a day)."""
+    return Field(default, ge=minimum, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+                 description=f"{description} Seconds, at most {MAX_TIMEOUT_S} (a day).")
+
+
+def mount_target_problem(path: str) -> str | None:
+    """Why ``path`` may not be a data disk's mount target (an OS directory), or None (R-ADD-3).
+
+    ``/var/lib/containerd``, ``/var/lib/docker`` and ``/data`` are fine; ``/``, ``/etc``, ``/usr``,
+    ``/var``, ``/var/lib``, ``/boot``, ``/root`` and the like are not.
+    """
+    normal = "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
+    if ".." in normal.split("/"):
+        return "it contains '..'"
+    if normal in OS_DIRECTORIES:
+        return f"{normal} is an OS directory"
+    if any(normal == ok or normal.startswith(ok + "/") for ok in MOUNTABLE_UNDER_OS):
+        return None
+    if normal.startswith(("/var/lib/", "/usr/", "/etc/", "/boot/", "/proc/", "/sys/", "/dev/", "/run/",
+                          "/bin/", "/sbin/", "/lib/", "/lib64/", "/root/")) or normal == "/var/lib":
+        return f"{normal} is inside an OS directory"
+    return None
+
+
+def check_mount_target(path: str) -> str:
+    """R-ADD-3 as a field validator: refuse an OS directory as a mount target (never echoes more than it)."""
+    problem = mount_target_problem(path)
+    if problem:
+        raise rule_error("R-ADD-3", f"mount_target may not be an OS directory: {problem}",
+                         "use /var/lib/containerd, /var/lib/docker or a directory of its own such as /data")
+    return path
 
 
 def is_gpu_instance_type(instance_type: str) -> bool:
@@ -84,7 +131,8 @@ def parse_private_cidr(value: str, what: str) -> ipaddress.IPv4Network:
             suggestion = f"write {ipaddress.IPv4Network(value, strict=False)}"
         except ValueError:
             suggestion = "write an IPv4 CIDR such as 172.20.0.0/16"
-        raise rule_error("R-CRT-2", f"{what} {value!r} is not a valid CIDR ({e})", suggestion) from None
+        # the value is not echoed: whatever was pasted there (issue 14 item 3) stays out of the message
+        raise rule_error("R-CRT-2", f"{what} is not a valid IPv4 CIDR ({type(e).__name__})", suggestion) from None
     if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
         raise rule_error("R-CRT-2", f"{what} {value} is not in a private range",
                          "use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
@@ -118,7 +166,8 @@ class Login(SpecModel):
     """How to log in to the nodes (R-CRT-9 / R-ADD-5): a key pair (preferred), a password kept in a
     Prefect Secret block named here, or neither (TKE generates a password). Never the password itself."""
 
-    key_ids: list[KeyId] = Field(default_factory=list, description="Key pair IDs (skey-xxxxxxxx) to log in with (preferred).")
+    key_ids: list[KeyId] = Field(default_factory=list, max_length=MAX_KEY_IDS,
+                                 description="Key pair IDs (skey-xxxxxxxx) to log in with (preferred).")
     password_secret: str | None = Field(None, description="Name of a Prefect Secret block holding the login "
                                                           "password (the password never sits in a config).")
 
@@ -153,8 +202,16 @@ class SystemDisk(SpecModel):
 
 
 class DataDisk(SpecModel):
+    """A data disk of new nodes, formatted and mounted by TKE."""
+
     type: DiskType = Field("CLOUD_PREMIUM", description="Cloud disk type.")
     size_gb: int = Field(100, ge=10, le=32000, description="Data disk size in GB.")
     file_system: Literal["ext4", "xfs"] = Field("ext4", description="File system TKE formats the disk with.")
-    mount_target: str = Field("/var/lib/containerd", pattern=r"^/", description="Where the disk is mounted.")
+    mount_target: str = Field("/var/lib/containerd", pattern=r"^/", max_length=255,
+                              description="Where the disk is mounted; not an OS directory (R-ADD-3).")
     auto_format_and_mount: bool = Field(True, description="Let TKE format and mount the disk when the node joins.")
+
+    @field_validator("mount_target")
+    @classmethod
+    def _not_an_os_directory(cls, value: str) -> str:
+        return check_mount_target(value)

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
-    is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, zone_violation,
+    MAX_LABELS, is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, timeout_field, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
@@ -39,9 +39,9 @@ class GpuPoolSpec(ClusterRef):
 
     region: Region = Field(description="Region of the cluster.")
     name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL, description="Name of the node pool.")
-    instance_type: str = Field(min_length=1, description="GPU instance type, e.g. GN7.2XLARGE32.")
+    instance_type: str = Field(min_length=1, max_length=64, description="GPU instance type, e.g. GN7.2XLARGE32.")
     gpus_per_pod: int = Field(1, description="Whole GPUs each GPU container asks for (R-GPU-3: never a fraction).")
-    os: str = Field("centos7.6.0_x64", description="GPU OS image (R-GPU-2: CentOS in 2018; a setting).")
+    os: str = Field("centos7.6.0_x64", min_length=1, max_length=128, description="GPU OS image (R-GPU-2: CentOS in 2018; a setting).")
     kubernetes_version: KubeVersion | None = Field(None, description="The cluster's version, if you want R-GPU-1 "
                                                    "checked here; the flow checks the cluster's own.")
     min_nodes: int = Field(0, ge=0, description="Fewest nodes of the pool (R-AS-3).")
@@ -50,17 +50,17 @@ class GpuPoolSpec(ClusterRef):
     zone: Zone = Field(description="Availability zone of the pool.")
     subnet_id: SubnetId = Field(description="Subnet of the pool's nodes, in that zone.")
     system_disk: SystemDisk = Field(default_factory=SystemDisk, description="System disk (R-CRT-7).")
-    data_disks: list[DataDisk] = Field(default_factory=list, description="Data disks of each node.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels put on every node of the pool "
+    data_disks: list[DataDisk] = Field(default_factory=list, max_length=20, description="Data disks of each node.")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS, description="Labels put on every node of the pool "
                                    "(R-AS-3, R-GPU-4).")
-    taints: list[Taint] = Field(default_factory=list, description="Taints of the pool's nodes (R-GPU-4).")
-    node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for the pool's nodes to be Ready.")
+    taints: list[Taint] = Field(default_factory=list, max_length=MAX_LABELS, description="Taints of the pool's nodes (R-GPU-4).")
+    node_ready_timeout_s: int = timeout_field(900, "How long to wait for the pool's nodes to be Ready.")
 
     @field_validator("gpus_per_pod", mode="before")
     @classmethod
     def _whole_gpus(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+            return value  # not a finite number: the int type check reports it
         if value != int(value) or value < 1:
             raise rule_error("R-GPU-3", f"gpus_per_pod {value}: containers do not share GPUs",
                              "ask for a whole number of GPUs, 1 or more")
@@ -69,9 +69,9 @@ class GpuPoolSpec(ClusterRef):
     @field_validator("labels")
     @classmethod
     def _label_syntax(cls, labels: dict[str, str]) -> dict[str, str]:
-        bad = [k for k, v in labels.items() if not LABEL_KEY.match(k) or not LABEL_VALUE.match(v)]
-        if bad:
-            raise rule_error("R-GPU-4", f"invalid Kubernetes labels: {', '.join(bad)}", "use label keys and values "
+        bad = sum(1 for k, v in labels.items() if not LABEL_KEY.match(k) or not LABEL_VALUE.match(v))
+        if bad:  # counted, not echoed: an invalid key or value could be anything pasted there
+            raise rule_error("R-GPU-4", f"{bad} invalid Kubernetes label(s)", "use label keys and values "
                              "Kubernetes accepts (letters, digits, '-', '_', '.', up to 63 characters)")
         return labels
 
@@ -92,7 +92,7 @@ class GpuPoolSpec(ClusterRef):
             found.append(warn("taints", "R-GPU-4", "no taint: pods that need no GPU may land on GPU nodes",
                               "add a taint such as nvidia.com/gpu=present:NoSchedule"))
         if not is_gpu_instance_type(self.instance_type):
-            found.append(warn("instance_type", "R-GPU-5", f"{self.instance_type} is not a known GPU family "
+            found.append(warn("instance_type", "R-GPU-5", "the instance type is not of a known GPU family "
                               "(GN, GI, GT, GC, PNV)", "use a GPU instance type such as GN7.2XLARGE32"))
         return found
 

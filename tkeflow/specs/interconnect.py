@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
 
 from tkeflow.specs.base import SpecModel, Violation, rule_error
-from tkeflow.specs.common import ClusterRef, Region, id_pattern
+from tkeflow.specs.common import ClusterRef, Region, id_pattern, timeout_field
 
 
 class ClusterSide(ClusterRef):
@@ -51,21 +51,21 @@ class ProbeHost(SpecModel):
         try:
             ipaddress.IPv4Address(value)
         except ValueError:
-            raise rule_error("R-NET-7", f"probe host {value!r} is not an IPv4 address", "write it as 192.168.10.10:80") from None
+            raise rule_error("R-NET-7", "the probe host is not an IPv4 address", "write it as 192.168.10.10:80") from None
         return value
 
 
 class IdcSide(SpecModel):
     """The IDC (on-premises network) end of a VPN or direct connect interconnect (R-NET-4/5)."""
 
-    cidrs: list[str] = Field(min_length=1, description="The IDC's CIDRs.")
+    cidrs: list[str] = Field(min_length=1, max_length=50, description="The IDC's CIDRs.")
     vpn_connection_id: str | None = Field(None, pattern=id_pattern("vpnx"), description="type vpn: the VPN "
                                           "connection whose SPD policy gets the container CIDR (R-NET-5).")
     direct_connect_gateway_id: str | None = Field(None, pattern=id_pattern("dcg"), description="type "
                                                   "direct_connect: the direct connect gateway (R-NET-4).")
     bgp: bool = Field(False, description="direct_connect: container routes sync by BGP (else the IDC routes the "
                       "container CIDR to the gateway, R-NET-4).")
-    probe_hosts: list[ProbeHost] = Field(default_factory=list, description="IDC hosts the containers must reach "
+    probe_hosts: list[ProbeHost] = Field(default_factory=list, max_length=50, description="IDC hosts the containers must reach "
                                          "after the change (R-NET-7), as host:port.")
 
     @field_validator("cidrs")
@@ -75,7 +75,7 @@ class IdcSide(SpecModel):
             try:
                 ipaddress.IPv4Network(cidr, strict=True)
             except ValueError as e:
-                raise rule_error("R-NET-5", f"IDC CIDR {cidr!r} is not valid ({e})", "write an IPv4 CIDR such as "
+                raise rule_error("R-NET-5", f"IDC CIDR number {cidrs.index(cidr) + 1} is not a valid IPv4 CIDR", "write an IPv4 CIDR such as "
                                  "192.168.0.0/16") from None
         return cidrs
 
@@ -100,7 +100,7 @@ class InterconnectSpec(SpecModel):
                                               "connection to use; none: the flow creates one.")
     bandwidth_mbps: int = Field(100, ge=1, description="Bandwidth of a peering connection the flow creates.")
     idc: IdcSide | None = Field(None, description="vpn / direct_connect: the IDC end.")
-    probe_timeout_s: float = Field(30.0, gt=0, description="Timeout of each connectivity test (R-NET-7).")
+    probe_timeout_s: float = timeout_field(30.0, "Timeout of each connectivity test (R-NET-7).", minimum=0.1)
 
     @classmethod
     def _rules(cls, values: Mapping[str, Any]) -> Iterator[Violation]:

@@ -13,7 +13,7 @@ import re
 from pydantic import Field, field_validator
 
 from tkeflow.specs.base import SpecModel, rule_error
-from tkeflow.specs.common import ClusterRef, Region
+from tkeflow.specs.common import ClusterRef, Region, timeout_field
 
 GO_DURATION = r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$"
 MANAGED_FLAGS = ("--run-router", "--run-firewall", "--run-service-proxy", "--iptables-sync-period",
@@ -25,11 +25,11 @@ class VerifySettings(SpecModel):
     """The R-KR-3 verification after rollout (R-KR-4: same-node and cross-node pairs, both reported)."""
 
     enabled: bool = Field(True, description="Run the verification cases after rollout.")
-    cases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], description="Which R-KR-3 cases to "
+    cases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], max_length=5, description="Which R-KR-3 cases to "
                              "run (1-5).")
     namespace_prefix: str = Field("tkeflow-kr", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                                   description="Prefix of the test namespaces (deleted after).")
-    timeout_s: float = Field(120.0, gt=0, description="Timeout of the whole verification.")
+    timeout_s: float = timeout_field(120.0, "Timeout of the whole verification.", minimum=0.1)
 
     @field_validator("cases")
     @classmethod
@@ -54,24 +54,26 @@ class KubeRouterSpec(ClusterRef):
     iptables_sync_period: str = Field("5m", pattern=GO_DURATION, description="--iptables-sync-period "
                                       "(R-KR-2: the doc uses 1s; kube-router's default is 5m).")
     cache_sync_timeout: str = Field("5m", pattern=GO_DURATION, description="--cache-sync-timeout (R-KR-2).")
-    extra_args: list[str] = Field(default_factory=list, description="More kube-router flags. May not turn on the "
+    extra_args: list[str] = Field(default_factory=list, max_length=50, description="More kube-router flags. May not turn on the "
                                   "router or the service proxy, nor off the firewall (R-KR-1).")
-    rollout_timeout_s: int = Field(300, ge=1, description="How long to wait for the DaemonSet to be ready.")
+    rollout_timeout_s: int = timeout_field(300, "How long to wait for the DaemonSet to be ready.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="R-KR-3 verification.")
 
     @field_validator("extra_args")
     @classmethod
     def _firewall_only(cls, args: list[str]) -> list[str]:
-        for arg in args:
+        for i, arg in enumerate(args):  # named by position and flag, never by value (it could be a token)
             name, value = _flag_value(arg.strip())
             expected = FIREWALL_ONLY.get(name)
             if expected is not None and value != expected:
-                raise rule_error("R-KR-1", f"{arg} breaks firewall-only mode (pod networking is the VPC's, "
-                                 "the service proxy is kube-proxy's)", f"remove {arg}: the flow always sets "
-                                 "--run-router=false --run-firewall=true --run-service-proxy=false")
+                raise rule_error("R-KR-1", f"extra_args[{i}] ({name}) breaks firewall-only mode (pod networking "
+                                 "is the VPC's, the service proxy is kube-proxy's)", f"remove {name}: the flow "
+                                 "always sets --run-router=false --run-firewall=true --run-service-proxy=false")
             if expected is not None:
                 continue  # restating firewall-only mode is harmless
-            if name in MANAGED_FLAGS or not re.match(r"^--?[a-z]", name):
-                raise rule_error("schema", f"{arg} is set by the flow or is not a flag",
+            if name in MANAGED_FLAGS:
+                raise rule_error("schema", f"extra_args[{i}] ({name}) is set by the flow",
                                  "use the spec's own field for it (e.g. iptables_sync_period), or remove it")
+            if not re.match(r"^--?[a-z][-a-z0-9]*$", name):
+                raise rule_error("schema", f"extra_args[{i}] is not a flag", "write it as --flag=value")
         return args

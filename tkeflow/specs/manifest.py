@@ -16,8 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from tkeflow.specs.base import nested_warnings
+from tkeflow.specs.base import SpecModel, nested_warnings
 from tkeflow.specs.cluster import ClusterSpec
+from tkeflow.specs.common import MAX_LABELS
 from tkeflow.specs.existing_hosts import ExistingHostsSpec
 from tkeflow.specs.gpu_pool import GpuPoolSpec
 from tkeflow.specs.interconnect import InterconnectSpec
@@ -26,6 +27,7 @@ from tkeflow.specs.node_upgrade import NodeUpgradeSpec
 from tkeflow.specs.problems import SCHEMA_RULE, Problem, SpecError, problems_from_validation_error
 
 API_VERSION = "tkeflow/v1"
+MAX_CONFIG_BYTES = 1024 * 1024  # issue 14 item 8: a config is a page of YAML; refused before parsing above this
 KINDS: dict[str, type[BaseModel]] = {
     "Cluster": ClusterSpec,
     "ExistingHosts": ExistingHostsSpec,
@@ -37,14 +39,16 @@ KINDS: dict[str, type[BaseModel]] = {
 OTHER_KINDS = ("TwinWorld",)  # validated by the twin (twin.world), not here
 
 
-class Metadata(BaseModel):
-    """A manifest's metadata: its name (for a Cluster, the cluster name), labels, annotations."""
+class Metadata(SpecModel):
+    """A manifest's metadata: its name (for a Cluster, the cluster name), labels, annotations.
 
-    model_config = ConfigDict(extra="forbid")
+    Labels and annotations are free-form, but not named like secrets (R-CRT-9), and bounded."""
+
     name: str = Field(min_length=1, max_length=253, description="Name of the config; for a Cluster, the "
                       "cluster name (R-CRT-1: at most 60 characters).")
-    labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Free-form annotations.")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS, description="Free-form labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS,
+                                        description="Free-form annotations.")
 
 
 @dataclass(frozen=True)
@@ -92,15 +96,18 @@ def resolve_kind(name: str) -> str | None:
 
 def _kind_problems(data: dict[str, Any]) -> list[Problem]:
     kind = data.get("kind")
-    if kind in KINDS:
-        return []
     known = ", ".join(KINDS)
     if kind is None:
         return [Problem("kind", SCHEMA_RULE, "no kind given", f"add kind: one of {known}")]
+    if not isinstance(kind, str):  # `kind: [Cluster]` used to crash on an unhashable list
+        return [Problem("kind", SCHEMA_RULE, f"kind is a {type(kind).__name__}, not a name",
+                        f"write kind: one of {known} (a plain word)")]
+    if kind in KINDS:
+        return []
     if kind in OTHER_KINDS:
         return [Problem("kind", SCHEMA_RULE, f"kind {kind} is the twin's world, not a procedure",
                         "check it with `tkeflow check` (the twin validates it)")]
-    return [Problem("kind", SCHEMA_RULE, f"unknown kind {kind!r}", f"use one of {known}")]
+    return [Problem("kind", SCHEMA_RULE, "unknown kind", f"use one of {known}")]
 
 
 def parse_manifest(data: Any, source: str | None = None) -> Manifest:
@@ -134,9 +141,8 @@ def _with_cluster_name(kind: str, data: dict[str, Any], source: str | None) -> t
     name = data["metadata"].get("name")
     if "name" in spec:
         if spec["name"] != name:
-            raise SpecError([Problem("spec.name", SCHEMA_RULE, f"spec.name {spec['name']!r} differs from "
-                                     f"metadata.name {name!r}", "remove spec.name: the cluster is named by "
-                                     "metadata.name")], source)
+            raise SpecError([Problem("spec.name", SCHEMA_RULE, "spec.name differs from metadata.name",
+                                     "remove spec.name: the cluster is named by metadata.name")], source)
         return data, {}
     if name is not None:
         spec["name"] = name
@@ -147,9 +153,17 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read a YAML config and validate it; raise SpecError (file, YAML and spec problems alike)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # never more: the size is judged before any parsing
     except OSError as e:
         raise SpecError([Problem("", "file", f"cannot read the file: {e.strerror}", "check the path")], source) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SpecError([Problem("", "file", f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config "
+                                 "is not", "check that this is the config you meant")], source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([Problem("", "file", "the file is not UTF-8 text", "save it as UTF-8")], source) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

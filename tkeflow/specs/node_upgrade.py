@@ -14,15 +14,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from tkeflow.specs.base import SpecModel, rule_error, warn
-from tkeflow.specs.common import ClusterRef, KubeVersion, Region
+from tkeflow.specs.common import MAX_TIMEOUT_S, ClusterRef, KubeVersion, Region, timeout_field
 from tkeflow.specs.problems import Problem
 
 
 class DrainSettings(SpecModel):
     """How each node is drained before its upgrade (R-NODE-2)."""
 
-    timeout_s: int = Field(600, ge=1, description="Give up draining a node after this long (PDBs may block).")
-    grace_period_s: int | None = Field(None, ge=0, description="Pod termination grace period; none: each pod's own.")
+    timeout_s: int = timeout_field(600, "Give up draining a node after this long (PDBs may block).")
+    grace_period_s: int | None = Field(None, ge=0, le=MAX_TIMEOUT_S, description="Pod termination grace period; none: each pod's own.")
     delete_local_data: bool = Field(False, description="Evict pods with local storage (emptyDir); their data is "
                                     "lost (R-NODE-2). Without it such pods stop the drain.")
 
@@ -41,8 +41,8 @@ class NodeUpgradeSpec(ClusterRef):
     approve: bool = Field(False, description="Approve the upgrade (it evicts pods and, with reset, reinstalls "
                           "nodes). Without it the flow pauses for approval.")
     drain: DrainSettings = Field(default_factory=DrainSettings, description="Drain settings (R-NODE-2).")
-    node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for an upgraded node to be Ready.")
-    master_timeout_s: int = Field(1800, ge=1, description="How long to wait for the master upgrade.")
+    node_ready_timeout_s: int = timeout_field(900, "How long to wait for an upgraded node to be Ready.")
+    master_timeout_s: int = timeout_field(1800, "How long to wait for the master upgrade.")
 
     @field_validator("batch_size", mode="before")
     @classmethod

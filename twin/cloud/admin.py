@@ -12,20 +12,56 @@ rehearsal. They sit apart from the emulated API, are not signed, and answer plai
                                       "nodes_never_ready": N, "clear": true}
 - GET/POST /_twin/timings            {"cluster_create": 0.1, ...}
 - GET  /_twin/ssh                    private IP -> SSH address and host key (from the SSH fleet)
+
+Only for a local client (``refusal``): the Host header must name a loopback address (a web page
+that rebinds its own DNS name to 127.0.0.1 still sends its own name), and a POST or DELETE must
+say ``Content-Type: application/json`` (a page can send a form or text/plain without asking, never
+JSON without a CORS pre-flight that this server does not answer): a web page cannot reset a
+rehearsal, change its faults or read its call log.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
-from collections.abc import Callable
 from typing import Any
 
 from twin.cloud.calls import CallLog
 from twin.world.model import ActionFault, Faults, Timings, World
 
 Reply = tuple[int, Any]
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _loopback_host(host_header: str) -> bool:
+    """Whether a Host header (``name``, ``name:port``, ``[v6]:port``) names this machine's loopback."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(method: str, headers: Mapping[str, str]) -> Reply | None:
+    """Why an admin request is refused (status, body), or None: loopback Host, JSON for a change."""
+    if not _loopback_host(headers.get("Host") or ""):
+        return 403, {"error": "the twin's admin routes answer only a Host header naming a loopback address"}
+    if method in ("POST", "DELETE", "PUT", "PATCH"):
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return 415, {"error": "the twin's admin routes take only Content-Type: application/json"}
+    return None
 
 
 class AdminRoutes:
@@ -44,7 +80,10 @@ class AdminRoutes:
         self.ssh_map = ssh_map
         self.on_timings = on_timings
 
-    def handle(self, method: str, path: str, query: str, body: bytes) -> Reply:
+    def handle(self, method: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        refused = refusal(method, headers)  # a web page in the user's browser cannot reset a rehearsal
+        if refused:
+            return refused
         route = path[len("/_twin/"):].strip("/")
         try:
             payload = json.loads(body) if body else {}

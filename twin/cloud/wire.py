@@ -30,7 +30,8 @@ from twin.cloud.registry import ACTIONS, SERVICES, Action, CloudCore, Ctx, run_e
 
 log = logging.getLogger(__name__)
 #: ``(method, path, query, body) -> (HTTP status, JSON payload)`` for paths under ``/_twin/``.
-AdminHandler = Callable[[str, str, str, bytes], tuple[int, Any]]
+#: (method, path, query, body, headers) -> (status, payload): the /_twin/ routes (twin/cloud/admin.py).
+AdminHandler = Callable[[str, str, str, bytes, Any], tuple[int, Any]]
 
 
 class CloudServer:
@@ -99,15 +100,35 @@ class CloudServer:
         return result
 
 
-SECRET_FIELDS = {"Password", "PreShareKey", "SecretKey"}  # never kept in the call log (DESIGN: secrets)
+# Never kept in the call log (DESIGN: secrets). A parameter whose name holds one of these words
+# (Password, PreShareKey, SecretKey, PrivateKey, Token...) is a secret, at any depth.
+SECRET_WORDS = ("password", "passwd", "secret", "privatekey", "presharekey", "token", "credential")
+REDACTED = "***"
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether a parameter named ``name`` carries a secret (its value never reaches the call log)."""
+    normalized = "".join(ch for ch in name.lower() if ch.isalpha())
+    return any(word in normalized for word in SECRET_WORDS)
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every secret field's value replaced, for the call log."""
+    """``value`` with every secret field's value replaced, for the call log.
+
+    Any depth, and inside JSON strings too: RunInstancesPara and LaunchConfigurePara are lists of
+    JSON-encoded RunInstances requests, whose LoginSettings.Password would otherwise sit in clear.
+    """
     if isinstance(value, dict):
-        return {k: ("***" if k in SECRET_FIELDS and v else redact(v)) for k, v in value.items()}
+        return {k: (REDACTED if is_secret_field(str(k)) and v not in (None, "", [], {}) else redact(v))
+                for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return json.dumps(redact(decoded), separators=(",", ":"))
     return value
 
 
@@ -173,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         path, _, query = self.path.partition("?")
         if path.startswith("/_twin/"):
-            status, payload = self.cloud.admin(self.command, path, query, body)
+            status, payload = self.cloud.admin(self.command, path, query, body, self.headers)
             self._reply(status, payload)
             return
         if path != "/":

@@ -71,14 +71,15 @@ class SshFleet:
     ``lambda: world.timings.ssh_command_latency_s``) delays the reply to each exec request (one
     round trip: a line of ``;``-joined commands counts once) via the clock
     (the twin's shared Clock when given, else the fleet's own). ``rekey_on_reinstall``: a real OS
-    reinstall (AddExistedInstances, R-ADD-2) regenerates the host keys; with it on, the key also
-    depends on ``Cvm.os_install_count``, so clients pinned to the old key see it change.
+    reinstall (AddExistedInstances, R-ADD-2; a reset upgrade, R-UPG-3) regenerates the host keys, as
+    real TKE does: on by default (issue 14 item 7), the key also depends on ``Cvm.os_install_count``,
+    so clients pinned to the old key see it change. Off: keys stable across reinstalls.
     """
 
     def __init__(self, cvms: CvmSource, seed: str, reachable: Callable[[Cvm, str], bool] | None = None, *,
                  keys: KeySource | None = None, clock: Clock | None = None,
                  command_latency_s: float | Callable[[], float] = 0.0, poll_interval_s: float = 0.2,
-                 bind_host: str = "127.0.0.1", rekey_on_reinstall: bool = False):
+                 bind_host: str = "127.0.0.1", rekey_on_reinstall: bool = True):
         self._cvms = cvms
         self.seed = seed
         self._reachable = reachable

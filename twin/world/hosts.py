@@ -24,6 +24,9 @@ class Disk:
     mountpoint: str | None = None
     used_gb: float = 0.0
     holds_data: bool = False  # user data that a format would destroy
+    # Where raw data (no filesystem) sits: from the first byte (a database device, the default), or in
+    # the last MiB only (an md RAID 1.0 superblock): what `cmp` against /dev/zero reads (R-ADD-3).
+    data_at_end_only: bool = False
     format_count: int = 0  # how many times the twin formatted this disk (audit for "nothing lost")
 
     def format(self, filesystem: str, uuid: str, mountpoint: str | None) -> None:
@@ -33,7 +36,25 @@ class Disk:
         self.mountpoint = mountpoint
         self.used_gb = 0.0
         self.holds_data = False
+        self.data_at_end_only = False
         self.format_count += 1
+
+    def reads_zero(self, offset: int, length: int) -> bool:
+        """Whether bytes [offset, offset + length) read as zeros (the content model behind `cmp`).
+
+        A filesystem has its superblock in the first MiB; user data on it may reach the end. A disk
+        without one is zeros unless it holds raw data (everywhere, or at its end only).
+        """
+        size = self.size_gb * 1024**3
+        if self.role == "system" or offset < 0 or offset + length > size:
+            return False
+        at_start = offset < 1024**2
+        at_end = offset + length > size - 1024**2
+        if self.filesystem:
+            return not at_start and not (at_end and self.holds_data)
+        if not self.holds_data:
+            return True
+        return not at_end if self.data_at_end_only else False
 
 
 @dataclass

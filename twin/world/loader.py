@@ -123,7 +123,8 @@ def make_disk(world: model.World, role: str, index: int, doc: dict[str, Any]) ->
                 role=role, disk_type=doc.get("type", "CLOUD_PREMIUM"), size_gb=int(doc.get("size_gb", 50)),
                 filesystem=filesystem, uuid=str(uuid.UUID(int=world.rng.getrandbits(128))) if filesystem else None,
                 mountpoint=doc.get("mountpoint"), used_gb=float(doc.get("used_gb", 0)),
-                holds_data=bool(doc.get("holds_data", False)))
+                holds_data=bool(doc.get("holds_data", False)),
+                data_at_end_only=bool(doc.get("data_at_end_only", False)))
 
 
 def _cvm(world: model.World, region: str, doc: dict[str, Any]) -> Cvm:

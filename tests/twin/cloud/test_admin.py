@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -91,3 +94,54 @@ def test_calls_since_and_action(clients: Clients, cloud_twin: Any) -> None:
     tke.DescribeClusters(M.DescribeClustersRequest())
     assert [c["action"] for c in admin(cloud_twin, "/_twin/calls?since=1")] == ["DescribeClusterStatus", "DescribeClusters"]
     assert len(admin(cloud_twin, "/_twin/calls?action=DescribeClusters")) == 2
+
+
+def test_redact_opens_json_strings_at_any_depth() -> None:
+    """R-CRT-9 / issue 14 item 3: RunInstancesPara is a list of JSON strings; its password was logged."""
+    from twin.cloud.wire import redact
+
+    para = json.dumps({"LoginSettings": {"Password": "Zq9-MARKER"}, "InstanceType": "S5.LARGE8"})
+    params = {"RunInstancesForNode": [{"NodeRole": "WORKER", "RunInstancesPara": [para]}],
+              "Deep": [{"x": {"PreShareKey": "Zq9-MARKER", "ClientPrivateKey": "Zq9-MARKER"}}],
+              "LoginSettings": {"KeyIds": ["skey-demo0001"]}}
+    out = redact(params)
+    assert "MARKER" not in json.dumps(out)
+    inner = json.loads(out["RunInstancesForNode"][0]["RunInstancesPara"][0])
+    assert inner == {"LoginSettings": {"Password": "***"}, "InstanceType": "S5.LARGE8"}
+    assert out["LoginSettings"] == {"KeyIds": ["skey-demo0001"]}  # a key pair ID is no secret
+
+
+def test_create_cluster_password_not_in_call_log(clients: Clients, cloud_twin: Any) -> None:
+    """The CreateCluster login password (inside RunInstancesPara) never reaches /_twin/calls (R-CRT-9)."""
+    para = json.dumps({"Placement": {"Zone": "ap-guangzhou-3"}, "InstanceType": "S5.LARGE8",
+                       "VirtualPrivateCloud": {"VpcId": "vpc-gzdemo01", "SubnetId": "subnet-gz3app01"},
+                       "LoginSettings": {"Password": "Zq9-MARKER-pass1"}})
+    with pytest.raises(Exception):  # accepted or refused: the call is logged either way
+        clients.tke().CreateCluster(req(M.CreateClusterRequest, ClusterType="MANAGED_CLUSTER",
+                                        ClusterCIDRSettings={"ClusterCIDR": "not-a-cidr"},
+                                        RunInstancesForNode=[{"NodeRole": "WORKER", "RunInstancesPara": [para]}]))
+    calls = admin(cloud_twin, "/_twin/calls?action=CreateCluster")
+    assert calls and "MARKER" not in json.dumps(calls)
+
+
+def _raw_admin(twin: Any, path: str, method: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(f"{twin.url}{path}", data=b"{}" if method != "GET" else None,
+                                     method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def test_admin_routes_refuse_a_web_page(cloud_twin: Any) -> None:
+    """A page in a browser cannot reset a rehearsal: a foreign Host (DNS rebinding) or a form post."""
+    assert _raw_admin(cloud_twin, "/_twin/reset", "POST", {"Content-Type": "text/plain"}) == 415
+    assert _raw_admin(cloud_twin, "/_twin/calls", "DELETE", {}) == 415
+    assert _raw_admin(cloud_twin, "/_twin/reset", "POST", {"Content-Type": "application/x-www-form-urlencoded"}) == 415
+    evil = {"Host": "attacker.example:8080", "Content-Type": "application/json"}
+    assert _raw_admin(cloud_twin, "/_twin/reset", "POST", evil) == 403
+    assert _raw_admin(cloud_twin, "/_twin/calls", "GET", {"Host": "attacker.example"}) == 403
+    assert _raw_admin(cloud_twin, "/_twin/health", "GET", {"Host": "localhost"}) == 200
+    assert _raw_admin(cloud_twin, "/_twin/health", "GET", {"Host": "[::1]:80"}) == 200
+    assert _raw_admin(cloud_twin, "/_twin/faults", "POST", {"Content-Type": "application/json; charset=utf-8"}) == 200

@@ -22,6 +22,16 @@ def _add(clients: Clients, cluster_id: str, ids: list[str], **fields: Any) -> An
                                                  LoginSettings={"KeyIds": ["skey-demo0001"]}, **fields))
 
 
+def test_add_existed_instances_takes_at_most_100_per_call(clients: Clients, cloud_twin: Any) -> None:
+    """Issue 14 item 8: more than the API's limit is refused whole, nothing reinstalled."""
+    cluster_id = running_cluster(clients, count=0)
+    ids = ["ins-host0003"] + [f"ins-{i:08d}" for i in range(100)]
+    installs = cloud_twin.world.cvms["ins-host0003"].os_install_count
+    assert error_code(lambda: _add(clients, cluster_id, ids)) == "InvalidParameter.Param"
+    assert cloud_twin.world.cvms["ins-host0003"].os_install_count == installs
+    assert _add(clients, cluster_id, ids[:100]).SuccInstanceIds == ["ins-host0003"]
+
+
 def test_add_existed_instances_reports_failures_per_host(clients: Clients, cloud_twin: Any) -> None:
     """R-ADD-1: only CVMs of the cluster's VPC and in no cluster; the others fail with a reason."""
     cluster_id = running_cluster(clients, count=0)
@@ -206,3 +216,20 @@ def test_concurrent_upgrades_and_cluster_state(clients: Clients, cloud_twin: Any
     assert error_code(lambda: tke.UpgradeClusterInstances(req(
         M.UpgradeClusterInstancesRequest, ClusterId=cluster_id, Operation="create", UpgradeType="hot",
         InstanceIds=ids))) == "FailedOperation.ClusterState"  # the cluster must be Running
+
+
+def test_disk_partition_by_id_formats_that_disk_only_r_add_3(clients: Clients, cloud_twin: Any) -> None:
+    """Issue 14 item 4: the flow names the disk by ID (/dev/disk/by-id/virtio-<disk ID>); the twin
+    formats exactly that one, and an unknown name formats nothing (never a disk picked by position)."""
+    cluster_id = running_cluster(clients, count=0)
+    cvm = cloud_twin.world.cvms["ins-host0004"]
+    first, second = cvm.data_disks
+    settings = {"MountTarget": "/var/lib/containerd", "DataDisks": [{
+        "DiskType": "CLOUD_PREMIUM", "FileSystem": "ext4", "DiskSize": 100, "AutoFormatAndMount": True,
+        "MountTarget": "/var/lib/containerd", "DiskPartition": f"/dev/disk/by-id/virtio-{second.disk_id}"}]}
+    _add(clients, cluster_id, ["ins-host0004"], InstanceAdvancedSettingsOverrides=[settings])
+    assert (first.format_count, second.format_count) == (0, 1) and second.mountpoint == "/var/lib/containerd"
+    host1 = cloud_twin.world.cvms["ins-host0001"]
+    missing = {**settings, "DataDisks": [{**settings["DataDisks"][0], "DiskPartition": "/dev/disk/by-id/virtio-nope"}]}
+    _add(clients, cluster_id, ["ins-host0001"], InstanceAdvancedSettingsOverrides=[missing])
+    assert host1.data_disks[0].format_count == 0

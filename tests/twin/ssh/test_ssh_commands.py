@@ -188,3 +188,39 @@ def test_system_disk_facts_come_from_the_disk_when_the_world_records_them() -> N
     assert (root.fstype, root.uuid, root.mountpoint) == ("xfs", "aaaaaaaa-0000-4000-8000-000000000000", "/")
     usage = {u.target: u for u in ssh_output.parse_df_bytes(run(cvm, "df -B1").stdout)}
     assert usage["/"].used_bytes == 4 * GIB
+
+
+def _zero_check(cvm: Cvm, disk: Disk) -> dict[str, tuple[int, bool]]:
+    result = run(cvm, ssh_output.zero_check_command(disk.disk_id, disk.size_gb * GIB))
+    assert result.exit_status == 0 and result.stderr == ""
+    return ssh_output.parse_zero_checks(result.stdout)
+
+
+@pytest.mark.parametrize(("disk", "zeros"), [
+    (Disk("disk-empty001", "/dev/vdb", "data", "CLOUD_SSD", 100), True),
+    (Disk("disk-rawdb001", "/dev/vdb", "data", "CLOUD_SSD", 100, holds_data=True), False),  # a raw database
+    (Disk("disk-raid0001", "/dev/vdb", "data", "CLOUD_SSD", 100, holds_data=True, data_at_end_only=True), False),
+    (Disk("disk-fs000001", "/dev/vdb", "data", "CLOUD_SSD", 100, filesystem="xfs", uuid="u"), False),
+])
+def test_cmp_reads_first_and_last_mib_by_disk_id_r_add_3(disk: Disk, zeros: bool) -> None:
+    """Issue 14 item 4: the twin answers the commands that read a disk's ends, addressed by its ID."""
+    cvm = make_cvm("ins-zero0001", "10.0.1.50", [disk])
+    assert _zero_check(cvm, disk) == {disk.disk_id: (100 * GIB, zeros)}
+
+
+def test_cmp_first_mib_alone_misses_data_at_the_end() -> None:
+    disk = Disk("disk-raid0001", "/dev/vdb", "data", "CLOUD_SSD", 100, holds_data=True, data_at_end_only=True)
+    cvm = make_cvm("ins-zero0001", "10.0.1.50", [disk])
+    assert run(cvm, "cmp -s -n 1048576 /dev/disk/by-id/virtio-disk-raid0001 /dev/zero").exit_status == 0
+    last = run(cvm, f"cmp -n 1048576 -i {100 * GIB - 1048576}:0 /dev/vdb /dev/zero")
+    assert last.exit_status == 1 and "differ" in last.stdout
+
+
+def test_cmp_errors_are_real() -> None:
+    cvm = host("ins-host0001")
+    missing = run(cvm, "cmp -s -n 1048576 /dev/disk/by-id/virtio-disk-nothere /dev/zero")
+    assert missing.exit_status == 2 and "No such file" in missing.stderr
+    past_end = run(cvm, f"cmp -s -n 1048576 -i {100 * GIB}:0 /dev/vdb /dev/zero")
+    assert past_end.exit_status == 1
+    assert run(cvm, "cmp -s -n 1048576 /dev/vda /dev/zero").exit_status == 1  # a system disk is never zeros
+    assert run(cvm, "echo a b && echo -n c").stdout == "a b\nc"

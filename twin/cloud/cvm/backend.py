@@ -21,6 +21,7 @@ from twin.world import model
 from twin.world.hosts import Cvm, Disk
 from twin.world.loader import make_disk
 
+BY_ID_PREFIX = "/dev/disk/by-id/virtio-"  # udev's name of a virtio disk by its serial (the disk ID, 20 chars)
 
 def get_cvm(world: model.World, region: str, instance_id: str) -> Cvm:
     cvm = world.cvms.get(instance_id)
@@ -114,13 +115,15 @@ def container_disks(cvm: Cvm, settings: dict[str, Any]) -> list[tuple[Disk, str,
     for i, spec in enumerate(settings.get("DataDisks") or []):
         if not spec.get("AutoFormatAndMount"):
             continue
-        disk = next((d for d in cvm.data_disks if d.device == spec.get("DiskPartition")), None)
-        if disk is None and i < len(cvm.data_disks):
-            disk = cvm.data_disks[i]
+        partition = spec.get("DiskPartition")
+        if partition:  # a device path, or udev's /dev/disk/by-id/virtio-<disk ID>: only that disk
+            disk = next((d for d in cvm.data_disks if partition in (d.device, BY_ID_PREFIX + d.disk_id[:20])), None)
+        else:
+            disk = cvm.data_disks[i] if i < len(cvm.data_disks) else None
         if disk is not None:
             chosen.append((disk, spec.get("FileSystem") or "ext4",
                            spec.get("MountTarget") or settings.get("MountTarget") or "/var/lib/container"))
-    if not chosen and settings.get("MountTarget") and len(cvm.data_disks) == 1:
+    if not settings.get("DataDisks") and settings.get("MountTarget") and len(cvm.data_disks) == 1:
         chosen.append((cvm.data_disks[0], "ext4", settings["MountTarget"]))  # exactly one data disk only
     return chosen
 

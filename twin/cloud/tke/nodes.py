@@ -25,6 +25,9 @@ from twin.world import model
 from twin.world.hosts import Cvm
 
 DEFAULT_CONTAINER_DIR = "/var/lib/containerd"
+# Instances per AddExistedInstances / DeleteClusterInstances call, as TKE's node APIs take ("一次最多
+#支持100台"): more is refused whole, before anything is reinstalled (the flow batches at this limit).
+MAX_INSTANCES_PER_CALL = 100
 
 
 def labels_of(settings: dict[str, Any]) -> dict[str, str]:
@@ -125,6 +128,9 @@ def refusal(world: model.World, cluster: model.Cluster, instance_id: str) -> str
 
 def add_existed(ctx: Ctx, cluster: model.Cluster, p: dict[str, Any]) -> dict[str, Any]:
     ids = list(dict.fromkeys(p["InstanceIds"]))
+    if len(ids) > MAX_INSTANCES_PER_CALL:
+        raise exc.InvalidParameterParam(f"InstanceIds holds {len(ids)} instances; at most "
+                                        f"{MAX_INSTANCES_PER_CALL} per request.")
     overrides = p.get("InstanceAdvancedSettingsOverrides") or []
     if len(overrides) > len(ids):
         raise exc.InvalidParameterParam("InstanceAdvancedSettingsOverrides is longer than InstanceIds.")

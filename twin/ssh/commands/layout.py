@@ -9,7 +9,9 @@ Guest layout emulated (what a Tencent CVM shows with virtio disks):
 - the system disk is /dev/vda with one partition vda1 holding the root filesystem (ext4 on "/");
 - data disks are /dev/vdb, /dev/vdc, ... used whole, unpartitioned (how TKE formats them), type
   "disk" with no children; their SERIAL is the cloud disk ID, as on a real CVM;
-- virtio-blk major number 253, minors 16 apart per disk.
+- virtio-blk major number 253, minors 16 apart per disk;
+- udev's /dev/disk/by-id/virtio-<serial> names each disk by its cloud disk ID (serial cut to 20
+  characters, as virtio-blk does), so a disk can be addressed by identity rather than by /dev/vdX.
 Not emulated: LVM, partitions on data disks, swap, the cloud-init config drive (sr0).
 """
 
@@ -73,6 +75,22 @@ def _disk_devices(index: int, disk: Disk) -> list[BlockDev]:
         disk.mountpoint or "/", None, name, used,
     )
     return [root, part]
+
+
+BY_ID_PREFIX = "/dev/disk/by-id/virtio-"
+VIRTIO_SERIAL_MAX = 20
+
+
+def disk_at(cvm: Cvm, path: str) -> Disk | None:
+    """The disk behind a device path: /dev/vdb, /dev/vda1 (its disk) or /dev/disk/by-id/virtio-<serial>."""
+    with cvm.lock:
+        for disk in cvm.disks:
+            if path.startswith(BY_ID_PREFIX) and path[len(BY_ID_PREFIX):] == disk.disk_id[:VIRTIO_SERIAL_MAX]:
+                return disk
+            if path == disk.device or (disk.role == "system" and path.startswith(disk.device)
+                                       and path[len(disk.device):].isdigit()):
+                return disk
+    return None
 
 
 def block_devices(cvm: Cvm) -> list[BlockDev]:
