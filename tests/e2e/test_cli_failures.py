@@ -82,7 +82,7 @@ def test_a_refused_pre_flight_exits_1_with_its_check_table(tmp_path, upgrade_clu
 
     done = tkeflow("run", str(config), "--twin")
 
-    assert_clean_failure(done, 1, "validation failed", "master at target version", "R-UPG-1")
+    assert_clean_failure(done, 1, "pre-flight failed, nothing was changed", "master at target version", "R-UPG-1")
     assert upgrade_cluster.calls(mutating=True) == []
 
 

@@ -23,7 +23,7 @@ from rich.status import Status
 from tkeflow import specs
 from tkeflow.clients import twin_mode
 from tkeflow.commands import output, quiet
-from tkeflow.errors import ApprovalRequired, PreflightFailed, TkeflowError, ValidationFailed
+from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
 
@@ -155,8 +155,7 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
         report = getattr(err, "report", None)
         if report is not None:
             output.print_report(console, report)
-        verdict = "pre-flight failed" if isinstance(err, PreflightFailed) else "validation failed"
-        console.print(f"[red]{verdict}[/red]: {err}")
+        console.print(f"[red]failed[/red]: {err}")  # the message says which: pre-flight or validation
         return EXIT_FAILED
     except ApprovalRequired as err:
         console.print(f"[yellow]approval required[/yellow]: {err}")
