@@ -34,6 +34,10 @@ pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"cluster_create": 1.0, "instance_init": 0.3, "node_ready": 0.2, "endpoint_create": 0.1, "pod_ready": 0.1}
+# The first run must still hold the lock when the second, started once the first holds it, asks for it:
+# long enough lifecycles that a second run's start-up on a loaded machine (seconds) falls within them.
+SLOW_CREATE = {**FAST, "cluster_create": 4.0}
+SLOW_UPGRADE = {"node_upgrade": 2.0}
 
 
 def one_then_another(lock: str, first: Callable[[], Any], second: Callable[[], Any]) -> list[Any]:
@@ -74,7 +78,7 @@ def warnings_logged(text: str) -> list[str]:
 
 
 def test_two_create_cluster_runs_at_once_send_one_create_cluster(twin, twin_calls):
-    twin_post(twin, "/_twin/timings", FAST)
+    twin_post(twin, "/_twin/timings", SLOW_CREATE)
 
     first, second = one_then_another("tkeflow-cluster-ap-guangzhou-name-demo", lambda: create(cluster_spec()),
                                      lambda: create(cluster_spec()))
@@ -94,6 +98,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_two_upgrades_at_once_never_drain_two_nodes_with_batch_size_1(cluster: UpgradeCluster):
+    twin_post(cluster.twin, "/_twin/timings", SLOW_UPGRADE)
     monitor = uw.ClusterMonitor(cluster.kc)
     try:
         first, second = one_then_another(f"tkeflow-cluster-ap-guangzhou-{cluster.cluster_id}",

@@ -1,7 +1,8 @@
 """The rolling-node-upgrade flow through a real temporary Prefect server against the twin (issue 7).
 
 Each test gets its own twin with a Running 3-node cluster at 1.30.0 (tests/flows/upgrade_world.py),
-a Deployment of 3 replicas and a PodDisruptionBudget minAvailable 2. Rules exercised: R-UPG-1 (master
+a Deployment of 3 replicas and a PodDisruptionBudget minAvailable 2, set up and read over the wire
+(SDK, kubernetes client, /_twin/ routes). Rules exercised: R-UPG-1 (master
 first), R-UPG-2 (capacity, pods named), R-UPG-3 (approval), R-UPG-4 (healthy first), R-UPG-5 (one
 node at a time, every node ends upgraded), R-NODE-1 (a node cordoned before stays cordoned), R-NODE-2
 (PDBs honoured, blocked evictions listed before anything starts).
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import twin_post
+from tests.flows.test_add_existing_hosts import clear_calls
 from tests.flows import upgrade_world as uw
 from tkeflow.errors import ApprovalRequired, ValidationFailed
 from tkeflow.specs import NodeUpgradeSpec
@@ -44,29 +46,52 @@ class UpgradeCluster:
         values.update(changes)
         return NodeUpgradeSpec.model_validate(values)
 
+    def kube(self) -> Any:
+        """The official kubernetes client on the cluster's API (the kubeconfig the API hands out)."""
+        from tasks.cloud import kube_for
+
+        return kube_for(self.cluster_id, "ap-guangzhou")
+
     def node(self, name: str) -> dict[str, Any]:
-        return self.kc.store.get("nodes", None, name)
+        from tasks.nodes import read_node
+
+        with self.kube() as kube:
+            return read_node(kube, name)
 
 
 def start_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: int = 3,
                   cpu: str = "500m", replicas: int = 3) -> Iterator[UpgradeCluster]:
+    """Set up over the wire: the endpoint opened through the SDK, the workload through the kubernetes
+    client. ``kc`` (the cluster twin) is kept for what the wire cannot show at every event: the
+    monitors of tests/flows/upgrade_world.py, the kill trigger of the resume test, a node going down."""
+    from tkeflow.clients import tencent
+    from tkeflow.clients.kube_waits import is_deployment_available, is_node_ready
     from twin.server import Twin
 
     path, cluster_id, instance_ids = uw.write_world(tmp_path, nodes, timings=FAST)
     with Twin.start(world_path=path) as twin:
         for name, value in twin.env().items():
             monkeypatch.setenv(name, value)
-        kc = twin.kube(cluster_id)
-        kc.set_endpoint_open(True)  # as create-cluster leaves it (R-CRT-11)
-        uw.wait_store(kc, lambda: sum(1 for n in kc.store.list("nodes")[0] if uw_ready(n)) == nodes, what="nodes Ready")
-        kc.store.create("deployments.apps", uw.web_deployment(replicas=replicas, cpu=cpu))
-        kc.store.create("poddisruptionbudgets.policy", uw.pdb(min_available=replicas - 1))
-        uw.wait_store(kc, lambda: uw.deployment_available(kc), what="web available")
-        yield UpgradeCluster(twin, kc, cluster_id, instance_ids)
+        cloud = tencent.client_for("ap-guangzhou")
+        cloud.call("tke", "CreateClusterEndpoint", {"ClusterId": cluster_id, "IsExtranet": True})  # R-CRT-11
+        cloud_wait(lambda: cloud.call("tke", "DescribeClusterEndpointStatus", {
+            "ClusterId": cluster_id, "IsExtranet": True})["Status"] == "Created", "endpoint Created")
+        cluster = UpgradeCluster(twin, twin.kube(cluster_id), cluster_id, instance_ids)
+        with cluster.kube() as kube:
+            kube.wait_for(kube.core.list_node, lambda ns: sum(1 for n in ns if is_node_ready(n)) == nodes, 30,
+                          "nodes Ready")
+            kube.apps.create_namespaced_deployment("default", uw.web_deployment(replicas=replicas, cpu=cpu))
+            kube.policy.create_namespaced_pod_disruption_budget("default", uw.pdb(min_available=replicas - 1))
+            kube.wait_for(kube.apps.list_namespaced_deployment, lambda ds: all(is_deployment_available(d) for d in ds),
+                          30, "web available", namespace="default")
+        clear_calls(twin)  # the tests count the flow's calls, not the set-up's
+        yield cluster
 
 
-def uw_ready(node: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+def cloud_wait(done: Any, what: str, timeout_s: float = 20.0) -> None:
+    from tasks.waits import poll_until
+
+    poll_until(done, bool, what=what, timeout_s=timeout_s, first_interval_s=0.02, max_interval_s=0.2)
 
 
 @pytest.fixture
@@ -105,9 +130,8 @@ def test_r_upg_5_every_node_upgraded_one_at_a_time_and_no_pdb_broken(cluster):
 
 
 def test_r_node_1_a_node_cordoned_before_the_flow_stays_cordoned(cluster):
-    node = cluster.node("10.0.2.12")
-    node["spec"]["unschedulable"] = True
-    cluster.kc.store.update("nodes", node)
+    with cluster.kube() as kube:  # as `kubectl cordon` does
+        kube.core.patch_node("10.0.2.12", {"spec": {"unschedulable": True}})
 
     report = run(cluster.spec())
 
@@ -141,10 +165,15 @@ def test_dry_run_makes_no_mutating_call_and_plans_order_and_capacity(cluster):
 
 
 def test_r_node_2_a_pdb_that_allows_no_disruption_is_listed_before_anything_starts(cluster):
-    cluster.kc.store.delete("poddisruptionbudgets.policy", "default", "web")
-    cluster.kc.store.create("poddisruptionbudgets.policy", uw.pdb(min_available=3))
-    uw.wait_store(cluster.kc, lambda: "disruptionsAllowed" in (cluster.kc.store.get(
-        "poddisruptionbudgets.policy", "default", "web").get("status") or {}), what="PDB status")
+    from tasks.nodes import raw_items
+
+    with cluster.kube() as kube:
+        kube.policy.delete_namespaced_pod_disruption_budget("web", "default")
+        kube.policy.create_namespaced_pod_disruption_budget("default", uw.pdb(min_available=3))
+        cloud_wait(lambda: any(p["metadata"]["name"] == "web" and p["spec"].get("minAvailable") == 3
+                               and "disruptionsAllowed" in (p.get("status") or {})
+                               for p in raw_items(kube.policy.list_namespaced_pod_disruption_budget, namespace="default")),
+                   "the new PDB's status")
 
     with pytest.raises(ValidationFailed, match="PodDisruptionBudget web allows 0 disruptions even with all"):
         run(cluster.spec())

@@ -17,41 +17,24 @@ import pytest
 from tasks import node_upgrade as cloud_steps
 from tasks import nodes as node_steps
 from tasks.cloud import ClusterTarget, cluster_kube, kube_session
-from tests.conftest import twin_post
 from tests.flows import upgrade_world as uw
-from tests.flows.test_add_existing_hosts import wait_for
+from tests.flows.test_upgrade_nodes import start_cluster
 from tkeflow.clients import tencent
-from tkeflow.clients.kube_waits import is_deployment_available
 from tkeflow.errors import PermanentError
 from tkeflow.specs.node_upgrade import DrainSettings
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
-FAST = {"node_upgrade": 0.4, "node_ready": 0.2, "pod_ready": 0.1, "master_upgrade": 0.3, "endpoint_create": 0.1}
 NODES = ["10.0.2.11", "10.0.2.12", "10.0.2.13"]
 
 
 @pytest.fixture
 def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ClusterTarget]:
-    """A Running 3-node cluster at 1.30.0, its endpoint opened through the API, a Deployment of 3 and a PDB of 2."""
-    from twin.server import Twin
-
-    path, cluster_id, _ = uw.write_world(tmp_path, 3)
-    with Twin.start(world_path=path) as twin:
-        for name, value in twin.env().items():
-            monkeypatch.setenv(name, value)
-        twin_post(twin, "/_twin/timings", FAST)
-        cloud = tencent.client_for("ap-guangzhou")
-        cloud.call("tke", "CreateClusterEndpoint", {"ClusterId": cluster_id, "IsExtranet": True})
-        wait_for("endpoint Created", lambda: cloud.call("tke", "DescribeClusterEndpointStatus", {
-            "ClusterId": cluster_id, "IsExtranet": True})["Status"] == "Created")
-        found = ClusterTarget("ap-guangzhou", cluster_id)
-        with kube_session(), cluster_kube(found) as kube:  # the run's clients, as a flow's Run opens them
-            kube.apps.create_namespaced_deployment("default", uw.web_deployment(replicas=3))
-            kube.policy.create_namespaced_pod_disruption_budget("default", uw.pdb(min_available=2))
-            kube.wait_for(kube.apps.list_namespaced_deployment, lambda ds: all(is_deployment_available(d) for d in ds),
-                          30, "web available", namespace="default")
-            yield found
+    """A Running 3-node cluster at 1.30.0, a Deployment of 3 and a PDB of 2, set up over the wire
+    (tests/flows/test_upgrade_nodes.py start_cluster); the run's Kubernetes clients, as a flow's Run opens them."""
+    for cluster in start_cluster(tmp_path, monkeypatch):
+        with kube_session():
+            yield ClusterTarget("ap-guangzhou", cluster.cluster_id)
 
 
 def node(target: ClusterTarget, name: str) -> dict[str, Any]:
