@@ -130,7 +130,7 @@ class WorldNetwork(NetworkModel):
     def _route_to(tables: tuple[model.RouteTable, ...] | list[model.RouteTable], ip_or_cidr: str,
                   gateway_type: str, gateway_id: str) -> bool:
         return bool(tables) and all(
-            any(r.enabled and r.gateway_type == gateway_type and r.gateway_id == gateway_id
+            any(r.enabled and r.propagated and r.gateway_type == gateway_type and r.gateway_id == gateway_id
                 and (_in(ip_or_cidr, r.destination) or _covers(r.destination, ip_or_cidr)) for r in t.routes)
             for t in tables)
 
