@@ -17,6 +17,7 @@ class Procedure:
     function: str
     deployment: str
     example_config: str  # file name in configs/
+    demo_configs: tuple[str, ...] = ()  # more configs the demo runs after the example (same kind)
 
 
 #: In the order a platform team runs them, which is the order of the demo.
@@ -25,6 +26,8 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("ExistingHosts", "flows.add_existing_hosts", "add_existing_hosts", "add-existing-hosts",
               "existing-hosts.yaml"),
     Procedure("NodeUpgrade", "flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade", "node-upgrade.yaml"),
+    Procedure("Interconnect", "flows.interconnect", "interconnect", "interconnect", "interconnect-peering.yaml",
+              demo_configs=("interconnect-vpn.yaml",)),
 )
 BY_KIND = {p.kind: p for p in PROCEDURES}
 

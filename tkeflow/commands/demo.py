@@ -72,7 +72,8 @@ def _runnable(configs: Path) -> list[Path]:
     """The example config of every procedure that has landed, in the order a team runs them."""
     from flows.registry import available  # the CLI sits above the flows
 
-    return [configs / p.example_config for p in available() if (configs / p.example_config).exists()]
+    names = [name for p in available() for name in (p.example_config, *p.demo_configs)]
+    return [configs / name for name in names if (configs / name).exists()]
 
 
 def register(app: typer.Typer) -> None:

@@ -44,6 +44,7 @@ class Side:
     container_cidr: str
     subnet_cidrs: Mapping[str, str] = field(default_factory=dict)  # subnet ID -> CIDR (the whole VPC)
     route_table_ids: tuple[str, ...] = ()  # tables bound to the subnets that hold a node
+    node_subnet_ids: tuple[str, ...] = ()  # the subnets that hold a node
     node_ips: tuple[str, ...] = ()
 
     @property
