@@ -312,7 +312,7 @@ class Timings:
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
     ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
-    peering_activation: float = 0.2  # AcceptVpcPeeringConnection -> the peering ACTIVE (R-NET-1/2)
+    peering_activation: float = 0.0  # AcceptVpcPeeringConnection -> the peering ACTIVE (0: at once, R-NET-1/2)
     route_propagation: float = 0.0  # CreateRoutes -> the new routes carry traffic
     probe_run: float = 0.05  # a probe pod Ready -> its command's exit (the cluster twin's probe time)
 

@@ -236,8 +236,12 @@ def create_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @action("vpc", "AcceptVpcPeeringConnection", mutating=True, required=("PeeringConnectionId",))
 def accept_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     peering_id = p["PeeringConnectionId"]
+    delay = ctx.world.timings.peering_activation
     if backend.accept_peering(ctx.world, ctx.region, peering_id):  # R-NET-1/2: ACTIVE once activated
-        ctx.schedule(ctx.world.timings.peering_activation, lambda _: backend.activate_peering(ctx.world, peering_id))
+        if delay > 0:
+            ctx.schedule(delay, lambda _: backend.activate_peering(ctx.world, peering_id))
+        else:
+            backend.activate_peering(ctx.world, peering_id)
     return {}
 
 
