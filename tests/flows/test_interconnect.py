@@ -133,3 +133,138 @@ def test_r_net_1_same_region_peering(world: World) -> None:
     create = [c for c in world.calls(mutating=True) if c["action"] == "CreateVpcPeeringConnection"][0]
     assert create["params"]["DestinationRegion"] == "ap-guangzhou"
     assert ("172.20.0.0/16", "PEERCONNECTION", report.summary["peering_connection_id"]) in world.table("rtb-gzpeer01")
+
+
+def test_r_net_5_vpn_keeps_every_existing_spd_entry_and_routes_the_idc_to_the_gateway(world: World) -> None:
+    report = run(world.idc("vpn", approve=True))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    [modify] = [c for c in world.calls(mutating=True) if c["action"] == "ModifyVpnConnectionAttribute"]
+    spd = [(s["LocalCidrBlock"], s["RemoteCidrBlock"]) for s in modify["params"]["SecurityPolicyDatabases"]]
+    assert spd == [("10.0.0.0/16", ["192.168.0.0/16"]), ("172.20.0.0/16", ["192.168.0.0/16"])]
+    conn = world.twin.world.vpn_connections["vpnx-gzdemo01"]
+    assert [(s.local_cidr, s.remote_cidrs) for s in conn.spd] == spd  # read back as written
+    assert ("192.168.0.0/16", "VPN", "vpngw-gzdemo01") in world.table("rtb-gzdemo01")
+    assert any(c.name == "container reaches" and "192.168.10.10:80" in c.target and c.ok for c in report.checks)
+    assert any(c.name == "SPD kept its entries" and c.ok for c in report.checks)
+    again_before = len(world.calls(mutating=True))
+    assert run(world.idc("vpn", approve=True)).ok
+    assert world.mutating_actions()[again_before:] == []  # rerun: zero mutating calls
+
+
+def test_r_net_5_changing_an_existing_spd_needs_approval_and_changes_nothing(world: World) -> None:
+    with pytest.raises(ApprovalRequired, match="spec.approve"):
+        run(world.idc("vpn"))
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_5_dry_run_shows_spd_before_and_after(world: World) -> None:
+    report = run(world.idc("vpn"), dry_run=True)
+
+    plan = report.summary["plan"]
+    assert '[{"LocalCidrBlock": "10.0.0.0/16", "RemoteCidrBlock": ["192.168.0.0/16"]}]' in plan
+    assert '{"LocalCidrBlock": "172.20.0.0/16", "RemoteCidrBlock": ["192.168.0.0/16"]}]' in plan
+    assert "VPN vpngw-gzdemo01" in plan
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_4_direct_connect_waits_for_its_ticket_then_validates(world: World) -> None:
+    pytest.importorskip("tencentcloud.dc.v20180410")
+    with pytest.raises(ApprovalRequired, match="spec.ticket_id"):
+        run(world.idc("direct_connect"))
+    assert world.mutating_actions() == ["CreateRoutes"]  # what the flow can do itself; the ticket does the rest
+
+    report = run(world.idc("direct_connect", ticket_id="T-20261201-1"))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert world.mutating_actions() == ["CreateRoutes"]  # nothing added twice
+    assert ("192.168.0.0/16", "DIRECTCONNECT", "dcg-gzdemo01") in world.table("rtb-gzdemo01")
+    assert report.summary["ticket"] == {"region": "ap-guangzhou", "app_id": "1250000000",
+                                        "cluster_id": world.ids["demo"], "vpc_id": "vpc-gzdemo01",
+                                        "direct_connect_gateway_id": "dcg-gzdemo01", "container_cidr": "172.20.0.0/16"}
+    assert any(c.name == "direct connect tunnels AVAILABLE" and c.ok for c in report.checks)
+
+
+def test_r_net_4_tunnel_not_available_is_refused_before_any_change(world: World) -> None:
+    pytest.importorskip("tencentcloud.dc.v20180410")
+    with world.twin.world.lock:
+        world.twin.world.dc_tunnels["dcx-gzdemo01"].state = "PENDING"
+    with pytest.raises(PermanentError, match="R-NET-4.*dcx-gzdemo01 PENDING"):
+        run(world.idc("direct_connect", ticket_id="T-1"))
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_6_bare_metal_peers_as_vpc_bm_peer_and_publishes_the_ticket(world: World) -> None:
+    spec = world.peering(type="bare_metal", b={"cluster_id": world.ids["bm"], "region": "ap-guangzhou"})
+    with pytest.raises(ApprovalRequired, match="ticket"):
+        run(spec)
+    [create] = [c for c in world.calls(mutating=True) if c["action"] == "CreateVpcPeeringConnection"]
+    assert create["params"]["Type"] == "VPC_BM_PEER"
+
+    report = run(spec.model_copy(update={"ticket_id": "T-42"}))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    sides = report.summary["ticket"]["sides"]
+    assert report.summary["ticket"]["account_id"] == "100000000001"
+    assert [(s["vpc_id"], s["container_cidr"], s["mask"]) for s in sides] == [
+        ("vpc-gzdemo01", "172.20.0.0/16", 16), ("vpc-gzbmvpc1", "172.28.0.0/16", 16)]
+
+
+def test_r_crt_2_overlapping_container_cidrs_are_refused_naming_both_sides(world: World) -> None:
+    with world.twin.world.lock:
+        world.twin.world.clusters[world.ids["sh"]].container_cidr = "172.20.128.0/17"
+    with pytest.raises(PermanentError, match="R-NET-2") as caught:
+        run(world.peering())
+    assert world.ids["demo"] in str(caught.value) and world.ids["sh"] in str(caught.value)
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_5_idc_cidr_overlapping_the_vpc_is_refused(world: World) -> None:
+    spec = world.idc("vpn", approve=True)
+    spec = spec.model_copy(update={"idc": spec.idc.model_copy(update={"cidrs": ["10.0.0.0/8"]})})
+    with pytest.raises(PermanentError, match="IDC CIDR 10.0.0.0/8 overlaps"):
+        run(spec)
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_1_an_existing_route_with_another_next_hop_is_a_conflict_named_not_overwritten(world: World) -> None:
+    with world.twin.world.lock:
+        world.twin.world.route_tables["rtb-shdemo01"].routes.append(
+            model_route("172.20.0.0/16", "NORMAL_CVM", "10.2.1.12"))
+    with pytest.raises(PermanentError, match="rtb-shdemo01 already routes 172.20.0.0/16 to NORMAL_CVM 10.2.1.12"):
+        run(world.peering())
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_1_route_quota_is_checked_before_any_change(world: World) -> None:
+    with world.twin.world.lock:
+        world.twin.world.route_tables["rtb-gzdemo01"].routes += [
+            model_route(f"192.169.{i}.0/24", "NORMAL_CVM", "10.0.1.11") for i in range(199)]
+    with pytest.raises(PermanentError, match="route quota.*rtb-gzdemo01 holds 199 routes"):
+        run(world.peering())
+    assert world.calls(mutating=True) == []
+
+
+def test_r_net_7_a_route_missing_on_one_side_fails_validation_naming_it(world: World) -> None:
+    from flows.interconnect import validate_interconnect
+
+    pcx = run(world.peering()).summary["peering_connection_id"]
+    with world.twin.world.lock:
+        table = world.twin.world.route_tables["rtb-shdemo01"]
+        table.routes = [r for r in table.routes if r.destination != "172.20.0.0/16"]
+
+    with pytest.raises(ValidationFailed) as caught:
+        validate_interconnect(spec=world.peering(probe_timeout_s=2))
+
+    failed = {(c.name, c.target): c.detail for c in caught.value.report.failed}  # type: ignore[attr-defined]
+    assert failed[("route present", "rtb-shdemo01 (ap-shanghai)")] == (
+        f"missing: 172.20.0.0/16 -> PEERCONNECTION {pcx}; add it (run again) and look at who removed it")
+    assert ("container reaches", f"container {world.ids['sh']} -> container {world.ids['demo']}") in failed
+    assert ("container reaches", f"container {world.ids['demo']} -> container {world.ids['sh']}") in failed  # replies
+    assert not [f for f in failed if f[0] == "host reaches host"]  # the host routes are still there
+
+
+def model_route(destination: str, kind: str, gateway: str) -> Any:
+    from twin.world import model
+
+    return model.Route(900000, "rti-test0001", destination, kind, gateway)
