@@ -17,9 +17,11 @@ A rerun finds everything in place and makes no mutating call.
 
 from __future__ import annotations
 
+import secrets
+
 from prefect import flow, get_run_logger
 
-from flows.interconnect_checks import interconnect_checks, summary
+from flows.interconnect_checks import interconnect_checks, remove_probes, start_probe_servers, summary
 from flows.interconnect_plan import PEERING_TYPES, RULE, Plan, make_plan, plan_markdown, record_sides
 from tasks import interconnect_converge as converge
 from tasks import interconnect_probes as probes
@@ -102,17 +104,24 @@ def interconnect(spec: InterconnectSpec, dry_run: bool = False) -> ValidationRep
         return ValidationReport(flow=FLOW_NAME, target=target, ok=True, checks=plan.checks,
                                 summary={"dry_run": True, "plan": plan_markdown(plan)})
     approve_changes(plan)
-    peering_id: str | None = None
-    if spec.type in PEERING_TYPES:
-        peering_id, added = converge_peering(plan)
-    else:
-        added = converge_idc(plan)
-    if plan.ticket is not None:
-        await_ticket(f"{key}-ticket", RULE[spec.type], plan.ticket, spec.ticket_id, plan.idc_instructions)
-    elif plan.idc_instructions:
-        publish_markdown(f"{key}-idc", plan.idc_instructions, "What the IDC end must do")
-    checks = [c for c in plan.checks if c.warning] + interconnect_checks(plan, peering_id)
+    run = secrets.token_hex(4)
+    try:
+        servers = start_probe_servers(plan, run, spec.probe_timeout_s)
+        peering_id, added = converge_by_type(plan)
+        if plan.ticket is not None:
+            await_ticket(f"{key}-ticket", RULE[spec.type], plan.ticket, spec.ticket_id, plan.idc_instructions)
+        elif plan.idc_instructions:
+            publish_markdown(f"{key}-idc", plan.idc_instructions, "What the IDC end must do")
+        checks = [c for c in plan.checks if c.warning] + interconnect_checks(plan, peering_id, run, servers)
+    finally:
+        remove_probes(plan, run)
     return finish_validation(key, FLOW_NAME, target, checks, summary=summary(plan, peering_id, added))
+
+
+def converge_by_type(plan: Plan) -> tuple[str | None, list[rt.Route]]:
+    if plan.spec.type in PEERING_TYPES:
+        return converge_peering(plan)
+    return None, converge_idc(plan)
 
 
 @flow(name="validate-interconnect", flow_run_name="validate-interconnect-{spec.type}", log_prints=False)
@@ -122,6 +131,10 @@ def validate_interconnect(spec: InterconnectSpec) -> ValidationReport:
     a, b = record_sides(spec)
     plan = make_plan(spec, a, b)
     peering_id = plan.peering["PeeringConnectionId"] if plan.peering else None
-    checks = interconnect_checks(plan, peering_id)
+    run = secrets.token_hex(4)
+    try:
+        checks = interconnect_checks(plan, peering_id, run, start_probe_servers(plan, run, spec.probe_timeout_s))
+    finally:
+        remove_probes(plan, run)
     return finish_validation(artifact_key("validate-interconnect", target), "validate-interconnect", target, checks,
                              summary=summary(plan, peering_id, []))

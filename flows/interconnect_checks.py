@@ -6,15 +6,15 @@ with the right next hop (a missing one is named: table, destination, next hop); 
 container CIDR and still holds what it held before; direct connect tunnels AVAILABLE; host to host
 both ways over SSH (peering types); container to container both ways (a probe pod of each cluster
 reaching a server pod of the other by pod IP and port) or container to each IDC probe host. The
-probe pods and servers are removed in ``finally``, also when a probe or the run fails.
+servers start early (``start_probe_servers``); the flow removes probe pods and servers in ``finally``
+(``remove_probes``), also when a probe or the run fails.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 
 from flows.interconnect_plan import PEERING_TYPES, Plan, tunnels_check
 from tasks import interconnect_probes as probes
@@ -70,26 +70,33 @@ def _probes(plan: Plan, server_ips: dict[str, str]) -> list[probes.Probe]:
             for h in plan.spec.idc.probe_hosts]
 
 
-def connectivity_checks(plan: Plan, timeout_s: float) -> list[Check]:
-    """R-NET-7 (and R-NET-3 for peerings): every probe at once; pods removed whatever happens."""
-    run = secrets.token_hex(4)
-    targets = [plan.a] + ([plan.b] if plan.b is not None else [])
-    try:
-        servers = {s.label: probes.start_probe_server.submit(s, run, timeout_s) for s in targets if plan.b is not None}
-        hosts = [(src, dst, probes.host_reaches.submit(src, dst.node_ips[0], plan.spec.ssh, timeout_s))
-                 for src, dst in ((plan.a, plan.b), (plan.b, plan.a)) if dst is not None and src is not None]
-        ips = {label: f.result() for label, f in servers.items()}
-        futures = [(p, probes.run_probe.submit(p, run, i, timeout_s)) for i, p in enumerate(_probes(plan, ips))]
-        wait([f for _, f in futures] + [f for *_, f in hosts])
-        checks = [Check(name="container reaches", target=p.what, ok=f.result(), rule="R-NET-7",
-                        detail=f"{p.host}:{p.port}" + ("" if f.result() else _hint(plan))) for p, f in futures]
-        checks += [Check(name="host reaches host", target=f"{src.label} {src.node_ips[0]} -> {dst.label} "
-                         f"{dst.node_ips[0]}", ok=f.result(), rule="R-NET-3",
-                         detail="ping answered" if f.result() else "no answer: look at route tables, security "
-                                                                   "groups and subnet ACLs") for src, dst, f in hosts]
-        return checks
-    finally:
-        wait([probes.remove_probe_pods.submit(s, run) for s in targets])
+def start_probe_servers(plan: Plan, run: str, timeout_s: float) -> dict[str, PrefectFuture[str]]:
+    """One server pod per cluster a probe targets (peering types), started early: nothing routes to it yet,
+    and it is Running by the time the routes are, so the probe round is the only wait left."""
+    if plan.b is None:
+        return {}
+    return {s.label: probes.start_probe_server.submit(s, run, timeout_s) for s in (plan.a, plan.b)}
+
+
+def remove_probes(plan: Plan, run: str) -> None:
+    """Delete this run's probe pods and servers in every cluster (the flow calls it in ``finally``)."""
+    wait([probes.remove_probe_pods.submit(s, run) for s in [plan.a] + ([plan.b] if plan.b is not None else [])])
+
+
+def connectivity_checks(plan: Plan, timeout_s: float, run: str, servers: dict[str, PrefectFuture[str]]) -> list[Check]:
+    """R-NET-7 (and R-NET-3 for peerings): every probe at once, host to host alongside."""
+    hosts = [(src, dst, probes.host_reaches.submit(src, dst.node_ips[0], plan.spec.ssh, timeout_s))
+             for src, dst in ((plan.a, plan.b), (plan.b, plan.a)) if dst is not None and src is not None]
+    ips = {label: f.result() for label, f in servers.items()}
+    futures = [(p, probes.run_probe.submit(p, run, i, timeout_s)) for i, p in enumerate(_probes(plan, ips))]
+    wait([f for _, f in futures] + [f for *_, f in hosts])
+    checks = [Check(name="container reaches", target=p.what, ok=f.result(), rule="R-NET-7",
+                    detail=f"{p.host}:{p.port}" + ("" if f.result() else _hint(plan))) for p, f in futures]
+    checks += [Check(name="host reaches host", target=f"{src.label} {src.node_ips[0]} -> {dst.label} "
+                     f"{dst.node_ips[0]}", ok=f.result(), rule="R-NET-3",
+                     detail="ping answered" if f.result() else "no answer: look at route tables, security "
+                                                               "groups and subnet ACLs") for src, dst, f in hosts]
+    return checks
 
 
 def _hint(plan: Plan) -> str:
@@ -98,7 +105,9 @@ def _hint(plan: Plan) -> str:
     return ": no answer; look at the SPD on both ends, the routes to the gateway and the IDC's routes back"
 
 
-def interconnect_checks(plan: Plan, peering_id: str | None) -> list[Check]:
+def interconnect_checks(plan: Plan, peering_id: str | None, run: str,
+                        servers: dict[str, PrefectFuture[str]]) -> list[Check]:
+    """Every validation of the plan's type; the probes use ``servers`` (see ``start_probe_servers``)."""
     checks: list[Check] = []
     if plan.spec.type in PEERING_TYPES:
         checks.append(peering_check(plan, peering_id))
@@ -108,7 +117,7 @@ def interconnect_checks(plan: Plan, peering_id: str | None) -> list[Check]:
     if plan.spec.type == "direct_connect":
         assert plan.spec.idc is not None and plan.spec.idc.direct_connect_gateway_id
         checks.append(tunnels_check(plan.a.region, plan.spec.idc.direct_connect_gateway_id))
-    return checks + connectivity_checks(plan, plan.spec.probe_timeout_s)
+    return checks + connectivity_checks(plan, plan.spec.probe_timeout_s, run, servers)
 
 
 def summary(plan: Plan, peering_id: str | None, added: list[rt.Route]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from tkeflow.rules import interconnect as ic
 from tkeflow.rules import routes as rt
 
 #: Longest pause between two polls of a peering's state: activation is awaited, not overslept.
-PEERING_POLL_MAX_S = 2.0
+PEERING_POLL_MAX_S = 1.0
 
 
 def peering_request(a: ic.Side, b: ic.Side, bandwidth_mbps: int, bare_metal: bool, uin: str) -> dict[str, Any]:
