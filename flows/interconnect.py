@@ -1,6 +1,8 @@
 """Connect a cluster's containers to another cluster or to an IDC (R-NET-1..7): flow `interconnect`.
 
 Steps (issue 11), each a function so the flow reads as the procedure:
+Written on the skeleton (tasks/procedure.py): pre-flight -> plan -> lock (both clusters) -> approval
+-> converge -> validation.
 1. pre-flight, read-only (flows/interconnect_plan.py): both sides recorded (R-NET-2); CIDR overlaps,
    route conflicts (table, route, next hop named), route quota and an unusable IDC end refused before
    any change; the plan artifact lists every route to add, the peering to create, the SPD before and
@@ -19,16 +21,17 @@ from __future__ import annotations
 
 import secrets
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows.interconnect_checks import interconnect_checks, remove_probes, start_probe_servers, summary
 from flows.interconnect_plan import PEERING_TYPES, RULE, Plan, make_plan, plan_markdown, record_sides
 from tasks import interconnect_converge as converge
 from tasks import interconnect_probes as probes
-from tasks.approval import require_approval
-from tasks.artifacts import artifact_key, markdown_table, publish_markdown
+from tasks import procedure
+from tasks.artifacts import markdown_table, publish_markdown
 from tasks.interconnect_ticket import await_ticket
-from tasks.validation import ValidationReport, finish_validation, stop_on_failed_preflight
+from tasks.lock import lock_name
+from tasks.procedure import ValidationReport
 from tkeflow.errors import PermanentError
 from tkeflow.rules import routes as rt
 from tkeflow.specs import InterconnectSpec
@@ -41,15 +44,16 @@ def target_name(spec: InterconnectSpec) -> str:
     return f"{spec.type}-{spec.a.cluster_ref}-{other}".replace("name:", "")
 
 
-def approve_changes(plan: Plan) -> None:
-    """R-NET-5: an existing SPD changed, or subnets rebound, only with approval (spec or UI)."""
+def approve_changes(run: procedure.Run, plan: Plan) -> None:
+    """R-NET-5: an existing SPD changed, or subnets rebound, only with approval (spec or UI): one gate."""
+    steps = []
     if plan.spd_change and plan.spd_before:
-        require_approval(f"changing the SPD of VPN connection {plan.spec.idc.vpn_connection_id}"  # type: ignore[union-attr]
-                         f" (it keeps its {len(plan.spd_before)} entries)", plan.spec.approve, plan_markdown(plan),
-                         "spec.approve")
+        steps.append(f"change the SPD of VPN connection {plan.spec.idc.vpn_connection_id}"  # type: ignore[union-attr]
+                     f" (it keeps its {len(plan.spd_before)} entries)")
     if plan.rebind:
-        require_approval("rebinding subnets to route table " + str(plan.spec.rebind_route_table_id) + ":\n" +
-                         markdown_table(plan.rebind), plan.spec.approve, plan_markdown(plan), "spec.approve")
+        steps.append(f"rebind subnets to route table {plan.spec.rebind_route_table_id}:\n" + markdown_table(plan.rebind))
+    if steps:
+        run.approve("; ".join(steps), plan.spec.approve, "spec.approve")
 
 
 def converge_peering(plan: Plan) -> tuple[str, list[rt.Route]]:
@@ -92,30 +96,24 @@ def converge_idc(plan: Plan) -> list[rt.Route]:
 @flow(name=FLOW_NAME, flow_run_name="interconnect-{spec.type}", log_prints=False)
 def interconnect(spec: InterconnectSpec, dry_run: bool = False) -> ValidationReport:
     """Connect the containers of cluster a to cluster b or to an IDC, then test it both ways (R-NET-7)."""
-    logger = get_run_logger()
-    target = target_name(spec)
-    key = artifact_key(FLOW_NAME, target)
-    a, b = record_sides(spec)
-    plan = make_plan(spec, a, b)
-    publish_markdown(f"{key}-plan", plan_markdown(plan), f"Plan for the {spec.type} interconnect")
-    stop_on_failed_preflight(plan.checks)
-    if dry_run:
-        logger.info("Dry run: plan published as artifact %s-plan; nothing was changed", key)
-        return ValidationReport(flow=FLOW_NAME, target=target, ok=True, checks=plan.checks,
-                                summary={"dry_run": True, "plan": plan_markdown(plan)})
-    approve_changes(plan)
-    run = secrets.token_hex(4)
-    try:
-        servers = start_probe_servers(plan, run, spec.probe_timeout_s)
-        peering_id, added = converge_by_type(plan)
-        if plan.ticket is not None:
-            await_ticket(f"{key}-ticket", RULE[spec.type], plan.ticket, spec.ticket_id, plan.idc_instructions)
-        elif plan.idc_instructions:
-            publish_markdown(f"{key}-idc", plan.idc_instructions, "What the IDC end must do")
-        checks = [c for c in plan.checks if c.warning] + interconnect_checks(plan, peering_id, run, servers)
-    finally:
-        remove_probes(plan, run)
-    return finish_validation(key, FLOW_NAME, target, checks, summary=summary(plan, peering_id, added))
+    with procedure.Run(FLOW_NAME, target_name(spec), dry_run=dry_run) as run:
+        a, b = record_sides(spec)
+        plan = make_plan(spec, a, b)
+        run.preflight(plan.checks)
+        run.plan(plan_markdown(plan), f"Plan for the {spec.type} interconnect")
+        if dry_run:
+            return run.planned()
+        run.lock(*(lock_name(s.region, s.cluster_id) for s in (a, b) if s is not None))
+        approve_changes(run, plan)
+        probe_run = secrets.token_hex(4)
+        try:
+            servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
+            peering_id, added = converge_by_type(plan)
+            finish_by_hand(run.key, plan)
+            checks = interconnect_checks(plan, peering_id, probe_run, servers)
+        finally:
+            remove_probes(plan, probe_run)
+        return run.validate(checks, summary(plan, peering_id, added))
 
 
 def converge_by_type(plan: Plan) -> tuple[str | None, list[rt.Route]]:
@@ -124,17 +122,25 @@ def converge_by_type(plan: Plan) -> tuple[str | None, list[rt.Route]]:
     return None, converge_idc(plan)
 
 
+def finish_by_hand(key: str, plan: Plan) -> None:
+    """R-NET-4/6: the ticket (paused until done); R-NET-4/5: what the IDC end must do, published."""
+    if plan.ticket is not None:
+        await_ticket(f"{key}-ticket", RULE[plan.spec.type], plan.ticket, plan.spec.ticket_id, plan.idc_instructions)
+    elif plan.idc_instructions:
+        publish_markdown(f"{key}-idc", plan.idc_instructions, "What the IDC end must do")
+
+
 @flow(name="validate-interconnect", flow_run_name="validate-interconnect-{spec.type}", log_prints=False)
 def validate_interconnect(spec: InterconnectSpec) -> ValidationReport:
-    """Read-only apart from the probe pods: the interconnect still holds, both ways (R-NET-7)."""
-    target = target_name(spec)
-    a, b = record_sides(spec)
-    plan = make_plan(spec, a, b)
-    peering_id = plan.peering["PeeringConnectionId"] if plan.peering else None
-    run = secrets.token_hex(4)
-    try:
-        checks = interconnect_checks(plan, peering_id, run, start_probe_servers(plan, run, spec.probe_timeout_s))
-    finally:
-        remove_probes(plan, run)
-    return finish_validation(artifact_key("validate-interconnect", target), "validate-interconnect", target, checks,
-                             summary=summary(plan, peering_id, []))
+    """Read-only apart from the probe pods: the interconnect still holds, both ways (R-NET-7). No lock."""
+    with procedure.Run("validate-interconnect", target_name(spec)) as run:
+        a, b = record_sides(spec)
+        plan = make_plan(spec, a, b)
+        peering_id = plan.peering["PeeringConnectionId"] if plan.peering else None
+        probe_run = secrets.token_hex(4)
+        try:
+            servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
+            checks = [c for c in plan.checks if not c.ok] + interconnect_checks(plan, peering_id, probe_run, servers)
+        finally:
+            remove_probes(plan, probe_run)
+        return run.validate(checks, summary(plan, peering_id, []))
