@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WORLD = ROOT / "configs" / "twin" / "world.yaml"
+from tests.flows import upgrade_world as uw
+
 
 
 def _cluster(cid: str, name: str, vpc: str, subnet: str, cidr: str, service: str, workers: list[str]) -> dict[str, Any]:
@@ -29,12 +29,8 @@ def _cluster(cid: str, name: str, vpc: str, subnet: str, cidr: str, service: str
 
 def write_world(directory: Path, timings: dict[str, float] | None = None) -> tuple[Path, dict[str, str]]:
     """Write the world file; returns (path, {"demo": id, "sh": id, "gz": id, "bm": id})."""
-    doc = yaml.safe_load(DEFAULT_WORLD.read_text())
+    doc = uw.default_world(timings)
     spec = doc["spec"]
-    for pair in spec.get("key_pairs") or []:
-        if "public_key_file" in pair:
-            pair["public_key"] = (DEFAULT_WORLD.parent / pair.pop("public_key_file")).read_text().strip()
-    spec.setdefault("timings", {}).update(timings or {})
     s = secrets.token_hex(3)
     ids = {"demo": f"cls-d{s}a", "sh": f"cls-s{s}a", "gz": f"cls-g{s}a", "bm": f"cls-b{s}a"}
     gz = next(r for r in spec["regions"] if r["name"] == "ap-guangzhou")

@@ -264,6 +264,30 @@ def test_r_net_7_a_route_missing_on_one_side_fails_validation_naming_it(world: W
     assert not [f for f in failed if f[0] == "host reaches host"]  # the host routes are still there
 
 
+def test_r_net_5_rebinding_is_asked_for_shows_what_the_subnet_loses_and_needs_approval(world: World) -> None:
+    from twin.world import model
+
+    with world.twin.world.lock:
+        world.twin.world.route_tables["rtb-gzvpn001"] = model.RouteTable("rtb-gzvpn001", "to-idc", "vpc-gzdemo01",
+                                                                         "ap-guangzhou")
+        world.twin.world.route_tables["rtb-gzdemo01"].routes.append(model_route("10.9.0.0/16", "NORMAL_CVM", "10.0.1.11"))
+    spec = world.idc("vpn", rebind_route_table_id="rtb-gzvpn001")
+
+    plan = run(spec, dry_run=True).summary["plan"]
+    assert any("subnet-gz3app01" in line and "rtb-gzdemo01" in line and "10.9.0.0/16 -> NORMAL_CVM 10.0.1.11" in line
+               for line in plan.splitlines())
+    with pytest.raises(ApprovalRequired, match="rebind subnets to route table rtb-gzvpn001"):
+        run(spec)
+    assert world.calls(mutating=True) == []
+
+    report = run(spec.model_copy(update={"approve": True}))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    [rebind] = [c["params"] for c in world.calls(mutating=True) if c["action"] == "ReplaceRouteTableAssociation"]
+    assert rebind == {"SubnetId": "subnet-gz3app01", "RouteTableId": "rtb-gzvpn001"}
+    assert world.table("rtb-gzvpn001") == [("192.168.0.0/16", "VPN", "vpngw-gzdemo01")]
+
+
 def model_route(destination: str, kind: str, gateway: str) -> Any:
     from twin.world import model
 
