@@ -106,13 +106,13 @@ def interconnect(spec: InterconnectSpec, dry_run: bool = False) -> ValidationRep
         run.lock(*(lock_name(s.region, s.cluster_id) for s in (a, b) if s is not None))
         approve_changes(run, plan)
         probe_run = secrets.token_hex(4)
+        servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
         try:
-            servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
             peering_id, added = converge_by_type(plan)
             finish_by_hand(run.key, plan)
             checks = interconnect_checks(plan, peering_id, probe_run, servers)
         finally:
-            remove_probes(plan, probe_run)
+            remove_probes(plan, probe_run, servers)
         return run.validate(checks, summary(plan, peering_id, added))
 
 
@@ -138,9 +138,9 @@ def validate_interconnect(spec: InterconnectSpec) -> ValidationReport:
         plan = make_plan(spec, a, b)
         peering_id = plan.peering["PeeringConnectionId"] if plan.peering else None
         probe_run = secrets.token_hex(4)
+        servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
         try:
-            servers = start_probe_servers(plan, probe_run, spec.probe_timeout_s)
             checks = [c for c in plan.checks if not c.ok] + interconnect_checks(plan, peering_id, probe_run, servers)
         finally:
-            remove_probes(plan, probe_run)
+            remove_probes(plan, probe_run, servers)
         return run.validate(checks, summary(plan, peering_id, []))

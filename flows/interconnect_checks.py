@@ -78,8 +78,10 @@ def start_probe_servers(plan: Plan, run: str, timeout_s: float) -> dict[str, Pre
     return {s.label: probes.start_probe_server.submit(s, run, timeout_s) for s in (plan.a, plan.b)}
 
 
-def remove_probes(plan: Plan, run: str) -> None:
-    """Delete this run's probe pods and servers in every cluster (the flow calls it in ``finally``)."""
+def remove_probes(plan: Plan, run: str, servers: dict[str, PrefectFuture[str]] | None = None) -> None:
+    """Delete this run's probe pods and servers in every cluster (the flow calls it in ``finally``);
+    servers still starting are waited for first, so none is created after the clean-up."""
+    wait(list((servers or {}).values()))
     wait([probes.remove_probe_pods.submit(s, run) for s in [plan.a] + ([plan.b] if plan.b is not None else [])])
 
 

@@ -288,6 +288,24 @@ def test_r_net_5_rebinding_is_asked_for_shows_what_the_subnet_loses_and_needs_ap
     assert world.table("rtb-gzvpn001") == [("192.168.0.0/16", "VPN", "vpngw-gzdemo01")]
 
 
+def test_r_net_3_hosts_that_do_not_reach_each_other_stop_before_container_routes(world: World) -> None:
+    from twin.world import model
+
+    with world.twin.world.lock:  # sh-peer's nodes drop everything from the demo VPC
+        world.twin.world.security_groups["sg-shdemo01"].ingress = [model.SecurityGroupRule("10.0.0.0/16", "DROP")]
+
+    with pytest.raises(PermanentError, match="R-NET-3") as caught:
+        run(world.peering(probe_timeout_s=1))
+
+    assert "route tables, security groups and subnet ACLs" in str(caught.value)
+    routes = [c["params"]["Routes"][0]["DestinationCidrBlock"] for c in world.calls(mutating=True)
+              if c["action"] == "CreateRoutes"]
+    assert sorted(routes) == ["10.0.0.0/16", "10.2.0.0/16"]  # host routes only: no container route was added
+    for cluster_id in (world.ids["demo"], world.ids["sh"]):  # the early probe servers are gone too
+        pods = world.twin.kube(cluster_id).store.list("pods", "default")[0]
+        assert not [p for p in pods if "tkeflow.io/interconnect-probe" in (p["metadata"].get("labels") or {})]
+
+
 def model_route(destination: str, kind: str, gateway: str) -> Any:
     from twin.world import model
 

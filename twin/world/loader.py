@@ -101,8 +101,11 @@ def _load_vpc(world: model.World, region: str, doc: dict[str, Any]) -> None:
         world.subnets[s["id"]] = model.Subnet(s["id"], s.get("name", s["id"]), vpc_id, region, s["zone"], s["cidr"],
                                               s["route_table"], created_time=CREATED)
     for g in doc.get("security_groups") or []:
-        world.security_groups[g["id"]] = model.SecurityGroup(g["id"], g.get("name", g["id"]), region,
-                                                              created_time=CREATED)
+        rules = g.get("ingress")  # R-NET-3: inbound policies, in order; absent: everything admitted
+        world.security_groups[g["id"]] = model.SecurityGroup(
+            g["id"], g.get("name", g["id"]), region, created_time=CREATED,
+            ingress=None if rules is None else [model.SecurityGroupRule(r["cidr"], r.get("action", "ACCEPT"))
+                                                for r in rules])
     for gw in doc.get("vpn_gateways") or []:
         world.vpn_gateways[gw["id"]] = model.VpnGateway(gw["id"], gw.get("name", gw["id"]), vpc_id, region,
                                                          gw.get("public_ip", "203.0.113.1"), created_time=CREATED)

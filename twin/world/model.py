@@ -68,6 +68,14 @@ class Vpc:
 
 
 @dataclass
+class SecurityGroupRule:
+    """One inbound policy: traffic from ``cidr`` is ACCEPTed or DROPped (the first matching rule decides)."""
+
+    cidr: str
+    action: str = "ACCEPT"
+
+
+@dataclass
 class SecurityGroup:
     security_group_id: str
     name: str
@@ -75,6 +83,8 @@ class SecurityGroup:
     description: str = ""
     project_id: int = 0
     created_time: str = ""
+    # Inbound policies the network model applies (R-NET-3); None: not modelled, everything admitted.
+    ingress: list[SecurityGroupRule] | None = None
 
 
 @dataclass

@@ -92,3 +92,23 @@ def test_r_net_4_dc_describe_direct_connect_tunnels(cloud_twin: Any) -> None:
     assert error_code(lambda: dc.DescribeDirectConnectTunnels(req(
         dc_models.DescribeDirectConnectTunnelsRequest, DirectConnectTunnelIds=["dcx-nothere1"]))) == "ResourceNotFound"
     assert isinstance(cloud_twin.world.dc_tunnels["dcx-gzdemo01"], model.DirectConnectTunnel)
+
+
+def test_r_net_3_security_groups_of_the_destination_hosts_decide_after_the_routes(clients: Clients,
+                                                                                   cloud_twin: Any) -> None:
+    net = WorldNetwork(lambda: cloud_twin.world)
+    peering = _peer(clients, "vpc-shdemo01", "ap-shanghai")
+    clients.vpc("ap-shanghai").AcceptVpcPeeringConnection(req(M.AcceptVpcPeeringConnectionRequest,
+                                                              PeeringConnectionId=peering))
+    for region, table, dest in (("ap-guangzhou", "rtb-gzdemo01", "10.2.0.0/16"),
+                                ("ap-shanghai", "rtb-shdemo01", "10.0.0.0/16")):
+        clients.vpc(region).CreateRoutes(req(M.CreateRoutesRequest, RouteTableId=table, Routes=[
+            {"DestinationCidrBlock": dest, "GatewayType": "PEERCONNECTION", "GatewayId": peering}]))
+    gz, sh = cloud_twin.world.cvms["ins-host0001"], cloud_twin.world.cvms["ins-shnode01"]
+    assert net.host_path(gz, sh.private_ip)  # sg-shdemo01 has no modelled rules: everything admitted
+    with cloud_twin.world.lock:
+        cloud_twin.world.security_groups["sg-shdemo01"].ingress = [
+            model.SecurityGroupRule("10.0.1.12/32", "ACCEPT"), model.SecurityGroupRule("10.0.0.0/16", "DROP")]
+    assert not net.host_path(gz, sh.private_ip)  # 10.0.1.11 dropped
+    assert net.host_path(cloud_twin.world.cvms["ins-host0002"], sh.private_ip)  # 10.0.1.12 accepted first
+    assert net.host_path(sh, gz.private_ip)  # the other direction: sg-gzdemo01 admits everything
