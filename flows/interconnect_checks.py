@@ -16,10 +16,9 @@ from typing import Any
 
 from prefect.futures import PrefectFuture, wait
 
-from flows.interconnect_plan import PEERING_TYPES, Plan, tunnels_check
+from flows.interconnect_plan import PEERING_TYPES, Plan
 from tasks import interconnect_probes as probes
 from tasks import interconnect_sides as sides
-from tasks.interconnect_converge import read_vpn_connection
 from tasks.validation import Check
 from tkeflow.rules import interconnect as ic
 from tkeflow.rules import routes as rt
@@ -42,7 +41,7 @@ def route_checks(plan: Plan, peering_id: str | None) -> list[Check]:
 
 
 def peering_check(plan: Plan, peering_id: str | None) -> Check:
-    found = sides.find_peering(plan.a, plan.b, peering_id) if plan.b is not None else None
+    found = sides.read_peering(plan.a, plan.b, peering_id) if plan.b is not None else None
     state = found.get("State") if found else "absent"
     return Check(name="peering ACTIVE", target=str(peering_id or "peering"), ok=state == "ACTIVE", rule="R-NET-1",
                  detail=f"{state}" + ("" if state == "ACTIVE" else ": look at the peering in the VPC console"))
@@ -51,7 +50,7 @@ def peering_check(plan: Plan, peering_id: str | None) -> Check:
 def spd_checks(plan: Plan) -> list[Check]:
     spec = plan.spec
     assert spec.idc is not None and spec.idc.vpn_connection_id
-    now = read_vpn_connection(plan.a.region, spec.idc.vpn_connection_id).get("SecurityPolicyDatabaseSet") or []
+    now = sides.read_vpn_connection(plan.a.region, spec.idc.vpn_connection_id).get("SecurityPolicyDatabaseSet") or []
     holds = ic.spd_holds(now, plan.a.container_cidr, list(spec.idc.cidrs))
     lost = ic.spd_lost(plan.spd_before or [], now)
     return [Check(name="SPD holds the container CIDR", target=spec.idc.vpn_connection_id, ok=holds, rule="R-NET-5",
@@ -118,7 +117,7 @@ def interconnect_checks(plan: Plan, peering_id: str | None, run: str,
         checks += spd_checks(plan)
     if plan.spec.type == "direct_connect":
         assert plan.spec.idc is not None and plan.spec.idc.direct_connect_gateway_id
-        checks.append(tunnels_check(plan.a.region, plan.spec.idc.direct_connect_gateway_id))
+        checks.append(sides.tunnels_check(plan.a.region, plan.spec.idc.direct_connect_gateway_id))
     return checks + connectivity_checks(plan, plan.spec.probe_timeout_s, run, servers)
 
 

@@ -20,7 +20,6 @@ from prefect.futures import wait
 from tasks import interconnect_converge as converge
 from tasks import interconnect_sides as sides
 from tasks.artifacts import markdown_table
-from tasks.cloud import tencent_cloud
 from tasks.validation import Check, check_rows
 from tkeflow.rules import interconnect as ic
 from tkeflow.rules import routes as rt
@@ -87,7 +86,7 @@ def make_plan(spec: InterconnectSpec, a: ic.Side, b: ic.Side | None) -> Plan:
 
 def _plan_peering(plan: Plan, a: ic.Side, b: ic.Side) -> None:
     spec = plan.spec
-    plan.peering = sides.find_peering(a, b, spec.peering_connection_id)
+    plan.peering = sides.read_peering(a, b, spec.peering_connection_id)
     if plan.peering is None:
         plan.peering_request = converge.peering_request(a, b, spec.bandwidth_mbps, spec.type == "bare_metal",
                                                         spec.account_uin or "<spec.account_uin>")
@@ -106,7 +105,7 @@ def _plan_peering(plan: Plan, a: ic.Side, b: ic.Side) -> None:
 def _plan_vpn(plan: Plan, a: ic.Side, idc_cidrs: list[str]) -> None:
     spec = plan.spec
     assert spec.idc is not None and spec.idc.vpn_connection_id
-    conn = converge.read_vpn_connection(a.region, spec.idc.vpn_connection_id)
+    conn = sides.read_vpn_connection(a.region, spec.idc.vpn_connection_id)
     target = f"{conn['VpnConnectionId']} ({conn.get('VpnGatewayId')})"
     if conn.get("VpcId") != a.vpc_id or conn.get("State") != "AVAILABLE":
         plan.checks.append(Check(name="VPN connection usable", target=target, ok=False, rule="R-NET-5",
@@ -125,15 +124,12 @@ def _plan_direct_connect(plan: Plan, a: ic.Side, idc_cidrs: list[str]) -> None:
     spec = plan.spec
     assert spec.idc is not None and spec.idc.direct_connect_gateway_id
     gateway_id = spec.idc.direct_connect_gateway_id
-    cloud = tencent_cloud(a.region)
-    gateways = cloud.call("vpc", "DescribeDirectConnectGateways", {"DirectConnectGatewayIds": [gateway_id]})
-    gateway = (gateways.get("DirectConnectGatewaySet") or [{}])[0]
+    gateway, app_id = sides.read_direct_connect(a.region, gateway_id)
     if gateway.get("VpcId") != a.vpc_id:
         plan.checks.append(Check(name="direct connect gateway in the VPC", target=gateway_id, ok=False, rule="R-NET-4",
                                  detail=f"belongs to {gateway.get('VpcId')}, not {a.vpc_id}: fix "
                                         "idc.direct_connect_gateway_id"))
-    plan.checks.append(tunnels_check(a.region, gateway_id))
-    app_id = str(cloud.call("cvm", "DescribeAccountQuota", {}).get("AppId") or "")
+    plan.checks.append(sides.tunnels_check(a.region, gateway_id))
     plan.ticket = ic.direct_connect_ticket(a, app_id, gateway_id)
     if not spec.idc.bgp:
         plan.idc_instructions = (f"Without BGP the IDC must route {a.container_cidr} to the direct connect gateway "
@@ -142,25 +138,12 @@ def _plan_direct_connect(plan: Plan, a: ic.Side, idc_cidrs: list[str]) -> None:
     plan.route_groups = [(side, idc_cidrs, "DIRECTCONNECT", gateway_id, "-> IDC over direct connect (R-NET-4)")]
 
 
-def tunnels_check(region: str, gateway_id: str) -> Check:
-    """R-NET-4: the gateway's direct connect tunnels (the `dc` API) exist and are AVAILABLE."""
-    tunnels = [t for t in tencent_cloud(region).paginate("dc", "DescribeDirectConnectTunnels", {},
-                                                         "DirectConnectTunnelSet")
-               if t.get("DirectConnectGatewayId") == gateway_id]
-    down = [f"{t['DirectConnectTunnelId']} {t['State']}" for t in tunnels if t.get("State") != "AVAILABLE"]
-    ok = bool(tunnels) and not down
-    detail = (", ".join(t["DirectConnectTunnelId"] for t in tunnels) + " AVAILABLE" if ok else
-              f"tunnels not AVAILABLE: {', '.join(down) or 'none at all'}: bring the line and its tunnel up first")
-    return Check(name="direct connect tunnels AVAILABLE", target=gateway_id, ok=ok, rule="R-NET-4", detail=detail)
-
-
 def _rebound(plan: Plan, a: ic.Side) -> ic.Side:
     """R-NET-5: with spec.rebind_route_table_id the routes go to that table, and each subnet's loss is listed."""
     table_id = plan.spec.rebind_route_table_id
     if not table_id:
         return a
-    tables = {t["RouteTableId"]: t for t in tencent_cloud(a.region).describe_route_tables(
-        sorted(set(a.route_table_ids) | {table_id}))}
+    tables = {t["RouteTableId"]: t for t in sides.read_tables(a.region, sorted(set(a.route_table_ids) | {table_id}))}
     kept = {r.destination_cidr for r in ic.existing_routes([tables[table_id]])}
     for subnet in a.node_subnet_ids:
         old = next((t for t in a.route_table_ids if any(x.get("SubnetId") == subnet for x in

@@ -19,7 +19,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks.cloud import tencent_cloud
-from tasks.interconnect_sides import find_peering
+from tasks.interconnect_sides import find_peering, read_vpn_connection
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow.errors import PermanentError
@@ -100,24 +100,16 @@ def ensure_routes(side: ic.Side, destinations: list[str], gateway_type: str, gat
     return check.to_create
 
 
-def read_vpn_connection(region: str, connection_id: str) -> dict[str, Any]:
-    found = tencent_cloud(region).call("vpc", "DescribeVpnConnections", {"VpnConnectionIds": [connection_id]})
-    connections = found.get("VpnConnectionSet") or []
-    if not connections:
-        raise PermanentError(f"VPN connection {connection_id} does not exist in {region}: fix idc.vpn_connection_id")
-    return dict(connections[0])
-
-
 @cloud_task(task_run_name="ensure-spd-{connection_id}")
 def ensure_spd(region: str, connection_id: str, local_cidr: str, remote_cidrs: list[str]) -> list[dict[str, Any]]:
     """R-NET-5: read, merge (every entry kept), write, read back; returns the SPD now in force."""
-    before = read_vpn_connection(region, connection_id).get("SecurityPolicyDatabaseSet") or []
+    before = read_vpn_connection.fn(region, connection_id).get("SecurityPolicyDatabaseSet") or []
     if ic.spd_holds(before, local_cidr, remote_cidrs):
         return list(before)
     merged = ic.merge_spd(before, local_cidr, remote_cidrs)
     tencent_cloud(region).call("vpc", "ModifyVpnConnectionAttribute", {"VpnConnectionId": connection_id,
                                                                        "SecurityPolicyDatabases": merged})
-    after = read_vpn_connection(region, connection_id).get("SecurityPolicyDatabaseSet") or []
+    after = read_vpn_connection.fn(region, connection_id).get("SecurityPolicyDatabaseSet") or []
     lost = ic.spd_lost(before, after)
     if lost or not ic.spd_holds(after, local_cidr, remote_cidrs):
         raise PermanentError(f"VPN connection {connection_id}: the SPD read back lacks "

@@ -4,7 +4,9 @@ Who calls it: flows/interconnect.py, in its pre-flight, before any mutating call
 (dry run). Each side is a cluster found by ID or name that must be Running; it is recorded as
 tkeflow/rules/interconnect.Side: region, VPC and its CIDR, container CIDR and mask, the subnets of
 the VPC, and the route tables bound to every subnet that holds one of its nodes (R-NET-5: those are
-the tables that carry its traffic, not just the main one).
+the tables that carry its traffic, not just the main one). The other reads of the plan and the
+validation are tasks here too (the peering, the VPN connection without its pre-shared key, the direct
+connect gateway and its tunnels, route tables), so a transient fault is retried by the task policy.
 """
 
 from __future__ import annotations
@@ -99,3 +101,48 @@ def find_peering(a: ic.Side, b: ic.Side, peering_id: str | None) -> dict[str, An
     matches = [p for p in found.get("PeerConnectionSet") or [] if {p["SourceVpcId"], p["PeerVpcId"]} == {a.vpc_id, b.vpc_id}]
     matches.sort(key=lambda p: p["State"] != "ACTIVE")  # an ACTIVE one first
     return dict(matches[0]) if matches else None
+
+
+#: find_peering as a task of its own (the plan and the validation read the peering; retried when transient).
+read_peering = cloud_task(find_peering, task_run_name="read-peering")
+
+
+@cloud_task(task_run_name="read-vpn-connection-{connection_id}")
+def read_vpn_connection(region: str, connection_id: str) -> dict[str, Any]:
+    """The VPN connection (R-NET-5): its VPC, state, gateway and SPD; a clear error when it does not exist."""
+    found = tencent_cloud(region).call("vpc", "DescribeVpnConnections", {"VpnConnectionIds": [connection_id]})
+    connections = found.get("VpnConnectionSet") or []
+    if not connections:
+        raise NotFoundError(f"VPN connection {connection_id} does not exist in {region}: fix idc.vpn_connection_id")
+    conn = dict(connections[0])
+    conn.pop("PreShareKey", None)  # a secret: never kept in a result, a log or an artifact
+    return conn
+
+
+@cloud_task(task_run_name="read-direct-connect-{gateway_id}")
+def read_direct_connect(region: str, gateway_id: str) -> tuple[dict[str, Any], str]:
+    """R-NET-4: the direct connect gateway and the account's appId (for the ticket)."""
+    cloud = tencent_cloud(region)
+    gateways = cloud.call("vpc", "DescribeDirectConnectGateways", {"DirectConnectGatewayIds": [gateway_id]})
+    gateway = dict((gateways.get("DirectConnectGatewaySet") or [{}])[0])
+    app_id = str(cloud.call("cvm", "DescribeAccountQuota", {}).get("AppId") or "")
+    return gateway, app_id
+
+
+@cloud_task(task_run_name="check-tunnels-{gateway_id}")
+def tunnels_check(region: str, gateway_id: str) -> Check:
+    """R-NET-4: the gateway's direct connect tunnels (the `dc` API) exist and are AVAILABLE."""
+    tunnels = [t for t in tencent_cloud(region).paginate("dc", "DescribeDirectConnectTunnels", {},
+                                                         "DirectConnectTunnelSet")
+               if t.get("DirectConnectGatewayId") == gateway_id]
+    down = [f"{t['DirectConnectTunnelId']} {t['State']}" for t in tunnels if t.get("State") != "AVAILABLE"]
+    ok = bool(tunnels) and not down
+    detail = (", ".join(t["DirectConnectTunnelId"] for t in tunnels) + " AVAILABLE" if ok else
+              f"tunnels not AVAILABLE: {', '.join(down) or 'none at all'}: bring the line and its tunnel up first")
+    return Check(name="direct connect tunnels AVAILABLE", target=gateway_id, ok=ok, rule="R-NET-4", detail=detail)
+
+
+@cloud_task(task_run_name="read-route-tables-{region}")
+def read_tables(region: str, table_ids: list[str]) -> list[dict[str, Any]]:
+    """Route tables as DescribeRouteTables returns them (routes and subnet associations)."""
+    return tencent_cloud(region).describe_route_tables(table_ids)
