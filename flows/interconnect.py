@@ -1,20 +1,21 @@
 """Connect a cluster's containers to another cluster or to an IDC (R-NET-1..7): flow `interconnect`.
 
-Steps (issue 11), each a function so the flow reads as the procedure:
 Written on the skeleton (tasks/procedure.py): pre-flight -> plan -> lock (both clusters) -> approval
--> converge -> validation.
+-> converge -> validation. Steps (issue 11), each a function so the flow reads as the procedure:
 1. pre-flight, read-only (flows/interconnect_plan.py): both sides recorded (R-NET-2); CIDR overlaps,
    route conflicts (table, route, next hop named), route quota and an unusable IDC end refused before
    any change; the plan artifact lists every route to add, the peering to create, the SPD before and
    after, a rebinding and the ticket payload. ``dry_run`` stops here with zero mutating calls.
-2. approval (tasks/approval.py) for what cannot be undone quietly: a change to an existing VPN SPD
-   and a route table rebinding (R-NET-5);
+2. one approval gate (``Run.approve``) for what cannot be undone quietly: a change to an existing
+   VPN SPD and a route table rebinding (R-NET-5);
 3. converge by type: peering (R-NET-1/2) and bare metal (R-NET-6): the peering ACTIVE, host routes,
    a host-to-host check over SSH (R-NET-3), container routes, then for bare metal the ticket;
    vpn (R-NET-5): SPD merged, routes to the VPN gateway; direct connect (R-NET-4): routes to the
    gateway, then the ticket;
-4. validation (flows/interconnect_checks.py): routes, peering, SPD, tunnels and probes both ways.
-A rerun finds everything in place and makes no mutating call.
+4. validation (flows/interconnect_checks.py): routes, peering, SPD, tunnels and probes both ways;
+   the probe servers start before step 3 (they wait for nothing) and every probe pod and server is
+   removed in ``finally``.
+A rerun finds everything in place and makes no mutating call. ``validate-interconnect`` runs step 4 alone.
 """
 
 from __future__ import annotations
