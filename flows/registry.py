@@ -40,6 +40,8 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("ExistingHosts", "flows.add_existing_hosts", "add_existing_hosts", "add-existing-hosts",
               ("existing-hosts.yaml",)),
     Procedure("NodeUpgrade", "flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade", ("node-upgrade.yaml",)),
+    Procedure("Interconnect", "flows.interconnect", "interconnect", "interconnect",
+              ("interconnect-peering.yaml", "interconnect-vpn.yaml")),
 )
 
 

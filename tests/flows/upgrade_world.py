@@ -23,15 +23,22 @@ DEFAULT_WORLD = ROOT / "configs" / "twin" / "world.yaml"
 SUBNET = "subnet-gz4app01"  # 10.0.2.0/24, ap-guangzhou-4, in vpc-gzdemo01
 
 
-def write_world(directory: Path, nodes: int = 3, *, version: str = "1.30.0", instance_type: str = "S5.LARGE8",
-                timings: dict[str, float] | None = None) -> tuple[Path, str, list[str]]:
-    """Write the world file; returns (path, cluster ID, instance IDs). Node names are 10.0.2.11, .12 ..."""
+def default_world(timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The default world document, its key files inlined (the copy is written elsewhere), with ``timings``."""
     doc = yaml.safe_load(DEFAULT_WORLD.read_text())
     spec = doc["spec"]
     for pair in spec.get("key_pairs") or []:
         if "public_key_file" in pair:
             pair["public_key"] = (DEFAULT_WORLD.parent / pair.pop("public_key_file")).read_text().strip()
     spec.setdefault("timings", {}).update(timings or {})
+    return dict(doc)
+
+
+def write_world(directory: Path, nodes: int = 3, *, version: str = "1.30.0", instance_type: str = "S5.LARGE8",
+                timings: dict[str, float] | None = None) -> tuple[Path, str, list[str]]:
+    """Write the world file; returns (path, cluster ID, instance IDs). Node names are 10.0.2.11, .12 ..."""
+    doc = default_world(timings)
+    spec = doc["spec"]
     spec.setdefault("quotas", {})["postpaid_per_zone"] = max(30, nodes + 10)
     suffix = secrets.token_hex(4)
     cluster_id = f"cls-{suffix}"

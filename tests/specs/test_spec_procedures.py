@@ -102,6 +102,24 @@ def test_r_net_idc_interconnects(changes: dict, expected: tuple[str, str]) -> No
     assert expected in paths_rules(changed("interconnect-vpn", **changes))
 
 
+@pytest.mark.parametrize(("name", "changes", "expected"), [
+    ("interconnect-peering", {"rebind_route_table_id": "rtb-gzvpn001"}, ("spec.rebind_route_table_id", "R-NET-5")),
+    ("interconnect-vpn", {"ticket_id": "T-1"}, ("spec.ticket_id", "R-NET-6")),
+    ("interconnect-peering", {"ticket_id": "T-1"}, ("spec.ticket_id", "R-NET-6")),
+    ("interconnect-peering", {"account_uin": "me"}, ("spec.account_uin", "schema")),
+])
+def test_r_net_rebinding_ticket_and_account_only_where_they_mean_something(name: str, changes: dict,
+                                                                           expected: tuple[str, str]) -> None:
+    assert paths_rules(changed(name, **changes)) == [expected]
+
+
+def test_r_net_rebinding_and_tickets_accepted_where_they_apply() -> None:
+    vpn = specs.parse_manifest(changed("interconnect-vpn", rebind_route_table_id="rtb-gzvpn001")).spec
+    assert vpn.rebind_route_table_id == "rtb-gzvpn001"
+    bare_metal = specs.parse_manifest(changed("interconnect-peering", type="bare_metal", ticket_id="T-42")).spec
+    assert bare_metal.ticket_id == "T-42" and bare_metal.ssh.private_key_file  # R-NET-3 key from the example
+
+
 def test_direct_connect_with_gateway_and_probe_hosts_parsed() -> None:
     doc = changed("interconnect-vpn", type="direct_connect", idc__direct_connect_gateway_id="dcg-gzdemo01",
                   idc__vpn_connection_id=None, idc__bgp=True)

@@ -49,6 +49,12 @@ from tencentcloud.tke.v20180525 import tke_client
 from tencentcloud.vpc.v20170312 import models as vpc_models
 from tencentcloud.vpc.v20170312 import vpc_client
 
+try:  # R-NET-4: the `dc` service (direct connect tunnels); its package is tencentcloud-sdk-python-dc
+    from tencentcloud.dc.v20180410 import dc_client
+    from tencentcloud.dc.v20180410 import models as dc_models
+except ImportError:  # pragma: no cover - depends on the installation; sdk_client then names the package
+    dc_client = dc_models = None
+
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
 from tkeflow.clients import ratelimit, twin_mode
@@ -73,12 +79,14 @@ THROTTLE_RETRIES = min(9, max(0, int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", 
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 
-# service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12.
+# service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12, dc 2018-04-10.
 SERVICES: dict[str, tuple[type, ModuleType]] = {
     "tke": (tke_client.TkeClient, tke_models),
     "cvm": (cvm_client.CvmClient, cvm_models),
     "vpc": (vpc_client.VpcClient, vpc_models),
 }
+if dc_client is not None:
+    SERVICES["dc"] = (dc_client.DcClient, dc_models)
 
 
 class CallCounter:
@@ -225,6 +233,9 @@ class TencentCloud(DescribeMixin):
 
     def sdk_client(self, service: str) -> Any:
         """The SDK client for ``service`` in this region, created on first use."""
+        if service == "dc" and service not in SERVICES:
+            raise errors.PermanentError("the `dc` service needs the package tencentcloud-sdk-python-dc: install it "
+                                        "(pip install tencentcloud-sdk-python-dc)", code="InvalidService")
         if service not in SERVICES:
             raise errors.PermanentError(f"unknown service {service!r}; known: {sorted(SERVICES)}", code="InvalidService")
         with self._lock:

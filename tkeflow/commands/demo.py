@@ -33,11 +33,12 @@ def _announce(text: str) -> None:
 
 
 def _runnable(configs: Path) -> list[Path]:
-    """The first example config of every procedure, in the order a team runs them (ProcedureUnavailable
-    naming any flow module that cannot be imported)."""
+    """Every example config of every procedure, in the order a team runs them (ProcedureUnavailable
+    naming any flow module that cannot be imported); e.g. the interconnect's peering, then its VPN."""
     from flows.registry import available  # the CLI sits above the flows
 
-    return [configs / p.example_config for p in available() if (configs / p.example_config).exists()]
+    names = [name for p in available() for name in p.example_configs]
+    return [configs / name for name in names if (configs / name).exists()]
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validat
 
 from tkeflow.specs.base import SpecModel, Violation, rule_error
 from tkeflow.specs.common import ClusterRef, Region, id_pattern, timeout_field
+from tkeflow.specs.existing_hosts import SshSettings
 
 
 class ClusterSide(ClusterRef):
@@ -99,8 +100,22 @@ class InterconnectSpec(SpecModel):
     peering_connection_id: str | None = Field(None, pattern=id_pattern("pcx"), description="An existing peering "
                                               "connection to use; none: the flow creates one.")
     bandwidth_mbps: int = Field(100, ge=1, description="Bandwidth of a peering connection the flow creates.")
+    account_uin: str | None = Field(None, pattern=r"^\d{5,20}$", description="The account's UIN: DestinationUin of "
+                                    "a peering the flow creates (both VPCs are this account's) and the account ID "
+                                    "of the bare-metal ticket (R-NET-6).")
     idc: IdcSide | None = Field(None, description="vpn / direct_connect: the IDC end.")
     probe_timeout_s: float = timeout_field(30.0, "Timeout of each connectivity test (R-NET-7).", minimum=0.1)
+    peering_timeout_s: float = timeout_field(600.0, "How long a peering may take to turn ACTIVE (R-NET-1/2).")
+    approve: bool = Field(False, description="R-NET-5: approves ahead of time a change to a VPN connection's "
+                          "existing SPD and a route table rebinding (else the run pauses for approval in the UI).")
+    rebind_route_table_id: str | None = Field(None, pattern=id_pattern("rtb"), description="vpn / direct_connect: "
+                                              "bind the nodes' subnets to this route table; it REPLACES their "
+                                              "binding (R-NET-5, approval). None: routes go into the tables bound.")
+    ticket_id: str | None = Field(None, min_length=1, max_length=64, description="bare_metal / direct_connect: the "
+                                  "number of the ticket (R-NET-4/6) that is done; none: the run publishes the "
+                                  "payload and pauses for it.")
+    ssh: SshSettings = Field(default_factory=SshSettings, description="R-NET-3: how the flow reaches a node of "
+                             "each side for the host-to-host check (host keys checked).")
 
     @classmethod
     def _rules(cls, values: Mapping[str, Any]) -> Iterator[Violation]:
@@ -116,6 +131,12 @@ class InterconnectSpec(SpecModel):
                 yield Violation(("idc",), rule, f"a {kind} interconnect has no IDC end", "remove spec.idc")
         if kind in ("vpn", "direct_connect"):
             yield from _idc_rules(kind, values)
+        if values.get("rebind_route_table_id") and kind not in ("vpn", "direct_connect"):
+            yield Violation(("rebind_route_table_id",), "R-NET-5", f"a {kind} interconnect adds its routes to the "
+                            "tables already bound; it rebinds nothing", "remove spec.rebind_route_table_id")
+        if values.get("ticket_id") and kind not in ("bare_metal", "direct_connect"):
+            yield Violation(("ticket_id",), "R-NET-6", f"a {kind} interconnect needs no ticket",
+                            "remove spec.ticket_id")
 
 
 def _same_cluster(a: ClusterSide, b: ClusterSide) -> bool:

@@ -179,7 +179,7 @@ def _plain(obj: Any) -> Any:
 
 def dump_world(world: World) -> dict[str, Any]:
     """The world's state as JSON-able dicts (snake_case, the twin's own view, not the wire's)."""
-    sections = ("regions", "vpcs", "subnets", "route_tables", "security_groups", "vpn_gateways",
+    sections = ("regions", "vpcs", "subnets", "route_tables", "security_groups", "vpn_gateways", "dc_tunnels",
                 "vpn_connections", "dc_gateways", "idcs", "key_pairs", "instance_types", "cvms",
                 "clusters", "peerings")
     dump = {name: _plain(getattr(world, name)) for name in sections}

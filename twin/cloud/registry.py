@@ -20,6 +20,11 @@ from tencentcloud.cvm.v20170312 import models as cvm_models
 from tencentcloud.tke.v20180525 import models as tke_models
 from tencentcloud.vpc.v20170312 import models as vpc_models
 
+try:  # the `dc` service (R-NET-4 tunnels) is served only when its SDK package is installed
+    from tencentcloud.dc.v20180410 import models as dc_models
+except ImportError:  # pragma: no cover - depends on the installation
+    dc_models = None
+
 from twin.clock import Clock
 from twin.cloud.runtime import ClusterRuntime
 from twin.world.model import World
@@ -32,6 +37,8 @@ SERVICES: dict[str, tuple[str, ModuleType]] = {
     "cvm": ("2017-03-12", cvm_models),
     "vpc": ("2017-03-12", vpc_models),
 }
+if dc_models is not None:
+    SERVICES["dc"] = ("2018-04-10", dc_models)
 
 Effect = Callable[[], None]
 

@@ -92,7 +92,8 @@ def _load_region(world: model.World, doc: dict[str, Any]) -> None:
 
 def _load_vpc(world: model.World, region: str, doc: dict[str, Any]) -> None:
     vpc_id = doc["id"]
-    world.vpcs[vpc_id] = model.Vpc(vpc_id, doc.get("name", vpc_id), region, doc["cidr"], created_time=CREATED)
+    world.vpcs[vpc_id] = model.Vpc(vpc_id, doc.get("name", vpc_id), region, doc["cidr"], created_time=CREATED,
+                                   bare_metal=bool(doc.get("bare_metal", False)))
     for t in doc.get("route_tables") or []:
         world.route_tables[t["id"]] = model.RouteTable(t["id"], t.get("name", t["id"]), vpc_id, region,
                                                         main=bool(t.get("main")), created_time=CREATED)
@@ -100,8 +101,11 @@ def _load_vpc(world: model.World, region: str, doc: dict[str, Any]) -> None:
         world.subnets[s["id"]] = model.Subnet(s["id"], s.get("name", s["id"]), vpc_id, region, s["zone"], s["cidr"],
                                               s["route_table"], created_time=CREATED)
     for g in doc.get("security_groups") or []:
-        world.security_groups[g["id"]] = model.SecurityGroup(g["id"], g.get("name", g["id"]), region,
-                                                              created_time=CREATED)
+        rules = g.get("ingress")  # R-NET-3: inbound policies, in order; absent: everything admitted
+        world.security_groups[g["id"]] = model.SecurityGroup(
+            g["id"], g.get("name", g["id"]), region, created_time=CREATED,
+            ingress=None if rules is None else [model.SecurityGroupRule(r["cidr"], r.get("action", "ACCEPT"))
+                                                for r in rules])
     for gw in doc.get("vpn_gateways") or []:
         world.vpn_gateways[gw["id"]] = model.VpnGateway(gw["id"], gw.get("name", gw["id"]), vpc_id, region,
                                                          gw.get("public_ip", "203.0.113.1"), created_time=CREATED)
@@ -112,7 +116,13 @@ def _load_vpc(world: model.World, region: str, doc: dict[str, Any]) -> None:
                 created_time=CREATED)
     for d in doc.get("direct_connect_gateways") or []:
         world.dc_gateways[d["id"]] = model.DirectConnectGateway(d["id"], d.get("name", d["id"]), vpc_id, region,
-                                                                 d.get("ip", ""), d.get("idc"), created_time=CREATED)
+                                                                 d.get("ip", ""), d.get("idc"), created_time=CREATED,
+                                                                 enable_bgp=bool(d.get("bgp", False)))
+        for t in d.get("tunnels") or []:  # R-NET-4: the `dc` API's tunnels ending at this gateway
+            world.dc_tunnels[t["id"]] = model.DirectConnectTunnel(
+                t["id"], t.get("name", t["id"]), t.get("direct_connect", "dc-twin0001"), d["id"], vpc_id, region,
+                state=t.get("state", "AVAILABLE"), route_type="BGP" if d.get("bgp") else "STATIC",
+                created_time=CREATED)
 
 
 def make_disk(world: model.World, role: str, index: int, doc: dict[str, Any]) -> Disk:

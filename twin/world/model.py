@@ -29,6 +29,7 @@ class Route:
     enabled: bool = True
     route_type: str = "USER"
     created_time: str = ""
+    propagated: bool = True  # False until timings.route_propagation has passed: the network ignores it
 
 
 @dataclass
@@ -63,6 +64,15 @@ class Vpc:
     is_default: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     created_time: str = ""
+    bare_metal: bool = False  # a bare-metal (黑石) VPC: peered only by Type VPC_BM_PEER (R-NET-6)
+
+
+@dataclass
+class SecurityGroupRule:
+    """One inbound policy: traffic from ``cidr`` is ACCEPTed or DROPped (the first matching rule decides)."""
+
+    cidr: str
+    action: str = "ACCEPT"
 
 
 @dataclass
@@ -73,6 +83,8 @@ class SecurityGroup:
     description: str = ""
     project_id: int = 0
     created_time: str = ""
+    # Inbound policies the network model applies (R-NET-3); None: not modelled, everything admitted.
+    ingress: list[SecurityGroupRule] | None = None
 
 
 @dataclass
@@ -128,6 +140,23 @@ class DirectConnectGateway:
 
 
 @dataclass
+class DirectConnectTunnel:
+    """A direct connect tunnel (the `dc` API) ending at a direct connect gateway (R-NET-4)."""
+
+    tunnel_id: str
+    name: str
+    direct_connect_id: str
+    gateway_id: str
+    vpc_id: str
+    region: str
+    state: str = "AVAILABLE"  # AVAILABLE | PENDING | ALLOCATING | ALLOCATED | ALTERING | DELETING | ...
+    route_type: str = "STATIC"  # BGP | STATIC
+    vlan: int = 100
+    bandwidth: int = 1000
+    created_time: str = ""
+
+
+@dataclass
 class ProbeHost:
     ip: str
     ports: list[int]
@@ -173,7 +202,8 @@ class Peering:
     source_region: str
     destination_vpc_id: str
     destination_region: str
-    state: str = "PENDING"  # PENDING -> ACTIVE on accept
+    state: str = "PENDING"  # PENDING -> ACTIVE timings.peering_activation after the accept
+    accepted: bool = False  # AcceptVpcPeeringConnection received (the activation is under way)
     bandwidth: int = 10
     type: str = "VPC_PEER"
     charge_type: str = "POSTPAID_BY_DAY_MAX"
@@ -292,6 +322,9 @@ class Timings:
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
     ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
+    peering_activation: float = 0.0  # AcceptVpcPeeringConnection -> the peering ACTIVE (0: at once, R-NET-1/2)
+    route_propagation: float = 0.0  # CreateRoutes -> the new routes carry traffic
+    probe_run: float = 0.05  # a probe pod Ready -> its command's exit (the cluster twin's probe time)
 
 
 @dataclass
@@ -336,6 +369,7 @@ class World:
         self.vpn_gateways: dict[str, VpnGateway] = {}
         self.vpn_connections: dict[str, VpnConnection] = {}
         self.dc_gateways: dict[str, DirectConnectGateway] = {}
+        self.dc_tunnels: dict[str, DirectConnectTunnel] = {}
         self.idcs: dict[str, IdcNetwork] = {}
         self.key_pairs: dict[str, KeyPair] = {}
         self.instance_types: dict[str, InstanceType] = {}

@@ -5,7 +5,9 @@ Who calls it: the cluster twin's probe pods (twin/kube/controllers), through the
 builds one ``WorldNetwork`` per twin and hands it to every KubeCluster. The decision follows SPEC:
 - same cluster, or another cluster / CVM of the same VPC (VPC-wide container routes): reachable;
 - another VPC (R-NET-1/2): an ACTIVE peering, a route in the source's node subnets' route table
-  covering the destination via that peering, and a route back covering the source's container CIDR;
+  covering the destination via that peering, a route back covering the source's container CIDR, and
+  the destination hosts' security groups admitting the source (R-NET-3; groups without modelled rules
+  admit everything);
 - an IDC (R-NET-5): a VPN connection of the VPC whose SPD covers the container CIDR -> the IDC host,
   plus a route via its VPN gateway in the nodes' route table; or (R-NET-4) a direct connect gateway
   of the VPC attached to the IDC with a route via it, the IDC routing the container CIDR back (BGP or
@@ -130,7 +132,7 @@ class WorldNetwork(NetworkModel):
     def _route_to(tables: tuple[model.RouteTable, ...] | list[model.RouteTable], ip_or_cidr: str,
                   gateway_type: str, gateway_id: str) -> bool:
         return bool(tables) and all(
-            any(r.enabled and r.gateway_type == gateway_type and r.gateway_id == gateway_id
+            any(r.enabled and r.propagated and r.gateway_type == gateway_type and r.gateway_id == gateway_id
                 and (_in(ip_or_cidr, r.destination) or _covers(r.destination, ip_or_cidr)) for r in t.routes)
             for t in tables)
 
@@ -148,7 +150,26 @@ class WorldNetwork(NetworkModel):
         else:
             back_tables = self._host_tables(world, dst_cvm) if dst_cvm else []
         back = self._route_to(back_tables, source.cidr, "PEERCONNECTION", peering.peering_id)
-        return forward and back
+        return forward and back and self._admitted(world, dst_cluster, dst_cvm, source.cidr)
+
+    @staticmethod
+    def _admitted(world: model.World, dst_cluster: model.Cluster | None, dst_cvm: Cvm | None, source: str) -> bool:
+        """R-NET-3: the security groups of the destination host (of every node, for a cluster's pods)
+        admit the source; a group's rules are read in order, the first covering the source decides, and a
+        group with rules none of which covers it drops the traffic."""
+        if dst_cluster is not None:
+            hosts = [world.cvms[i] for i in dst_cluster.instances if i in world.cvms]
+        else:
+            hosts = [dst_cvm] if dst_cvm is not None else []
+        for host in hosts:
+            for group_id in host.security_group_ids:
+                group = world.security_groups.get(group_id)
+                if group is None or group.ingress is None:
+                    continue
+                rule = next((r for r in group.ingress if _covers(r.cidr, source)), None)
+                if rule is None or rule.action != "ACCEPT":
+                    return False
+        return True
 
     def _idc_path(self, world: model.World, source: _Source, dst_ip: str, idc: model.IdcNetwork) -> bool:
         for conn in world.vpn_connections.values():

@@ -147,6 +147,7 @@ def create_peering(world: model.World, region: str, p: dict[str, Any]) -> model.
     dest = get_vpc(world, dest_region, p["DestinationVpcId"])
     if source.vpc_id == dest.vpc_id:
         raise exc.InvalidParameterValue("A VPC cannot peer with itself.")
+    _check_peering_type(p.get("Type") or "VPC_PEER", source, dest)
     if overlaps(source.cidr, dest.cidr):
         raise exc.VpcPeerCidrConflict(f"The CIDRs of `{source.vpc_id}` ({source.cidr}) and "
                                       f"`{dest.vpc_id}` ({dest.cidr}) overlap.")
@@ -162,14 +163,33 @@ def create_peering(world: model.World, region: str, p: dict[str, Any]) -> model.
     return peering
 
 
-def accept_peering(world: model.World, region: str, peering_id: str) -> model.Peering:
+def _check_peering_type(kind: str, source: model.Vpc, dest: model.Vpc) -> None:
+    """R-NET-6: a cloud VPC peers with a bare-metal VPC only as VPC_BM_PEER, and VPC_BM_PEER needs one."""
+    if kind not in ("VPC_PEER", "VPC_BM_PEER"):
+        raise exc.InvalidParameterValue(f"The Type `{kind}` is not supported (VPC_PEER or VPC_BM_PEER).")
+    bare_metal = source.bare_metal or dest.bare_metal
+    if kind == "VPC_BM_PEER" and not bare_metal:
+        raise exc.InvalidParameterValue("Type VPC_BM_PEER needs a bare-metal VPC on one side.")
+    if kind == "VPC_PEER" and bare_metal:
+        raise exc.InvalidParameterValue("A bare-metal VPC peers only with Type VPC_BM_PEER.")
+
+
+def accept_peering(world: model.World, region: str, peering_id: str) -> bool:
+    """Accept a PENDING peering; True when this call started its activation (ACTIVE after a while)."""
     peering = get_peering(world, region, peering_id)
-    if peering.state == "ACTIVE":
-        return peering  # accepting twice changes nothing
+    if peering.state == "ACTIVE" or peering.accepted:
+        return False  # accepting twice changes nothing
     if peering.state != "PENDING":
         raise exc.VpcPeerInvalidStateChange(f"The peering `{peering_id}` is {peering.state}.")
-    peering.state = "ACTIVE"
-    return peering
+    peering.accepted = True
+    return True
+
+
+def activate_peering(world: model.World, peering_id: str) -> None:
+    """The end of an accepted peering's activation (run by the clock; a peering deleted meanwhile stays gone)."""
+    peering = world.peerings.get(peering_id)
+    if peering is not None and peering.state == "PENDING" and peering.accepted:
+        peering.state = "ACTIVE"
 
 
 # --- VPN SPD and direct connect -------------------------------------------------------------------------

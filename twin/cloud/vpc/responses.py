@@ -200,7 +200,17 @@ def describe_dc_gateways(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @action("vpc", "CreateRoutes", mutating=True, required=("RouteTableId", "Routes"))
 def create_routes(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     table = backend.get_route_table(ctx.world, ctx.region, p["RouteTableId"])
-    backend.create_routes(ctx.world, table, p["Routes"])
+    added = backend.create_routes(ctx.world, table, p["Routes"])
+    delay = ctx.world.timings.route_propagation
+    if delay > 0:  # listed at once, carrying traffic only once propagated (the network oracle checks)
+        for route in added:
+            route.propagated = False
+
+        def propagated(_: list[Any]) -> None:
+            for route in added:
+                route.propagated = True
+
+        ctx.schedule(delay, propagated)
     return {"TotalCount": 1, "RouteTableSet": [render_route_table(ctx.world, table)]}
 
 
@@ -225,7 +235,13 @@ def create_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @action("vpc", "AcceptVpcPeeringConnection", mutating=True, required=("PeeringConnectionId",))
 def accept_vpc_peering(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    backend.accept_peering(ctx.world, ctx.region, p["PeeringConnectionId"])
+    peering_id = p["PeeringConnectionId"]
+    delay = ctx.world.timings.peering_activation
+    if backend.accept_peering(ctx.world, ctx.region, peering_id):  # R-NET-1/2: ACTIVE once activated
+        if delay > 0:
+            ctx.schedule(delay, lambda _: backend.activate_peering(ctx.world, peering_id))
+        else:
+            backend.activate_peering(ctx.world, peering_id)
     return {}
 
 
