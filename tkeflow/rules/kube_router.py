@@ -98,6 +98,11 @@ def daemonset(spec: Any) -> dict[str, Any]:
                      "template": {"metadata": {"labels": dict(APP_LABELS)}, "spec": template_spec}}}
 
 
+def daemonset_ref() -> dict[str, Any]:
+    """Enough of the DaemonSet to read or delete it."""
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": NAME, "namespace": NAMESPACE}}
+
+
 def manifests(spec: Any, apiserver: str) -> list[dict[str, Any]]:
     """Every object of the rollout, in the order they are applied (R-KR-1/2)."""
     binding_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME}

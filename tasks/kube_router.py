@@ -1,0 +1,176 @@
+"""kube-router rollout steps: observe the cluster, apply the manifests, wait for the rollout, roll back.
+
+Who calls it: flows/kube_router.py (the kube-router-rollout flow). One task per step, so that the
+Prefect UI shows where a rollout is. What is applied comes from tkeflow/rules/kube_router.py
+(R-KR-1/2); every object converges (tasks/kube_objects.py): created when absent, patched only where
+it differs, so a rerun with nothing changed writes nothing to the cluster.
+The rollout is awaited with a watch on the DaemonSet (observedGeneration current; updated, ready and
+available equal desired); a node whose agent is not Ready by the spec's timeout is named. Rollback
+restores the DaemonSet's previous ControllerRevision as `kubectl rollout undo` does (its stored
+strategic merge patch), or removes a DaemonSet this run created where none was before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.cache_policies import NO_CACHE
+
+from tasks import kube_objects
+from tasks.nodes import kube, raw_items
+from tasks.retry import cloud_task
+from tkeflow import errors
+from tkeflow.clients.kube_waits import WaitTimeout, is_node_ready
+from tkeflow.rules import kube_router as rules
+from tkeflow.rules import netpol_matrix
+
+Obj = dict[str, Any]
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+ROLLBACK_TIMEOUT_S = 300.0
+
+
+class RolloutFailed(errors.PermanentError):
+    """The agent was not Ready on every node in time; ``nodes`` names the ones without it."""
+
+    def __init__(self, message: str, nodes: list[str]):
+        super().__init__(message, code="RolloutFailed")
+        self.nodes = nodes
+
+
+@dataclass
+class RouterObservation:
+    """The cluster as the rollout's pre-flight reads it (API-shaped dicts), read-only."""
+
+    version: str
+    apiserver: str
+    nodes: list[Obj]
+    daemonsets: list[Obj]
+    policies: list[Obj]
+    pods: list[Obj]
+    namespaces: list[Obj]
+    current: Obj | None = None  # our DaemonSet, when it exists
+    revisions: list[Obj] = field(default_factory=list)  # its ControllerRevisions, oldest first
+
+    @property
+    def current_revision(self) -> Obj | None:
+        return self.revisions[-1] if self.revisions else None
+
+
+def _revisions(k: Any, ds: Obj | None) -> list[Obj]:
+    if ds is None:
+        return []
+    uid = ds["metadata"]["uid"]
+    items = raw_items(k.apps.list_namespaced_controller_revision, namespace=rules.NAMESPACE,
+                      label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
+    owned = [r for r in items if any(o.get("uid") == uid and o.get("controller")
+                                     for o in r["metadata"].get("ownerReferences") or [])]
+    return sorted(owned, key=lambda r: int(r.get("revision", 0)))
+
+
+def _apiserver(k: Any) -> str:
+    """The API server as host-network pods reach it: the ``kubernetes`` Service's IP."""
+    service = json.loads(k.core.read_namespaced_service("kubernetes", "default", _preload_content=False).data)
+    port = next((p.get("port") for p in service["spec"].get("ports") or [] if p.get("name") == "https"), 443)
+    return f"https://{service['spec']['clusterIP']}:{port}"
+
+
+@cloud_task(cache_policy=NO_CACHE, name="observe-kube-router")
+def observe(cluster_id: str, region: str) -> RouterObservation:
+    """Version, nodes, policy agents, NetworkPolicies with pods, our DaemonSet and its history."""
+    k = kube(cluster_id, region)
+    daemonsets = raw_items(k.apps.list_daemon_set_for_all_namespaces)
+    current = next((d for d in daemonsets if rules.is_ours(d)), None)
+    return RouterObservation(
+        version=k.server_version(), apiserver=_apiserver(k), nodes=raw_items(k.core.list_node),
+        daemonsets=daemonsets, policies=raw_items(k.networking.list_network_policy_for_all_namespaces),
+        pods=raw_items(k.core.list_pod_for_all_namespaces), namespaces=raw_items(k.core.list_namespace),
+        current=current, revisions=_revisions(k, current))
+
+
+def pending_changes(k: Any, objects: list[Obj]) -> list[tuple[str, str]]:
+    """(object, 'create' | 'patch') for every object that differs from the cluster (nothing written)."""
+    changes = []
+    for obj in objects:
+        current = kube_objects.read(k, obj)
+        if current is None:
+            changes.append((kube_objects.describe(obj), "create"))
+        elif rules.differs(kube_objects.patch_body(obj), current):
+            changes.append((kube_objects.describe(obj), "patch"))
+    return changes
+
+
+@cloud_task(cache_policy=NO_CACHE, name="plan-kube-router-changes")
+def plan_changes(cluster_id: str, region: str, objects: list[Obj]) -> list[tuple[str, str]]:
+    return pending_changes(kube(cluster_id, region), objects)
+
+
+@cloud_task(cache_policy=NO_CACHE, name="apply-kube-router")
+def apply_manifests(cluster_id: str, region: str, objects: list[Obj]) -> dict[str, str]:
+    """R-KR-1/2: converge every object in order; what happened to each ('created', 'patched', 'unchanged')."""
+    k = kube(cluster_id, region)
+    return {kube_objects.describe(obj): kube_objects.converge(k, obj) for obj in objects}
+
+
+def rolled_out(ds: Any) -> bool:
+    status = ds.status
+    if status is None or (status.observed_generation or 0) < (ds.metadata.generation or 0):
+        return False
+    desired = status.desired_number_scheduled or 0
+    return desired > 0 and all((getattr(status, f) or 0) == desired for f in
+                               ("updated_number_scheduled", "number_ready", "number_available"))
+
+
+def nodes_without_agent(k: Any) -> list[str]:
+    """Ready nodes on which no Ready kube-router pod of the DaemonSet's current template runs."""
+    ds = kube_objects.read(k, rules.daemonset_ref())
+    pods = raw_items(k.core.list_namespaced_pod, namespace=rules.NAMESPACE,
+                     label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
+    history = _revisions(k, ds)
+    revision = history[-1]["metadata"]["labels"].get("controller-revision-hash") if history else None
+    healthy = {p["spec"].get("nodeName") for p in pods if _pod_ready(p)
+               and (revision is None or p["metadata"].get("labels", {}).get("controller-revision-hash") == revision)}
+    nodes = [n for n in k.list_nodes() if is_node_ready(n)]
+    return sorted(n.metadata.name for n in nodes if n.metadata.name not in healthy)
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or [])
+
+
+@cloud_task(cache_policy=NO_CACHE, name="wait-kube-router-rollout")
+def wait_rollout(cluster_id: str, region: str, timeout_s: float) -> None:
+    """Watch the DaemonSet until rolled out on every node; RolloutFailed names the nodes without an agent."""
+    k = kube(cluster_id, region)
+    try:
+        k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), timeout_s,
+                   f"daemonset {rules.NAMESPACE}/{rules.NAME} rolled out", namespace=rules.NAMESPACE,
+                   field_selector=f"metadata.name={rules.NAME}")
+    except WaitTimeout as timeout:
+        missing = nodes_without_agent(k)
+        raise RolloutFailed(f"kube-router is not Ready on {len(missing)} node(s) after {timeout_s:g}s: "
+                            f"{', '.join(missing) or 'none named'} (R-KR-2; see `kubectl -n kube-system get pods "
+                            f"-l k8s-app=kube-router -o wide`)", missing) from timeout
+
+
+@cloud_task(cache_policy=NO_CACHE, name="rollback-kube-router")
+def rollback(cluster_id: str, region: str, previous: Obj | None) -> str:
+    """Restore ``previous`` (a ControllerRevision) as `kubectl rollout undo` does; without one, remove the
+    DaemonSet this run created. Returns what was done."""
+    k = kube(cluster_id, region)
+    ref = rules.daemonset_ref()
+    if previous is None:
+        kube_objects.delete(k, ref)
+        return f"removed daemonset {rules.NAMESPACE}/{rules.NAME} (no kube-router ran before this run)"
+    k.apps.patch_namespaced_daemon_set(rules.NAME, rules.NAMESPACE, previous["data"],
+                                       _content_type=STRATEGIC_MERGE_PATCH)
+    k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), ROLLBACK_TIMEOUT_S,
+               "the previous kube-router revision rolled out", namespace=rules.NAMESPACE,
+               field_selector=f"metadata.name={rules.NAME}")
+    return f"restored revision {previous.get('revision')} of daemonset {rules.NAMESPACE}/{rules.NAME}"
+
+
+def verification_namespaces(observation: RouterObservation) -> list[str]:
+    return [n["metadata"]["name"] for n in observation.namespaces
+            if netpol_matrix.VERIFY_LABEL in (n["metadata"].get("labels") or {})]
