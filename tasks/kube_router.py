@@ -19,7 +19,8 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 
 from tasks import kube_objects
-from tasks.nodes import kube, raw_items
+from tasks.cloud import ClusterTarget, cluster_kube
+from tasks.nodes import raw_items
 from tasks.retry import cloud_task
 from tkeflow import errors
 from tkeflow.clients.kube_waits import WaitTimeout, is_node_ready
@@ -28,15 +29,14 @@ from tkeflow.rules import netpol_matrix
 
 Obj = dict[str, Any]
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-ROLLBACK_TIMEOUT_S = 300.0
 
 
 class RolloutFailed(errors.PermanentError):
     """The agent was not Ready on every node in time; ``nodes`` names the ones without it."""
 
-    def __init__(self, message: str, nodes: list[str]):
+    def __init__(self, message: str, nodes: list[str] | None = None):
         super().__init__(message, code="RolloutFailed")
-        self.nodes = nodes
+        self.nodes = list(nodes or [])
 
 
 @dataclass
@@ -77,16 +77,16 @@ def _apiserver(k: Any) -> str:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="observe-kube-router")
-def observe(cluster_id: str, region: str) -> RouterObservation:
+def observe(target: ClusterTarget) -> RouterObservation:
     """Version, nodes, policy agents, NetworkPolicies with pods, our DaemonSet and its history."""
-    k = kube(cluster_id, region)
-    daemonsets = raw_items(k.apps.list_daemon_set_for_all_namespaces)
-    current = next((d for d in daemonsets if rules.is_ours(d)), None)
-    return RouterObservation(
-        version=k.server_version(), apiserver=_apiserver(k), nodes=raw_items(k.core.list_node),
-        daemonsets=daemonsets, policies=raw_items(k.networking.list_network_policy_for_all_namespaces),
-        pods=raw_items(k.core.list_pod_for_all_namespaces), namespaces=raw_items(k.core.list_namespace),
-        current=current, revisions=_revisions(k, current))
+    with cluster_kube(target) as k:
+        daemonsets = raw_items(k.apps.list_daemon_set_for_all_namespaces)
+        current = next((d for d in daemonsets if rules.is_ours(d)), None)
+        return RouterObservation(
+            version=k.server_version(), apiserver=_apiserver(k), nodes=raw_items(k.core.list_node),
+            daemonsets=daemonsets, policies=raw_items(k.networking.list_network_policy_for_all_namespaces),
+            pods=raw_items(k.core.list_pod_for_all_namespaces), namespaces=raw_items(k.core.list_namespace),
+            current=current, revisions=_revisions(k, current))
 
 
 def pending_changes(k: Any, objects: list[Obj]) -> list[tuple[str, str]]:
@@ -102,15 +102,16 @@ def pending_changes(k: Any, objects: list[Obj]) -> list[tuple[str, str]]:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="plan-kube-router-changes")
-def plan_changes(cluster_id: str, region: str, objects: list[Obj]) -> list[tuple[str, str]]:
-    return pending_changes(kube(cluster_id, region), objects)
+def plan_changes(target: ClusterTarget, objects: list[Obj]) -> list[tuple[str, str]]:
+    with cluster_kube(target) as k:
+        return pending_changes(k, objects)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="apply-kube-router")
-def apply_manifests(cluster_id: str, region: str, objects: list[Obj]) -> dict[str, str]:
+def apply_manifests(target: ClusterTarget, objects: list[Obj]) -> dict[str, str]:
     """R-KR-1/2: converge every object in order; what happened to each ('created', 'patched', 'unchanged')."""
-    k = kube(cluster_id, region)
-    return {kube_objects.describe(obj): kube_objects.converge(k, obj) for obj in objects}
+    with cluster_kube(target) as k:
+        return {kube_objects.describe(obj): kube_objects.converge(k, obj) for obj in objects}
 
 
 def rolled_out(ds: Any) -> bool:
@@ -122,17 +123,24 @@ def rolled_out(ds: Any) -> bool:
                                ("updated_number_scheduled", "number_ready", "number_available"))
 
 
-def nodes_without_agent(k: Any) -> list[str]:
-    """Ready nodes on which no Ready kube-router pod of the DaemonSet's current template runs."""
+def agent_gaps(k: Any) -> tuple[list[str], list[str]]:
+    """Ready nodes with no Ready kube-router pod at all, and nodes whose Ready agent is not of the
+    DaemonSet's current template yet (a rollout stopped within maxUnavailable leaves those)."""
     ds = kube_objects.read(k, rules.daemonset_ref())
     pods = raw_items(k.core.list_namespaced_pod, namespace=rules.NAMESPACE,
                      label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
     history = _revisions(k, ds)
     revision = history[-1]["metadata"]["labels"].get("controller-revision-hash") if history else None
-    healthy = {p["spec"].get("nodeName") for p in pods if _pod_ready(p)
-               and (revision is None or p["metadata"].get("labels", {}).get("controller-revision-hash") == revision)}
-    nodes = [n for n in k.list_nodes() if is_node_ready(n)]
-    return sorted(n.metadata.name for n in nodes if n.metadata.name not in healthy)
+    ready = [p for p in pods if _pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
+    with_agent = {p["spec"].get("nodeName") for p in ready}
+    current = {p["spec"].get("nodeName") for p in ready
+               if revision is None or p["metadata"].get("labels", {}).get("controller-revision-hash") == revision}
+    nodes = sorted(n.metadata.name for n in k.list_nodes() if is_node_ready(n))
+    return [n for n in nodes if n not in with_agent], [n for n in nodes if n in with_agent and n not in current]
+
+
+def nodes_without_agent(k: Any) -> list[str]:
+    return agent_gaps(k)[0]
 
 
 def _pod_ready(pod: Obj) -> bool:
@@ -140,37 +148,69 @@ def _pod_ready(pod: Obj) -> bool:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-kube-router-rollout")
-def wait_rollout(cluster_id: str, region: str, timeout_s: float) -> None:
+def wait_rollout(target: ClusterTarget, timeout_s: float) -> None:
     """Watch the DaemonSet until rolled out on every node; RolloutFailed names the nodes without an agent."""
-    k = kube(cluster_id, region)
-    try:
-        k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), timeout_s,
-                   f"daemonset {rules.NAMESPACE}/{rules.NAME} rolled out", namespace=rules.NAMESPACE,
-                   field_selector=f"metadata.name={rules.NAME}")
-    except WaitTimeout as timeout:
-        missing = nodes_without_agent(k)
-        raise RolloutFailed(f"kube-router is not Ready on {len(missing)} node(s) after {timeout_s:g}s: "
-                            f"{', '.join(missing) or 'none named'} (R-KR-2; see `kubectl -n kube-system get pods "
-                            f"-l k8s-app=kube-router -o wide`)", missing) from timeout
+    with cluster_kube(target) as k:
+        try:
+            k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), timeout_s,
+                       f"daemonset {rules.NAMESPACE}/{rules.NAME} rolled out", namespace=rules.NAMESPACE,
+                       field_selector=f"metadata.name={rules.NAME}")
+        except WaitTimeout as timeout:
+            missing, outdated = agent_gaps(k)
+            waiting = (f"; {len(outdated)} more still run the previous revision ({', '.join(outdated)}): the rollout "
+                       "stops at the nodes maxUnavailable allows") if outdated else ""
+            raise RolloutFailed(f"kube-router is not Ready on {len(missing)} node(s) after {timeout_s:g}s: "
+                                f"{', '.join(missing) or 'none named'}{waiting} (R-KR-2; see `kubectl -n kube-system "
+                                f"get pods -l k8s-app=kube-router -o wide`)", missing) from timeout
 
 
 @cloud_task(cache_policy=NO_CACHE, name="rollback-kube-router")
-def rollback(cluster_id: str, region: str, previous: Obj | None) -> str:
+def rollback(target: ClusterTarget, previous: Obj | None, timeout_s: float) -> str:
     """Restore ``previous`` (a ControllerRevision) as `kubectl rollout undo` does; without one, remove the
-    DaemonSet this run created. Returns what was done."""
-    k = kube(cluster_id, region)
-    ref = rules.daemonset_ref()
-    if previous is None:
-        kube_objects.delete(k, ref)
-        return f"removed daemonset {rules.NAMESPACE}/{rules.NAME} (no kube-router ran before this run)"
-    k.apps.patch_namespaced_daemon_set(rules.NAME, rules.NAMESPACE, previous["data"],
-                                       _content_type=STRATEGIC_MERGE_PATCH)
-    k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), ROLLBACK_TIMEOUT_S,
-               "the previous kube-router revision rolled out", namespace=rules.NAMESPACE,
-               field_selector=f"metadata.name={rules.NAME}")
-    return f"restored revision {previous.get('revision')} of daemonset {rules.NAMESPACE}/{rules.NAME}"
+    DaemonSet this run created. Returns what was done, and which nodes are still without an agent."""
+    with cluster_kube(target) as k:
+        if previous is None:
+            kube_objects.delete(k, rules.daemonset_ref())
+            return f"removed daemonset {rules.NAMESPACE}/{rules.NAME} (no kube-router ran before this run)"
+        k.apps.patch_namespaced_daemon_set(rules.NAME, rules.NAMESPACE, previous["data"],
+                                           _content_type=STRATEGIC_MERGE_PATCH)
+        done = f"restored revision {previous.get('revision')} of daemonset {rules.NAMESPACE}/{rules.NAME}"
+        try:
+            k.wait_for(k.apps.list_namespaced_daemon_set, lambda items: bool(items) and rolled_out(items[0]), timeout_s,
+                       "the previous kube-router revision rolled out", namespace=rules.NAMESPACE,
+                       field_selector=f"metadata.name={rules.NAME}")
+        except WaitTimeout:
+            return f"{done}; still without a Ready agent after {timeout_s:g}s: {', '.join(nodes_without_agent(k))}"
+        return f"{done}, Ready on every node"
 
 
 def verification_namespaces(observation: RouterObservation) -> list[str]:
     return [n["metadata"]["name"] for n in observation.namespaces
             if netpol_matrix.VERIFY_LABEL in (n["metadata"].get("labels") or {})]
+
+
+@dataclass
+class AgentState:
+    """The agent as validation sees it: the DaemonSet's rollout and the nodes without a Ready agent."""
+
+    rolled_out: bool
+    status: str
+    nodes: list[Obj]
+    ready_nodes: list[str]
+    without_agent: list[str]
+
+
+@cloud_task(cache_policy=NO_CACHE, name="observe-kube-router-agents")
+def observe_agents(target: ClusterTarget) -> AgentState:
+    with cluster_kube(target) as k:
+        found = k.list_daemonsets(rules.NAMESPACE, label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
+        ds = next((d for d in found if d.metadata.name == rules.NAME), None)
+        nodes = raw_items(k.core.list_node)
+        ready = sorted(n["metadata"]["name"] for n in nodes if _pod_ready(n))
+        if ds is None:
+            return AgentState(False, "absent: kube-router is not deployed", nodes, ready, ready)
+        s = ds.status
+        status = (f"generation {ds.metadata.generation}, observed {s.observed_generation}; desired "
+                  f"{s.desired_number_scheduled}, updated {s.updated_number_scheduled or 0}, ready {s.number_ready or 0}, "
+                  f"available {s.number_available or 0}") if s else "no status yet"
+        return AgentState(rolled_out(ds), status, nodes, ready, nodes_without_agent(k))

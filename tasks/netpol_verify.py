@@ -19,7 +19,7 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 
 from tasks import kube_objects
-from tasks.nodes import kube
+from tasks.cloud import ClusterTarget, cluster_kube
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
@@ -50,38 +50,38 @@ def _namespace(layout: nm.Layout, role: str) -> dict[str, Any]:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="clean-verification-leftovers")
-def clean_leftovers(cluster_id: str, region: str) -> list[str]:
+def clean_leftovers(target: ClusterTarget) -> list[str]:
     """Delete every namespace an earlier verification left behind (labelled by tkeflow)."""
-    k = kube(cluster_id, region)
-    names = [n.metadata.name for n in k.list_namespaces(label_selector=nm.VERIFY_LABEL)
-             if n.metadata.deletion_timestamp is None]
-    for name in names:
-        kube_objects.delete(k, {"kind": "Namespace", "metadata": {"name": name}})
-    return names
+    with cluster_kube(target) as k:
+        names = [n.metadata.name for n in k.list_namespaces(label_selector=nm.VERIFY_LABEL)
+                 if n.metadata.deletion_timestamp is None]
+        for name in names:
+            kube_objects.delete(k, {"kind": "Namespace", "metadata": {"name": name}})
+        return names
 
 
 @cloud_task(cache_policy=NO_CACHE, name="prepare-verification")
-def prepare(cluster_id: str, region: str, layout: nm.Layout, timeout_s: float) -> list[netpol.Peer]:
+def prepare(target: ClusterTarget, layout: nm.Layout, timeout_s: float) -> list[netpol.Peer]:
     """The run's namespaces and one server per namespace and node, Ready; the servers as probe peers."""
-    k = kube(cluster_id, region)
-    for role in nm.ROLES:
-        kube_objects.converge(k, _namespace(layout, role))
-    wanted = {}
-    for role in nm.ROLES:
-        for node in layout.nodes:
-            pod = nm.server_pod(layout, role, node)
-            if kube_objects.read(k, pod) is None:
-                kube_objects.create(k, pod)
-            wanted[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = (role, node)
+    with cluster_kube(target) as k:
+        for role in nm.ROLES:
+            kube_objects.converge(k, _namespace(layout, role))
+        wanted = {}
+        for role in nm.ROLES:
+            for node in layout.nodes:
+                pod = nm.server_pod(layout, role, node)
+                if kube_objects.read(k, pod) is None:
+                    kube_objects.create(k, pod)
+                wanted[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = (role, node)
 
-    def ready(pods: list[Any]) -> bool:
-        up = {(p.metadata.namespace, p.metadata.name) for p in pods if is_pod_ready(p) and p.status.pod_ip}
-        return set(wanted) <= up
+        def ready(pods: list[Any]) -> bool:
+            up = {(p.metadata.namespace, p.metadata.name) for p in pods if is_pod_ready(p) and p.status.pod_ip}
+            return set(wanted) <= up
 
-    pods = k.wait_for(k.core.list_pod_for_all_namespaces, ready, timeout_s, f"{len(wanted)} verification servers Ready",
-                      label_selector=f"{nm.ROLE_LABEL}=server")
-    ips = {(p.metadata.namespace, p.metadata.name): p.status.pod_ip for p in pods}
-    return [layout.peer(role, node, ips[key]) for key, (role, node) in wanted.items()]
+        pods = k.wait_for(k.core.list_pod_for_all_namespaces, ready, timeout_s, f"{len(wanted)} verification servers Ready",
+                          label_selector=f"{nm.ROLE_LABEL}=server")
+        ips = {(p.metadata.namespace, p.metadata.name): p.status.pod_ip for p in pods}
+        return [layout.peer(role, node, ips[key]) for key, (role, node) in wanted.items()]
 
 
 def _probe_batch(k: Any, pods: list[tuple[dict[str, Any], list[int]]], label: str, deadline: float,
@@ -127,39 +127,39 @@ def probe_round(k: Any, layout: nm.Layout, case: int, round_no: int, probes: lis
 
 
 @cloud_task(cache_policy=NO_CACHE, name="verify-case", task_run_name="verify-case-{case}")
-def verify_case(cluster_id: str, region: str, layout: nm.Layout, servers: list[netpol.Peer], case: int,
+def verify_case(target: ClusterTarget, layout: nm.Layout, servers: list[netpol.Peer], case: int,
                 settle_s: float, timeout_s: float) -> CaseResult:
     """R-KR-3 case ``case``: its policies applied, probed until stable, removed again (R-KR-4 placements apart)."""
-    k = kube(cluster_id, region)
-    policies = netpol.case_policies(case, layout.names)
-    probes = nm.case_probes(case, layout.sources(), servers)
-    expected = netpol.expected_matrix(case, probes, layout.names)
-    wanted = [allowed for _, allowed in expected]
-    deadline = time.monotonic() + timeout_s
-    for policy in policies:
-        kube_objects.converge(k, policy)
-    try:
-        started, previous, rounds = time.monotonic(), None, 0
-        while True:
-            rounds += 1
-            observed = probe_round(k, layout, case, rounds, probes, deadline)
-            elapsed = time.monotonic() - started
-            if observed == wanted or observed == previous or elapsed >= settle_s or time.monotonic() >= deadline:
-                break
-            previous = observed
-    finally:
+    with cluster_kube(target) as k:
+        policies = netpol.case_policies(case, layout.names)
+        probes = nm.case_probes(case, layout.sources(), servers)
+        expected = netpol.expected_matrix(case, probes, layout.names)
+        wanted = [allowed for _, allowed in expected]
+        deadline = time.monotonic() + timeout_s
         for policy in policies:
-            kube_objects.delete(k, policy)
-    cells = nm.cells(case, expected, observed)
-    return CaseResult(case, cells, rounds, nm.render_case(case, cells))
+            kube_objects.converge(k, policy)
+        try:
+            started, previous, rounds = time.monotonic(), None, 0
+            while True:
+                rounds += 1
+                observed = probe_round(k, layout, case, rounds, probes, deadline)
+                elapsed = time.monotonic() - started
+                if observed == wanted or observed == previous or elapsed >= settle_s or time.monotonic() >= deadline:
+                    break
+                previous = observed
+        finally:
+            for policy in policies:
+                kube_objects.delete(k, policy)
+        cells = nm.cells(case, expected, observed)
+        return CaseResult(case, cells, rounds, nm.render_case(case, cells))
 
 
 @cloud_task(cache_policy=NO_CACHE, name="clean-verification")
-def cleanup(cluster_id: str, region: str, layout: nm.Layout) -> list[str]:
+def cleanup(target: ClusterTarget, layout: nm.Layout) -> list[str]:
     """Delete the run's namespaces (their pods and policies go with them)."""
-    k = kube(cluster_id, region)
-    return [layout.namespace(r) for r in nm.ROLES
-            if kube_objects.delete(k, {"kind": "Namespace", "metadata": {"name": layout.namespace(r)}})]
+    with cluster_kube(target) as k:
+        return [layout.namespace(r) for r in nm.ROLES
+                if kube_objects.delete(k, {"kind": "Namespace", "metadata": {"name": layout.namespace(r)}})]
 
 
 def case_checks(result: CaseResult) -> list[Check]:

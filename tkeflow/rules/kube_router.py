@@ -16,6 +16,7 @@ ServiceAccount token file: no credential is written into any object.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -96,6 +97,17 @@ def daemonset(spec: Any) -> dict[str, Any]:
                      "updateStrategy": {"type": "RollingUpdate",
                                         "rollingUpdate": {"maxUnavailable": spec.max_unavailable}},
                      "template": {"metadata": {"labels": dict(APP_LABELS)}, "spec": template_spec}}}
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_s(text: str) -> float:
+    """A Go duration (``1s``, ``5m``, ``1h30m``) in seconds: how long one sync period of the agent lasts."""
+    matches = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not matches or "".join(a + b for a, b in matches) != text:
+        raise ValueError(f"not a Go duration: {text!r}")
+    return sum(float(amount) * _GO_UNITS[unit] for amount, unit in matches)
 
 
 def daemonset_ref() -> dict[str, Any]:
