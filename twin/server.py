@@ -126,6 +126,7 @@ class Twin:
         if isinstance(self.runtime, KubeRuntime):
             self.runtime.timings.node_ready = timings.node_ready
             self.runtime.timings.pod_ready = timings.pod_ready
+            self.runtime.timings.probe_run = timings.probe_run
 
     def _sync_network(self) -> None:
         """The world's network knobs onto the live oracle every cluster twin reads (/_twin/network)."""

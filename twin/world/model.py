@@ -292,6 +292,7 @@ class Timings:
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
     ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
+    probe_run: float = 0.05  # a probe pod Ready -> its connect's answer (e.g. a connect timeout; benchmarks)
 
 
 @dataclass
