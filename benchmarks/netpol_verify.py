@@ -5,7 +5,7 @@ Uses PREFECT_API_URL when set, else a temporary local Prefect server.
 
 The ideal: per case, its probe rounds at the chosen parallelism (tasks/netpol_verify.py
 MAX_PROBE_PODS pods at once; each round is a wave of probe pods that start in ``--pod-ready-s`` and
-answer after ``--probe-s``, the connect's time) plus one policy sync (the twin's agent enforces a
+answer after ``--probe-s``, by default the connect timeout that every blocked probe waits out) plus one policy sync (the twin's agent enforces a
 policy at once: 0 s). Everything else the flow does is its own cost: the leftover cleanup, the
 namespaces and the servers (one pod start), creating the policies and the pods, watching them,
 deleting the namespaces, Prefect's bookkeeping. Target: ratio <= 1.3.
@@ -39,7 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=6)
     parser.add_argument("--pod-ready-s", type=float, default=1.0, help="pod bound -> Ready in the twin")
-    parser.add_argument("--probe-s", type=float, default=1.0, help="probe pod Ready -> its connect's answer")
+    parser.add_argument("--probe-s", type=float, default=None,
+                        help="probe pod Ready -> its connect's answer (default: the connect timeout, as a blocked probe takes)")
     return parser.parse_args()
 
 
@@ -56,6 +57,19 @@ def open_endpoint(cluster_id: str, nodes: int) -> None:
         kube.wait_nodes_ready(count=nodes, timeout_s=60)
 
 
+def wait_lock_free(cluster_id: str) -> None:
+    """The setup run's cluster lock released (the server frees the slot a moment after the run ends)."""
+    from prefect.client.orchestration import get_client
+
+    from tasks.lock import lock_name
+    from tasks.waits import poll_until
+
+    name = lock_name("ap-guangzhou", cluster_id)
+    with get_client(sync_client=True) as client:
+        poll_until(lambda: client.read_global_concurrency_limit_by_name(name), lambda limit: limit.active_slots == 0,
+                   what="the setup run's cluster lock released", timeout_s=120, describe=lambda l: f"{l.active_slots} held")
+
+
 def main() -> None:
     args = parse_args()
     from flows.kube_router import kube_router
@@ -64,6 +78,8 @@ def main() -> None:
     from tkeflow.rules import netpol_matrix as nm
     from tkeflow.specs import KubeRouterSpec
 
+    if args.probe_s is None:
+        args.probe_s = float(nm.CONNECT_TIMEOUT_S)
     timings = {"node_ready": 0.2, "pod_ready": args.pod_ready_s, "probe_run": args.probe_s, "endpoint_create": 0.1}
     with tempfile.TemporaryDirectory() as tmp, prefect_server():
         path, cluster_id, _ = uw.write_world(Path(tmp), args.nodes, timings=timings)
@@ -74,6 +90,7 @@ def main() -> None:
             setup_started = time.monotonic()
             open_endpoint(cluster_id, args.nodes)
             kube_router(spec=spec.model_copy(update={"verify": spec.verify.model_copy(update={"enabled": False})}))
+            wait_lock_free(cluster_id)
             setup = time.monotonic() - setup_started
             started = time.monotonic()
             report = verify_network_policy(spec=spec)

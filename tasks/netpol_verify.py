@@ -13,6 +13,7 @@ flow's ``finally`` and, after an interrupted run, by the next run (``clean_lefto
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from tasks.cloud import ClusterTarget, cluster_kube
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
+from tkeflow.clients import errors as client_errors
 from tkeflow.clients.kube_waits import is_pod_ready
 from tkeflow.rules import netpol
 from tkeflow.rules import netpol_matrix as nm
@@ -42,6 +44,18 @@ class CaseResult:
     @property
     def probes(self) -> int:
         return self.rounds * len(self.cells)
+
+
+def create_all(k: Any, manifests: list[dict[str, Any]]) -> None:
+    """Create the objects at once (up to MAX_PROBE_PODS calls in flight); one that exists counts as created."""
+    def create(manifest: dict[str, Any]) -> None:
+        try:
+            kube_objects.create(k, manifest)
+        except client_errors.AlreadyExistsError:
+            pass
+
+    with ThreadPoolExecutor(max_workers=MAX_PROBE_PODS) as pool:
+        list(pool.map(create, manifests))  # list(): re-raise the first failure
 
 
 def _namespace(layout: nm.Layout, role: str) -> dict[str, Any]:
@@ -64,15 +78,10 @@ def clean_leftovers(target: ClusterTarget) -> list[str]:
 def prepare(target: ClusterTarget, layout: nm.Layout, timeout_s: float) -> list[netpol.Peer]:
     """The run's namespaces and one server per namespace and node, Ready; the servers as probe peers."""
     with cluster_kube(target) as k:
-        for role in nm.ROLES:
-            kube_objects.converge(k, _namespace(layout, role))
-        wanted = {}
-        for role in nm.ROLES:
-            for node in layout.nodes:
-                pod = nm.server_pod(layout, role, node)
-                if kube_objects.read(k, pod) is None:
-                    kube_objects.create(k, pod)
-                wanted[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = (role, node)
+        create_all(k, [_namespace(layout, role) for role in nm.ROLES])
+        servers = {(role, node): nm.server_pod(layout, role, node) for role in nm.ROLES for node in layout.nodes}
+        create_all(k, list(servers.values()))
+        wanted = {(pod["metadata"]["namespace"], pod["metadata"]["name"]): key for key, pod in servers.items()}
 
         def ready(pods: list[Any]) -> bool:
             up = {(p.metadata.namespace, p.metadata.name) for p in pods if is_pod_ready(p) and p.status.pod_ip}
@@ -87,8 +96,7 @@ def prepare(target: ClusterTarget, layout: nm.Layout, timeout_s: float) -> list[
 def _probe_batch(k: Any, pods: list[tuple[dict[str, Any], list[int]]], label: str, deadline: float,
                  observed: list[bool | None]) -> None:
     """Create the batch's probe pods, watch them finish, read each container's exit code."""
-    for manifest, _ in pods:
-        kube_objects.create(k, manifest)
+    create_all(k, [manifest for manifest, _ in pods])
     names = {(m["metadata"]["namespace"], m["metadata"]["name"]): indexes for m, indexes in pods}
 
     def finished(items: list[Any]) -> bool:
