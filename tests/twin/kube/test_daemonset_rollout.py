@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,6 @@ from twin.kube.network import NetworkModel
 
 pytestmark = pytest.mark.contract
 
-KUBECTL = Path(sys.executable).parent / "kubectl"
 NODES = ("10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14")
 FIREWALL_ONLY = ["--run-router=false", "--run-firewall=true", "--run-service-proxy=false"]
 wait_for = functools.partial(helpers.wait_for, timeout=15.0, interval=0.02)
@@ -64,18 +61,8 @@ def helpers_ready(obj: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-def kubectl(cluster: KubeCluster, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    config = tmp_path / "kubeconfig"
-    config.write_text(cluster.kubeconfig())
-    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(tmp_path)}
-
-    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(KUBECTL), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-        return done
-
-    return run
+def kubectl(cluster: KubeCluster, tmp_path: Path) -> helpers.Kubectl:
+    return helpers.kubectl_runner(cluster, tmp_path)
 
 
 def agent_pods(cluster: KubeCluster) -> list[dict[str, Any]]:
