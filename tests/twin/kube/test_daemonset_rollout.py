@@ -165,3 +165,14 @@ def test_non_integer_query_parameters_are_refused(cluster: KubeCluster) -> None:
             urllib.request.urlopen(request, context=context, timeout=10)
         body = json.loads(refused.value.read())
         assert refused.value.code == 400 and body["reason"] == "BadRequest" and "invalid syntax" in body["message"]
+
+
+def test_malformed_rolling_update_is_refused_with_422(cluster: KubeCluster,
+                                                       kubectl: helpers.Kubectl) -> None:
+    """ValidateRollingUpdateDaemonSet: a non-percent string, > 100% and 0 with maxSurge 0 are Invalid."""
+    for value, why in (("ten", "a valid percent string"), ("150%", "must not be greater than 100%"),
+                       (0, "may not be 0 when maxSurge is 0")):
+        refused = kubectl("create", "-f", "-", stdin=json.dumps(daemonset(max_unavailable=value)), check=False)
+        assert refused.returncode != 0 and "spec.updateStrategy.rollingUpdate.maxUnavailable" in refused.stderr
+        assert why in refused.stderr and "is invalid" in refused.stderr
+    assert cluster.store.try_get("daemonsets.apps", "kube-system", "kube-router") is None
