@@ -116,7 +116,6 @@ def test_same_node_defect_fails_naming_r_kr_4_same_node_cells_only(cluster: Rout
     message = str(failed.value)
     assert "case 2 TCP 80: nsa/n1 -> nsa/n1 (same-node, R-KR-4) expected blocked, observed allowed" in message
     assert "kubectl run kr-repro" in message and "/agnhost connect" in message
-    assert report.summary == {} or True  # the table's counts are in the check details:
     assert any("wrong after 2 round(s)" in c.detail for c in wrong), "a wrong matrix is re-probed once, then stable"
     uw.wait_store(cluster.kc, lambda: not cluster.verify_namespaces(), what="namespaces deleted after a failure")
 
