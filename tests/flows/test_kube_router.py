@@ -197,3 +197,21 @@ def test_nightly_verification_reads_the_cluster_only(cluster: RouterCluster) -> 
 
     assert report.ok and cluster.versions() == rolled
     assert {c.name for c in report.checks} >= {"R-KR-3 case 1 same-node", "R-KR-3 case 5 cross-node"}
+
+
+def test_another_policy_agent_stops_the_run_before_any_write_r_kr_1(cluster: RouterCluster) -> None:
+    from tkeflow.errors import PreflightFailed
+
+    cluster.kc.store.create("daemonsets.apps", {
+        "metadata": {"name": "calico-node", "namespace": "kube-system"},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "calico-node"}},
+                 "template": {"metadata": {"labels": {"k8s-app": "calico-node"}},
+                              "spec": {"containers": [{"name": "calico-node", "image": "docker.io/calico/node:v3.27.0"}]}}}})
+    before = cluster.versions()
+
+    with pytest.raises(PreflightFailed, match=r"no other network policy agent.*\[R-KR-1\].*calico-node") as failed:
+        run(cluster.spec())
+
+    assert cluster.versions() == before and not cluster.verify_namespaces()
+    report = failed.value.report  # type: ignore[attr-defined]
+    assert [c.name for c in report.checks if not c.ok] == ["no other network policy agent"]
