@@ -10,6 +10,7 @@ the artifact ``<key>-verification`` (cyclonus style: '.' allowed, 'X' blocked, '
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -66,11 +67,16 @@ def verification_checks(run: procedure.Run, target: ClusterTarget, spec: KubeRou
                                detail=str(error), rule="R-KR-4")], {"leftovers_deleted": leftovers}
     layout = nm.Layout(spec.verify.namespace_prefix, short_run_id(), nodes)
     settle_s = rules.go_duration_s(spec.iptables_sync_period)
+    deadline = time.monotonic() + spec.verify.timeout_s  # the whole verification's budget
+
+    def remaining() -> float:
+        return max(1.0, deadline - time.monotonic())
+
     results: list[verify.CaseResult] = []
     try:
-        servers = verify.prepare(target, layout, min(SERVER_READY_TIMEOUT_S, spec.verify.timeout_s))
+        servers = verify.prepare(target, layout, min(SERVER_READY_TIMEOUT_S, remaining()))
         for case in spec.verify.cases:
-            results.append(verify.verify_case(target, layout, servers, case, settle_s, spec.verify.timeout_s))
+            results.append(verify.verify_case(target, layout, servers, case, settle_s, remaining()))
     finally:
         deleted = verify.cleanup(target, layout)
     _publish(run.key, layout, results)

@@ -131,7 +131,7 @@ def agent_gaps(k: Any) -> tuple[list[str], list[str]]:
                      label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
     history = _revisions(k, ds)
     revision = history[-1]["metadata"]["labels"].get("controller-revision-hash") if history else None
-    ready = [p for p in pods if _pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
+    ready = [p for p in pods if _ready(p) and not p["metadata"].get("deletionTimestamp")]
     with_agent = {p["spec"].get("nodeName") for p in ready}
     current = {p["spec"].get("nodeName") for p in ready
                if revision is None or p["metadata"].get("labels", {}).get("controller-revision-hash") == revision}
@@ -143,8 +143,9 @@ def nodes_without_agent(k: Any) -> list[str]:
     return agent_gaps(k)[0]
 
 
-def _pod_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or [])
+def _ready(obj: Obj) -> bool:
+    """A pod's or a node's Ready condition is True."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions") or [])
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-kube-router-rollout")
@@ -206,7 +207,7 @@ def observe_agents(target: ClusterTarget) -> AgentState:
         found = k.list_daemonsets(rules.NAMESPACE, label_selector=",".join(f"{a}={b}" for a, b in rules.APP_LABELS.items()))
         ds = next((d for d in found if d.metadata.name == rules.NAME), None)
         nodes = raw_items(k.core.list_node)
-        ready = sorted(n["metadata"]["name"] for n in nodes if _pod_ready(n))
+        ready = sorted(n["metadata"]["name"] for n in nodes if _ready(n))
         if ds is None:
             return AgentState(False, "absent: kube-router is not deployed", nodes, ready, ready)
         s = ds.status
