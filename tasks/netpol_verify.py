@@ -74,11 +74,22 @@ def clean_leftovers(target: ClusterTarget) -> list[str]:
         return names
 
 
+def _wait_service_accounts(k: Any, namespaces: list[str], timeout_s: float) -> None:
+    """A new namespace's ``default`` ServiceAccount comes from a controller a moment later; a pod created
+    before it is refused ("error looking up service account"), so wait for it."""
+    def present(accounts: list[Any]) -> bool:
+        return set(namespaces) <= {a.metadata.namespace for a in accounts}
+
+    k.wait_for(k.core.list_service_account_for_all_namespaces, present, timeout_s,
+               "the verification namespaces' default ServiceAccounts", field_selector="metadata.name=default")
+
+
 @cloud_task(cache_policy=NO_CACHE, name="prepare-verification")
 def prepare(target: ClusterTarget, layout: nm.Layout, timeout_s: float) -> list[netpol.Peer]:
     """The run's namespaces and one server per namespace and node, Ready; the servers as probe peers."""
     with cluster_kube(target) as k:
         create_all(k, [_namespace(layout, role) for role in nm.ROLES])
+        _wait_service_accounts(k, [layout.namespace(role) for role in nm.ROLES], timeout_s)
         servers = {(role, node): nm.server_pod(layout, role, node) for role in nm.ROLES for node in layout.nodes}
         create_all(k, list(servers.values()))
         wanted = {(pod["metadata"]["namespace"], pod["metadata"]["name"]): key for key, pod in servers.items()}
