@@ -2,8 +2,10 @@
 
 Who calls it: tkeflow.specs.parse_manifest and the kube-router flow (its parameter). Static rules:
 R-KR-1 (firewall only: extra arguments may not turn the router or the service proxy on, nor the
-firewall off), R-KR-2 (durations in Go syntax), R-KR-3/4 (which verification cases run; same-node and
-cross-node pairs are always both tested and reported).
+firewall off), R-KR-2 (durations in Go syntax; maxUnavailable a count >= 1 or a percentage), R-KR-3/4 (which verification cases run; same-node and
+cross-node pairs are always both tested and reported). ``on_failure`` says what a rollout that does
+not get Ready does (stop and keep, or roll back to the previous revision); ``approve`` lets existing
+NetworkPolicies start being enforced without the Prefect UI pause.
 """
 
 from __future__ import annotations
