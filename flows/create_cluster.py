@@ -1,8 +1,10 @@
 """Create a TKE cluster from a Cluster spec: pre-flight, converge, wait, open endpoints, validate.
 
-The spine the other procedures reuse (tasks/ holds the steps). Steps, as the TKE guide orders them:
+Written on the skeleton of tasks/procedure.py (tasks/ holds the steps). Steps, as the TKE guide orders them:
 1. read-only pre-flight in parallel (R-CRT-2 network, version, R-AS-4 quota, instance types,
    R-CRT-9 login, R-CRT-5 sizing as a warning); any failure stops the run before a mutating call;
+   then the plan (the exact CreateCluster parameters) and the lock (region + name, and the ID once
+   the cluster exists), so that two runs never both send CreateCluster;
 2. converge: find the cluster by name and the tkeflow tag, create it only if absent;
 3. wait until Running with every worker running (R-CRT-10);
 4. open the endpoints the spec asks for (R-CRT-11) and keep the kubeconfig in a Secret block;

@@ -2,6 +2,8 @@
 
 Steps (issue 7), every one of them converging so that ``kill -9`` at any point and the same command
 again finishes the job without upgrading any node twice:
+0. Take the cluster's lock (tasks/procedure.py) before observing: the plan must not be computed from
+   a state another run is changing; a run that had to wait reads the cluster again.
 1. Observe the cluster and the cloud once; derive each node's state from what is observed only
    (tkeflow/rules/upgrade.py: done / in progress / pending / cordoned by someone else).
 2. Read-only pre-checks, all reported at once: master version (R-UPG-1), every node healthy (R-UPG-4),

@@ -102,23 +102,29 @@ def _try_acquire(client: Any, names: list[str], holder: ConcurrencyLeaseHolder) 
     return UUID(response.json()["lease_id"])
 
 
-def _holder_records(names: list[str]) -> list[dict[str, Any]]:
-    records = []
+def _holder_records(names: list[str]) -> dict[str, dict[str, Any]]:
+    """Lock name -> the record of the run holding it (an empty record once released or freed)."""
+    records = {}
     for name in names:
         value = Variable.get(name, default=None)
-        if isinstance(value, dict):
-            records.append(value)
+        if isinstance(value, dict) and value.get("lease_id"):
+            records[name] = value
     return records
 
 
-def _free_dead_holders(client: Any, records: list[dict[str, Any]], own_run: str) -> list[str]:
-    """Release the leases of holders whose heartbeat stopped longer than the lease ago; their labels."""
+def _free_dead_holders(client: Any, records: dict[str, dict[str, Any]], own_run: str) -> list[str]:
+    """Release the leases of holders whose heartbeat stopped longer than the lease ago; their labels.
+
+    Releasing is idempotent on the server (a lease already gone frees nothing); the record is
+    cleared so that the same dead holder is freed once.
+    """
     freed = []
-    for record in records:
+    for name, record in records.items():
         silent = time.time() - float(record.get("heartbeat") or 0)
-        if silent > float(record.get("lease_s") or lease_s()) and record.get("lease_id") and record.get("flow_run_id") != own_run:
+        if silent > float(record.get("lease_s") or lease_s()) and record.get("flow_run_id") != own_run:
             client.release_concurrency_slots_with_lease(UUID(str(record["lease_id"])))
-            freed.append(f"{record.get('run')} (silent for {int(silent)}s)")
+            Variable.set(name, {}, overwrite=True)
+            freed.append(f"flow run {record.get('run')} (silent for {int(silent)}s)")
     return freed
 
 
@@ -138,7 +144,8 @@ def _wait_for_slot(client: Any, names: list[str], holder: ConcurrencyLeaseHolder
             logger.warning("Freed the cluster lock %s of a run that stopped without releasing it: %s",
                            ", ".join(names), "; ".join(freed))
             continue
-        holders = "; ".join(f"flow run {r.get('run')} ({r.get('flow_run_id')})" for r in records) or "another run"
+        holders = "; ".join(sorted({f"flow run {r.get('run')} ({r.get('flow_run_id')})" for r in records.values()})) \
+            or "another run"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ClusterBusy(
@@ -204,3 +211,6 @@ def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[bool]:
             heartbeat.stop.set()
             heartbeat.thread.join(timeout=30)  # no beat after the release
             client.release_concurrency_slots_with_lease(lease_id)
+            for name in wanted:  # released: the record names no holder any more (unless a new one wrote it)
+                if (Variable.get(name, default=None) or {}).get("lease_id") == str(lease_id):
+                    Variable.set(name, {}, overwrite=True)
