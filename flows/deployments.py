@@ -22,11 +22,13 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.registry import available, load
 from flows.validate_cluster import validate_cluster
+from flows.verify_network_policy import verify_network_policy
 from tkeflow import specs
 
 #: Read-only validation of the demo cluster every night at 02:00 UTC.
 NIGHTLY_CRON = "0 2 * * *"
 NIGHTLY = "nightly-validation"
+NIGHTLY_NETPOL = "nightly-network-policy-verification"  # R-KR-3/4: a cluster that stops enforcing is noticed
 APPROVAL_PREFIX = "approve"
 
 _HEADER = """\
@@ -108,6 +110,11 @@ def deployment_specs(configs: Path = Path("configs")) -> list[DeploymentSpec]:
         name=NIGHTLY, flow=validate_cluster,
         parameters=parameters_from(configs / "cluster.yaml"), tags=["tkeflow", "read-only"],
         description="Read-only validation of the demo cluster, every night.", cron=NIGHTLY_CRON))
+    found.append(DeploymentSpec(
+        name=NIGHTLY_NETPOL, flow=verify_network_policy,
+        parameters=parameters_from(configs / "kube-router.yaml"), tags=["tkeflow", "read-only"],
+        description="What the demo cluster's network policy agent enforces (R-KR-3, same-node and cross-node "
+                    "apart R-KR-4), every night; the cluster's own objects are only read.", cron=NIGHTLY_CRON))
     return found
 
 

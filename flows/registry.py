@@ -42,6 +42,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("NodeUpgrade", "flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade", ("node-upgrade.yaml",)),
     Procedure("Interconnect", "flows.interconnect", "interconnect", "interconnect",
               ("interconnect-peering.yaml", "interconnect-vpn.yaml")),
+    Procedure("KubeRouter", "flows.kube_router", "kube_router", "kube-router-rollout", ("kube-router.yaml",)),
 )
 
 

@@ -90,7 +90,8 @@ def test_deployments_register_on_a_real_server_with_forms_and_the_nightly_schedu
 
     with get_client(sync_client=True) as client:
         stored = {d.name: d for d in (client.read_deployment(i) for i in ids)}
-    expected = {p.deployment_name(c) for p in available() for c in p.example_configs} | {"nightly-validation"}
+    expected = {p.deployment_name(c) for p in available() for c in p.example_configs} | {
+        "nightly-validation", "nightly-network-policy-verification"}
     assert set(stored) == expected
     create = stored["create-cluster"]
     assert "spec" in create.parameter_openapi_schema["properties"]  # the UI renders a form from it
@@ -99,3 +100,5 @@ def test_deployments_register_on_a_real_server_with_forms_and_the_nightly_schedu
     nightly = stored["nightly-validation"]
     assert [s.schedule.cron for s in nightly.schedules] == [NIGHTLY_CRON]
     assert not create.schedules
+    netpol = stored["nightly-network-policy-verification"]  # issue 12: a cluster that stops enforcing is noticed
+    assert [s.schedule.cron for s in netpol.schedules] == [NIGHTLY_CRON] and "dry_run" not in netpol.parameters

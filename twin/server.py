@@ -49,7 +49,8 @@ class Twin:
         self.ssh = _ssh_fleet(self) if ssh else None
         self.call_log = CallLog()
         admin = AdminRoutes(self.call_log, lambda: self.world, reset=self.reset,
-                            ssh_map=self.ssh.mapping if self.ssh else None, on_timings=self._sync_timings)
+                            ssh_map=self.ssh.mapping if self.ssh else None, on_timings=self._sync_timings,
+                            on_network=self._sync_network)
         try:
             self.cloud = CloudServer(self.core, admin.handle, self.call_log, port=port)
         except OSError:
@@ -106,6 +107,7 @@ class Twin:
     def _boot_world(self) -> None:
         """What start and reset both do with a freshly loaded world: its timings, its Running clusters."""
         self._sync_timings(self.world.timings)
+        self._sync_network()
         self._boot_existing_clusters()
 
     def _boot_existing_clusters(self) -> None:
@@ -127,6 +129,14 @@ class Twin:
             self.runtime.timings.node_ready = timings.node_ready
             self.runtime.timings.pod_ready = timings.pod_ready
             self.runtime.timings.probe_run = timings.probe_run
+
+    def _sync_network(self) -> None:
+        """The world's network knobs onto the live oracle every cluster twin reads (/_twin/network)."""
+        if self.network is None:
+            return
+        with self.world.lock:
+            self.network.same_node_policy_defect = self.world.same_node_policy_defect
+            self.network.policy_agent_failing_nodes = set(self.world.policy_agent_failing_nodes)
 
     # --- what clients need -----------------------------------------------------------------------
     @property

@@ -78,3 +78,40 @@ def test_r_kr_4_mismatches_split_by_node_placement() -> None:
     assert not result.ok and result.probes == 3
     assert len(result.same_node) == 1 and result.cross_node == [] and result.same_node[0].expected is False
     assert np.compare(1, observed[1:]).ok
+
+
+# ---- the policy evaluator the verification's expected matrix comes from ----------------------
+def test_policy_evaluator_agrees_with_every_case_on_the_verification_layout() -> None:
+    """R-KR-3: evaluating each case's manifests gives what the case says in words, on every pair."""
+    from tkeflow.rules import netpol_matrix as nm
+
+    layout = nm.Layout("tkeflow-kr", "r1", ("10.0.1.11", "10.0.1.12"))
+    servers = [layout.peer(role, node, f"172.20.{i}.{j + 10}") for i, role in enumerate(nm.ROLES)
+               for j, node in enumerate(layout.nodes)]
+    for case in range(1, 6):
+        probes = nm.case_probes(case, layout.sources(), servers)
+        # case 5's allowed source, the outside host, is a destination only in the verification: add it as a source
+        probes += [np.Probe(nm.outside_peer(), s, port) for s in servers for port in (80, 443)]
+        for probe, allowed in np.expected_matrix(case, probes, layout.names):
+            assert allowed == np.expected_reachable(case, probe, layout.names), (case, probe)
+
+
+def test_policy_evaluator_semantics() -> None:
+    policy = {"metadata": {"namespace": "nsa"}, "spec": {
+        "podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["db"]}]},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "x"}}, "podSelector": {"matchLabels": {"r": "c"}}},
+                              {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                     "ports": [{"protocol": "TCP", "port": 6000, "endPort": 6010}]}]}}
+    db = np.Peer("db", "172.20.0.5", "nsa", labels={"tier": "db"})
+    web = np.Peer("web", "172.20.0.6", "nsa", labels={"tier": "web"})
+    client = np.Peer("c", "172.20.0.7", "nsx", {"team": "x"}, {"r": "c"})
+    stranger = np.Peer("s", "172.20.0.8", "nsx", {"team": "x"}, {"r": "other"})
+
+    def allows(src: np.Peer, dst: np.Peer, port: int) -> bool:
+        return np.policy_allows([policy], np.Probe(src, dst, port))
+
+    assert allows(client, db, 6005) and not allows(client, db, 6011)
+    assert not allows(stranger, db, 6005), "namespaceSelector AND podSelector in one peer"
+    assert allows(np.Peer("ext", "10.2.0.1"), db, 6000) and not allows(np.Peer("ext", "10.1.0.1"), db, 6000)
+    assert allows(stranger, web, 80), "a pod no policy selects is open"

@@ -212,3 +212,23 @@ def test_a_bad_world_fails_before_anything_starts(tmp_path: Any) -> None:
         Twin.start(world_path=bad)
     assert any("spec.timings.warp" in p for p in info.value.problems)
     assert threading.active_count() == before
+
+
+def test_network_knobs_at_run_time_and_the_outside_host(full_twin: Any) -> None:
+    """R-KR-4 defect and the kube-router fault drill settable through /_twin/network; R-KR-3's outside host."""
+    knobs = admin(full_twin, "/_twin/network")
+    assert knobs["same_node_policy_defect"] is False and knobs["policy_agent_failing_nodes"] == []
+    assert any(h["ip"].startswith("14.215.") for h in knobs["outside_hosts"])
+    changed = admin(full_twin, "/_twin/network", {"same_node_policy_defect": True,
+                                                  "policy_agent_failing_nodes": ["10.2.1.12"]})
+    assert changed["same_node_policy_defect"] is True
+    assert full_twin.network.same_node_policy_defect is True
+    assert full_twin.network.policy_agent_failing_nodes == {"10.2.1.12"}
+    with pytest.raises(Exception, match="400"):
+        admin(full_twin, "/_twin/network", {"same_node_policy_defect": "yes"})
+    outside = knobs["outside_hosts"][0]
+    assert full_twin.network.network_path("cls-shpeer01", outside["ip"])
+    assert full_twin.network.host_accepts(outside["ip"], 5978, "TCP")
+    assert not full_twin.network.host_accepts(outside["ip"], 6379, "TCP")
+    admin(full_twin, "/_twin/reset", {})
+    assert full_twin.network.same_node_policy_defect is False and full_twin.network.policy_agent_failing_nodes == set()

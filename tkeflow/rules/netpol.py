@@ -14,6 +14,12 @@ test namespaces instead of the user's own (case 5 acts on ``default`` in the doc
 4. pods of nsa reach only 14.215.0.0/16, on TCP 5978 (egress allow-list);
 5. pods of default are reached only from 14.215.0.0/16, on TCP 80.
 Only the policies of the case decide; DNS and other egress needs are not modelled.
+
+``expected_reachable`` states each case in words; ``policy_allows`` evaluates NetworkPolicy manifests
+(networking.k8s.io/v1 semantics: podSelector, namespaceSelector, both, ipBlock with except, ports
+with protocol and endPort, Ingress/Egress policyTypes, default deny for selected pods). The
+verification's expected matrix comes from ``expected_matrix``, i.e. from the very policies it
+applies, never from a hand-written table; a test checks that the two agree on every pair.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class Peer:
     ip: str
     namespace: str | None = None
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,3 +158,90 @@ def case_policies(case: int, ns: Namespaces = Namespaces()) -> list[dict[str, An
         return [_policy("kr-case5-from-external-80", ns.default, {"policyTypes": ["Ingress"], "ingress": [
             {"from": [external], "ports": [{"protocol": "TCP", "port": CASE_PORTS[5]}]}]})]
     raise ValueError(f"R-KR-3 has cases 1-5, not {case}")
+
+
+# ---- NetworkPolicy semantics (networking.k8s.io/v1) -------------------------------------------
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A metav1.LabelSelector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist)."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        held = {"In": present and labels.get(key) in values, "NotIn": not present or labels.get(key) not in values,
+                "Exists": present, "DoesNotExist": not present}.get(op)
+        if not held:
+            return False
+    return True
+
+
+def _namespace_labels(peer: Peer) -> dict[str, str]:
+    return {**peer.namespace_labels, "kubernetes.io/metadata.name": peer.namespace or ""}
+
+
+def _policy_types(policy: Mapping[str, Any]) -> list[str]:
+    spec = policy.get("spec") or {}
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if spec.get("egress") else []))
+
+
+def _peer_matches(entry: Mapping[str, Any], policy_namespace: str, peer: Peer) -> bool:
+    block = entry.get("ipBlock")
+    if block:
+        if not peer.ip:
+            return False
+        ip = ipaddress.ip_address(peer.ip)
+        return ip in ipaddress.ip_network(block["cidr"], strict=False) and not any(
+            ip in ipaddress.ip_network(e, strict=False) for e in block.get("except") or [])
+    if peer.namespace is None:
+        return False  # pod and namespace selectors never select an address outside the cluster
+    if "namespaceSelector" in entry:
+        if not selects(entry["namespaceSelector"], _namespace_labels(peer)):
+            return False
+    elif peer.namespace != policy_namespace:
+        return False
+    return "podSelector" not in entry or selects(entry["podSelector"], peer.labels)
+
+
+def _ports_match(rule: Mapping[str, Any], port: int, protocol: str) -> bool:
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for entry in ports:
+        if (entry.get("protocol") or "TCP") != protocol:
+            continue
+        wanted = entry.get("port")
+        if wanted is None:
+            return True
+        if isinstance(wanted, int) and wanted <= port <= int(entry.get("endPort") or wanted):
+            return True
+    return False
+
+
+def _direction_allows(policies: Iterable[Mapping[str, Any]], direction: str, subject: Peer, other: Peer,
+                      port: int, protocol: str) -> bool:
+    """Whether ``subject`` (a pod) may talk to ``other`` in ``direction`` under the policies selecting it."""
+    if subject.namespace is None:
+        return True  # policies bind pods only
+    rules_key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    selecting = [p for p in policies if (p.get("metadata") or {}).get("namespace") == subject.namespace
+                 and direction in _policy_types(p) and selects((p.get("spec") or {}).get("podSelector"), subject.labels)]
+    if not selecting:
+        return True
+    return any(_ports_match(rule, port, protocol) and (not rule.get(peers_key) or any(
+        _peer_matches(e, subject.namespace, other) for e in rule[peers_key]))
+        for p in selecting for rule in (p.get("spec") or {}).get(rules_key) or [])
+
+
+def policy_allows(policies: Iterable[Mapping[str, Any]], probe: Probe) -> bool:
+    """Whether NetworkPolicies ``policies`` admit ``probe``: the source's egress and the destination's ingress."""
+    chosen = list(policies)
+    src, dst = probe.source, probe.destination
+    return (_direction_allows(chosen, "Egress", src, dst, probe.port, probe.protocol)
+            and _direction_allows(chosen, "Ingress", dst, src, probe.port, probe.protocol))
+
+
+def expected_matrix(case: int, probes: Iterable[Probe], ns: Namespaces = Namespaces()) -> list[tuple[Probe, bool]]:
+    """Each probe with whether case ``case``'s policies (``case_policies``) admit it (R-KR-3)."""
+    policies = case_policies(case, ns)
+    return [(probe, policy_allows(policies, probe)) for probe in probes]

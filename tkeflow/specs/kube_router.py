@@ -2,13 +2,16 @@
 
 Who calls it: tkeflow.specs.parse_manifest and the kube-router flow (its parameter). Static rules:
 R-KR-1 (firewall only: extra arguments may not turn the router or the service proxy on, nor the
-firewall off), R-KR-2 (durations in Go syntax), R-KR-3/4 (which verification cases run; same-node and
-cross-node pairs are always both tested and reported).
+firewall off), R-KR-2 (durations in Go syntax; maxUnavailable a count >= 1 or a percentage), R-KR-3/4 (which verification cases run; same-node and
+cross-node pairs are always both tested and reported). ``on_failure`` says what a rollout that does
+not get Ready does (stop and keep, or roll back to the previous revision); ``approve`` lets existing
+NetworkPolicies start being enforced without the Prefect UI pause.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -57,7 +60,24 @@ class KubeRouterSpec(ClusterRef):
     extra_args: list[str] = Field(default_factory=list, max_length=50, description="More kube-router flags. May not turn on the "
                                   "router or the service proxy, nor off the firewall (R-KR-1).")
     rollout_timeout_s: int = timeout_field(300, "How long to wait for the DaemonSet to be ready.")
+    max_unavailable: int | str = Field(1, description="RollingUpdate maxUnavailable: nodes (or a percentage like "
+                                       "'25%') whose agent may be replaced at once (R-KR-2).")
+    on_failure: Literal["stop", "rollback"] = Field("stop", description="When an agent is not Ready by "
+                                                    "rollout_timeout_s: stop and keep what is there, or restore the "
+                                                    "previous DaemonSet revision (the run fails either way).")
+    approve: bool = Field(False, description="Approve enforcing the NetworkPolicies that already exist (the plan "
+                          "lists them with the pods they select); without it the run pauses for the Prefect UI.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="R-KR-3 verification.")
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _budget(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value >= 1:
+            return value
+        if isinstance(value, str) and re.fullmatch(r"([1-9]\d?|100)%", value):
+            return value
+        raise rule_error("R-KR-2", f"maxUnavailable {value!r} would never replace an agent or is not a count",
+                         "give a node count >= 1 or a percentage from 1% to 100%")
 
     @field_validator("extra_args")
     @classmethod

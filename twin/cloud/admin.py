@@ -12,6 +12,8 @@ rehearsal. They sit apart from the emulated API, are not signed, and answer plai
                                       "nodes_never_ready": N, "clear": true}
 - GET/POST /_twin/timings            {"cluster_create": 0.1, ...}
 - GET  /_twin/ssh                    private IP -> SSH address and host key (from the SSH fleet)
+- GET/POST /_twin/network            {"same_node_policy_defect": true} (R-KR-4),
+                                      {"policy_agent_failing_nodes": ["10.0.1.12"]} (kube-router never Ready there)
 
 Only for a local client (``refusal``): the Host header must name a loopback address (a web page
 that rebinds its own DNS name to 127.0.0.1 still sends its own name), and a POST or DELETE must
@@ -73,12 +75,14 @@ class AdminRoutes:
 
     def __init__(self, calls: CallLog, world: Callable[[], World], reset: Callable[[], None] | None = None,
                  ssh_map: Callable[[], dict[str, Any]] | None = None,
-                 on_timings: Callable[[Timings], None] | None = None):
+                 on_timings: Callable[[Timings], None] | None = None,
+                 on_network: Callable[[], None] | None = None):
         self.calls = calls
         self.world = world
         self.reset = reset
         self.ssh_map = ssh_map
         self.on_timings = on_timings
+        self.on_network = on_network
 
     def handle(self, method: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         refused = refusal(method, headers)  # a web page in the user's browser cannot reset a rehearsal
@@ -160,6 +164,35 @@ class AdminRoutes:
         if self.on_timings is not None:
             self.on_timings(timings)
         return 200, dataclasses.asdict(timings)
+
+    def _get_network(self, _: Any) -> Reply:
+        world = self.world()
+        with world.lock:
+            return 200, {"same_node_policy_defect": world.same_node_policy_defect,
+                         "policy_agent_failing_nodes": list(world.policy_agent_failing_nodes),
+                         "outside_hosts": _plain(world.outside_hosts)}
+
+    def _post_network(self, payload: dict[str, Any]) -> Reply:
+        """The network knobs at run time: the R-KR-4 defect and the kube-router fault drill nodes."""
+        known = {"same_node_policy_defect", "policy_agent_failing_nodes"}
+        unknown = set(payload) - known
+        if unknown:
+            return 400, {"error": f"unknown network knobs {sorted(unknown)}; known: {sorted(known)}"}
+        defect = payload.get("same_node_policy_defect")
+        nodes = payload.get("policy_agent_failing_nodes")
+        if defect is not None and not isinstance(defect, bool):
+            return 400, {"error": "same_node_policy_defect must be true or false"}
+        if nodes is not None and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
+            return 400, {"error": "policy_agent_failing_nodes must be a list of node names"}
+        world = self.world()
+        with world.lock:
+            if defect is not None:
+                world.same_node_policy_defect = defect
+            if nodes is not None:
+                world.policy_agent_failing_nodes = list(nodes)
+        if self.on_network is not None:
+            self.on_network()
+        return self._get_network({})
 
     def _get_ssh(self, _: Any) -> Reply:
         if self.ssh_map is None:

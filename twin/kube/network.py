@@ -15,7 +15,8 @@ The world subclasses it (keeping ``registry`` and ``same_node_policy_defect``) a
 ``network_path`` and ``host_accepts``.
 
 Knob ``same_node_policy_defect`` (R-KR-4): when True, NetworkPolicies are not enforced between
-two pods that share a node, as the 2018 TKE doc's own test found.
+two pods that share a node, as the 2018 TKE doc's own test found. Knob
+``policy_agent_failing_nodes``: node names where a kube-router pod never turns Ready.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class NetworkModel:
     def __init__(self, registry: NetworkRegistry | None = None, *, same_node_policy_defect: bool = False) -> None:
         self.registry = registry or NetworkRegistry()
         self.same_node_policy_defect = same_node_policy_defect  # R-KR-4 knob, settable at run time
+        self.policy_agent_failing_nodes: set[str] = set()  # nodes where kube-router crash-loops (fault drill)
 
     def network_path(self, src_cluster_id: str, dst_ip: str) -> bool:
         endpoint = self.registry.endpoint_for_ip(dst_ip)

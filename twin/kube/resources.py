@@ -52,6 +52,7 @@ RESOURCES: tuple[Resource, ...] = (
     _R("configmaps", "ConfigMap", "", "v1", True, ("cm",)),
     _R("serviceaccounts", "ServiceAccount", "", "v1", True, ("sa",)),
     _R("events", "Event", "", "v1", True, ("ev",)),
+    _R("endpoints", "Endpoints", "", "v1", True, ("ep",)),
     _R("deployments", "Deployment", "apps", "v1", True, ("deploy",), ("status", "scale"), ("all",), has_status=True),
     _R("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",), ("status", "scale"), ("all",), has_status=True),
     _R("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",), ("status",), ("all",), has_status=True),
@@ -61,6 +62,7 @@ RESOURCES: tuple[Resource, ...] = (
     _R("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, ("pdb",), ("status",), has_status=True),
     _R("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, ("netpol",)),
     _R("leases", "Lease", "coordination.k8s.io", "v1", True),
+    _R("endpointslices", "EndpointSlice", "discovery.k8s.io", "v1", True),  # kube-router reads them
     _R("roles", "Role", "rbac.authorization.k8s.io", "v1", True),
     _R("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", True),
     _R("clusterroles", "ClusterRole", "rbac.authorization.k8s.io", "v1", False),

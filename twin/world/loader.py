@@ -51,7 +51,11 @@ def build_world(spec: dict[str, Any], base_dir: Path) -> model.World:
     world.scaling_group_max = int(quotas.get("scaling_group_max", 200))
     world.timings = model.Timings(**{k: float(v) for k, v in (spec.get("timings") or {}).items()})
     world.faults = _faults(spec.get("faults") or {})
-    world.same_node_policy_defect = bool((spec.get("network") or {}).get("same_node_policy_defect", False))
+    network = spec.get("network") or {}
+    world.same_node_policy_defect = bool(network.get("same_node_policy_defect", False))
+    world.policy_agent_failing_nodes = [str(n) for n in network.get("policy_agent_failing_nodes") or []]
+    world.outside_hosts = [model.ProbeHost(h["ip"], [int(p) for p in h.get("ports") or []])
+                           for h in network.get("outside_hosts") or []]
     for item in spec.get("instance_types") or []:
         world.instance_types[item["type"]] = model.InstanceType(
             instance_type=item["type"], family=item.get("family", item["type"].split(".")[0]),

@@ -381,6 +381,8 @@ class World:
         self.timings = Timings()
         self.faults = Faults()
         self.same_node_policy_defect = False  # R-KR-4 knob, read by the cluster twin
+        self.policy_agent_failing_nodes: list[str] = []  # nodes where kube-router never turns Ready (drill)
+        self.outside_hosts: list[ProbeHost] = []  # Internet hosts, e.g. R-KR-3's 14.215.0.0/16 peer
         self.rng = random.Random(20181127)
         self._route_seq = 100000
 

@@ -12,6 +12,8 @@ builds one ``WorldNetwork`` per twin and hands it to every KubeCluster. The deci
   plus a route via its VPN gateway in the nodes' route table; or (R-NET-4) a direct connect gateway
   of the VPC attached to the IDC with a route via it, the IDC routing the container CIDR back (BGP or
   the IDC's own routes_back list).
+- an outside host of the world (``network.outside_hosts``, e.g. in R-KR-3's 14.215.0.0/16): on the
+  Internet, reachable from every cluster; it accepts on its listed ports.
 The destination cluster's NetworkPolicies are then applied by the cluster twin itself.
 ``host_path`` answers the same for a host (its own IP instead of a container CIDR): the SSH fleet's ping.
 """
@@ -85,6 +87,9 @@ class WorldNetwork(NetworkModel):
     def host_accepts(self, dst_ip: str, port: int, protocol: str) -> bool:
         world = self.world
         with world.lock:
+            for host in world.outside_hosts:
+                if host.ip == dst_ip:
+                    return port in host.ports
             for idc in world.idcs.values():
                 for host in idc.probe_hosts:
                     if host.ip == dst_ip and port in host.ports:
@@ -94,6 +99,8 @@ class WorldNetwork(NetworkModel):
 
     # --- pieces ----------------------------------------------------------------------------------
     def _path(self, world: model.World, source: _Source, dst_ip: str) -> bool:
+        if any(h.ip == dst_ip for h in world.outside_hosts):
+            return True  # an Internet host (R-KR-3's 14.215.0.0/16): nodes reach the Internet
         dst_cluster = next((c for c in world.clusters.values() if self._owned_by(world, c, dst_ip)), None)
         dst_cvm = world.cvm_by_ip(dst_ip)
         if dst_cvm is not None and dst_cvm.state != "RUNNING":

@@ -47,6 +47,7 @@ def validate_world(doc: Any) -> list[str]:
     problems += [f"spec.{k}: unknown field" for k in spec if k not in _SPEC_KEYS]
     _check_timings(spec.get("timings") or {}, problems)
     _check_faults(spec.get("faults") or {}, problems)
+    _check_network(spec.get("network") or {}, problems)
     versions = spec.get("kubernetes_versions")
     if not isinstance(versions, list) or not versions:
         problems.append("spec.kubernetes_versions: must be a non-empty list")
@@ -89,6 +90,20 @@ def _check_faults(faults: dict[str, Any], problems: list[str]) -> None:
                 problems.append(f"spec.faults.{where}.{key}: unknown fault")
             else:
                 _number(value, f"spec.faults.{where}.{key}", problems, 1.0 if key.endswith("rate") else None)
+
+
+def _check_network(network: dict[str, Any], problems: list[str]) -> None:
+    """R-KR-4 knob, kube-router fault drill nodes, Internet hosts (R-KR-3's 14.215.0.0/16 peer)."""
+    known = ("same_node_policy_defect", "policy_agent_failing_nodes", "outside_hosts")
+    problems += [f"spec.network.{k}: unknown field (known: {', '.join(known)})" for k in network if k not in known]
+    for i, host in enumerate(network.get("outside_hosts") or []):
+        where = f"spec.network.outside_hosts[{i}]"
+        if not isinstance(host, dict) or not host.get("ip"):
+            problems.append(f"{where}: needs ip and ports")
+            continue
+        _cidr(host["ip"], f"{where}.ip", problems)
+        if not all(isinstance(p, int) and 0 < p < 65536 for p in host.get("ports") or []):
+            problems.append(f"{where}.ports: must be TCP port numbers")
 
 
 def _check_instance_types(types: list[Any], problems: list[str]) -> set[str]:

@@ -6,8 +6,12 @@ Plain functions and one small class, so that a test can build a second cluster o
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -48,6 +52,25 @@ def node_spec(ip: str, instance_id: str, **overrides: Any) -> NodeSpec:
 def api_client(cluster: KubeCluster) -> kubernetes.client.ApiClient:
     """The official client configured from the kubeconfig the cluster hands out (TLS verified, token)."""
     return kubernetes.config.new_client_from_config_dict(yaml.safe_load(cluster.kubeconfig()))
+
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def kubectl_runner(cluster: KubeCluster, home: Path) -> Kubectl:
+    """``run(*args, check=True, stdin=None)``: the real kubectl against ``cluster``'s kubeconfig (kept in ``home``)."""
+    config = home / "kubeconfig"
+    config.write_text(cluster.kubeconfig())
+    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(home)}
+
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(KUBECTL), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
+
+    return run
 
 
 class ControllerTwin:

@@ -9,9 +9,7 @@ create -f and delete -f of a multi-document manifest.
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from twin.kube import KubeCluster
 
 pytestmark = pytest.mark.contract
 
-KUBECTL = Path(sys.executable).parent / "kubectl"
 NODES = ("10.0.1.11", "10.0.1.12")
 MANIFEST = """\
 apiVersion: v1
@@ -90,18 +87,8 @@ def cluster(make_cluster: Callable[..., KubeCluster]) -> KubeCluster:
 
 
 @pytest.fixture
-def kubectl(cluster: KubeCluster, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    config = tmp_path / "kubeconfig"
-    config.write_text(cluster.kubeconfig())
-    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(tmp_path)}
-
-    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(KUBECTL), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-        return done
-
-    return run
+def kubectl(cluster: KubeCluster, tmp_path: Path) -> helpers.Kubectl:
+    return helpers.kubectl_runner(cluster, tmp_path)
 
 
 wait_for = functools.partial(helpers.wait_for, timeout=10.0, interval=0.05)  # each poll runs kubectl

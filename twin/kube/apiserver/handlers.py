@@ -69,6 +69,21 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         raise errors.BadRequest("continue key is not valid: the continue token is invalid") from None
 
 
+_INTEGER_PARAMS = ("limit", "timeoutSeconds", "gracePeriodSeconds")
+
+
+def _check_integer_params(query: dict[str, str]) -> None:
+    """Query parameters the apiserver decodes as int64 (ParameterCodec): anything else is a 400."""
+    for name in _INTEGER_PARAMS:
+        value = query.get(name)
+        if value is None or value == "":
+            continue
+        try:
+            int(value, 10)
+        except ValueError:
+            raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+
+
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new list "
     "without the continue parameter."
@@ -97,6 +112,7 @@ class Api:
             return status_response(errors.InternalError(f"twin apiserver error: {exc}"))
 
     def _route(self, request: Request) -> Response:
+        _check_integer_params(request.query)
         path = request.path.rstrip("/") or "/"
         target = router.parse(path)
         if target is None:

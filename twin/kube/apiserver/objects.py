@@ -149,10 +149,46 @@ class Admission:
             if not selectors.selects(selector, labels):
                 why = f"Invalid value: {labels}: `selector` does not match template `labels`"
                 raise errors.Invalid(res.kind, name, [("spec.template.metadata.labels", why)], res.group)
+        if res.key == "daemonsets.apps":
+            _check_daemonset_rolling_update(name, spec)
         if res.key in ("deployments.apps", "replicasets.apps", "statefulsets.apps"):
             if int(spec.get("replicas", 0)) < 0:
                 why = f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"
                 raise errors.Invalid(res.kind, name, [("spec.replicas", why)], res.group)
+
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _int_or_percent_problem(value: Any) -> str | None:
+    """What ValidatePositiveIntOrPercent says about an IntOrString, or None when it is valid."""
+    if isinstance(value, str):
+        if not _PERCENT.match(value):
+            return (f'Invalid value: "{value}": a valid percent string must be a numeric string followed by an ending '
+                    "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
+        if int(value[:-1]) > 100:
+            return f'Invalid value: "{value}": must not be greater than 100%'
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"Invalid value: {value!r}: must be an integer or a percentage"
+    return f"Invalid value: {value}: must be greater than or equal to 0" if value < 0 else None
+
+
+def _check_daemonset_rolling_update(name: str, spec: dict[str, Any]) -> None:
+    """ValidateRollingUpdateDaemonSet: maxUnavailable/maxSurge well-formed and not both zero (422)."""
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return
+    rolling = strategy.get("rollingUpdate") or {}
+    field = "spec.updateStrategy.rollingUpdate"
+    for key in ("maxUnavailable", "maxSurge"):
+        problem = _int_or_percent_problem(rolling[key]) if key in rolling else None
+        if problem:
+            raise errors.Invalid("DaemonSet", name, [(f"{field}.{key}", problem)], "apps")
+    unavailable, surge = rolling.get("maxUnavailable", 1), rolling.get("maxSurge", 0)
+    if str(unavailable).rstrip("%") == "0" and str(surge).rstrip("%") == "0":
+        raise errors.Invalid("DaemonSet", name, [(f"{field}.maxUnavailable",
+                                                  f"Invalid value: {unavailable!r}: may not be 0 when maxSurge is 0")], "apps")
 
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")

@@ -36,7 +36,7 @@ from twin.kube.types import KubeTimings, NodeSpec
 __all__ = ["Controllers"]
 
 WATCHED = ["namespaces", "nodes", "pods", "services", "replicasets", "deployments", "daemonsets",
-           "statefulsets", "jobs", "poddisruptionbudgets", "networkpolicies"]
+           "statefulsets", "jobs", "poddisruptionbudgets", "networkpolicies", "controllerrevisions"]
 
 
 class Controllers:

@@ -5,8 +5,10 @@ its NoSchedule/NoExecute taints are tolerated by the template's tolerations plus
 controller adds (not-ready/unreachable NoExecute, disk/memory/pid-pressure and unschedulable
 NoSchedule, network-unavailable for hostNetwork). Pods are created unbound with node affinity
 ``matchFields metadata.name In [node]`` and placed by the scheduler, as since Kubernetes 1.12.
-RollingUpdate replaces outdated pods (controller-revision-hash) within maxUnavailable (default 1);
-OnDelete leaves them. Status: desiredNumberScheduled, currentNumberScheduled, numberReady,
+RollingUpdate replaces outdated pods (controller-revision-hash) within maxUnavailable (default 1,
+a percentage rounded up): a node counts as unavailable while its pod is missing, not Ready or
+terminating, and outdated pods that are not Ready go first without using the budget; OnDelete
+leaves them. Every template gets a ControllerRevision (history.py) for `kubectl rollout history/undo`. Status: desiredNumberScheduled, currentNumberScheduled, numberReady,
 numberAvailable, numberUnavailable, updatedNumberScheduled, numberMisscheduled, observedGeneration.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.kube.controllers import templates, util
+from twin.kube.controllers import history, templates, util
 from twin.kube.controllers.replicaset import mark_owner_of_pod
 from twin.kube.controllers.runtime import Runtime
 
@@ -82,6 +84,7 @@ class DaemonSets:
         pod_spec = self._pod_spec_for(ds)
         probe = {"spec": pod_spec}
         revision = util.template_hash(ds["spec"].get("template") or {})
+        history.sync_history(self.rt, ds, revision)
         pods = [p for p in self.rt.cache.pods(self.rt.cache.pods_by_owner.get(util.uid_of(ds), set()))
                 if util.pod_active(p) or util.pod_terminal(p)]
         by_node: dict[str, list[Obj]] = {}
@@ -120,15 +123,20 @@ class DaemonSets:
             return
         rolling = strategy.get("rollingUpdate") or {}
         budget = util.int_or_percent(rolling.get("maxUnavailable", 1), len(eligible), round_up=True) or 1
-        pods = [p for p in self.rt.cache.pods(self.rt.cache.pods_by_owner.get(util.uid_of(ds), set()))]
-        unavailable = sum(1 for p in pods if not util.pod_ready(p) or util.pod_terminating(p))
-        for pod in pods:
-            if budget - unavailable <= 0:
+        pods = [p for p in self.rt.cache.pods(self.rt.cache.pods_by_owner.get(util.uid_of(ds), set()))
+                if util.pod_active(p)]
+        healthy_nodes = {p["spec"].get("nodeName") for p in pods if util.pod_ready(p) and not util.pod_terminating(p)}
+        unavailable = len(eligible - healthy_nodes)
+        outdated = [p for p in pods if not util.pod_terminating(p)
+                    and p["metadata"].get("labels", {}).get(history.HASH_LABEL) != revision]
+        for pod in outdated:
+            if not util.pod_ready(pod):
+                self.rt.terminate_pod(pod)  # already unavailable: replacing it costs no budget
+        for pod in sorted((p for p in outdated if util.pod_ready(p)), key=lambda p: p["spec"].get("nodeName") or ""):
+            if unavailable >= budget:
                 return
-            if util.pod_active(pod) and util.pod_ready(pod) and \
-                    pod["metadata"].get("labels", {}).get("controller-revision-hash") != revision:
-                self.rt.terminate_pod(pod)
-                unavailable += 1
+            self.rt.terminate_pod(pod)
+            unavailable += 1
 
     def _update_status(self, ds: Obj, revision: str, eligible: set[str]) -> None:
         pods = [p for p in self.rt.cache.pods(self.rt.cache.pods_by_owner.get(util.uid_of(ds), set()))

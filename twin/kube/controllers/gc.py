@@ -36,9 +36,10 @@ class GarbageCollector:
         out: list[tuple[str, Obj]] = [("pods", p) for p in self.rt.cache.pods(
             set(self.rt.cache.pods_by_owner.get(uid, set())))]
         namespace = owner["metadata"].get("namespace", "")
-        for (ns, _), rs in list(self.rt.cache.objects["replicasets"].items()):
-            if ns == namespace and any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or []):
-                out.append(("replicasets", rs))
+        for resource in ("replicasets", "controllerrevisions"):  # a DaemonSet's history goes with it
+            for (ns, _), dependent in list(self.rt.cache.objects[resource].items()):
+                if ns == namespace and any(r.get("uid") == uid for r in dependent["metadata"].get("ownerReferences") or []):
+                    out.append((resource, dependent))
         return out
 
     def _on_owner(self, resource: str, old: Obj | None, new: Obj | None) -> None:

@@ -11,7 +11,9 @@ and is Running and Ready after ``timings.pod_ready``. What its command does then
   agents change;
 - forever (servers, ``sleep infinity``, no command): Running until deleted.
 A pod being deleted (deletionTimestamp) is removed after ``timings.pod_terminate``.
-Not emulated: readiness/liveness probes (Ready follows pod_ready), restarts, image pulls, volumes.
+A kube-router pod that cannot run (reachability.agent_failure) stays Running but never Ready, its
+container in CrashLoopBackOff. Not emulated: readiness/liveness probes (Ready follows pod_ready),
+real restarts, image pulls, volumes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from twin.kube.controllers import commands, util
 from twin.kube.controllers.ipam import PodNetwork
 from twin.kube.controllers.nodes import NodeLifecycle
-from twin.kube.controllers.reachability import Reachability
+from twin.kube.controllers.reachability import Reachability, agent_failure
 from twin.kube.controllers.runtime import Runtime
 
 Obj = dict[str, Any]
@@ -46,6 +48,20 @@ def _qos(pod: Obj) -> str:
 
 def _container_id(pod: Obj, name: str) -> str:
     return "containerd://" + hashlib.sha256(f"{util.uid_of(pod)}/{name}".encode()).hexdigest()
+
+
+def _crash_looping(status: Obj, message: str, started: str) -> Obj:
+    """A pod whose container keeps exiting: Running, never Ready, CrashLoopBackOff (kubectl shows it)."""
+    conditions = status.get("conditions") or []
+    for type_ in ("Ready", "ContainersReady"):
+        conditions = util.set_condition(conditions, util.condition(type_, "False", "ContainersNotReady",
+                                                                   "containers with unready status"))
+    statuses = [{**c, "ready": False, "started": False, "restartCount": 5,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": message}},
+                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message,
+                                              "startedAt": started, "finishedAt": started}}}
+                for c in status.get("containerStatuses") or []]
+    return {**status, "conditions": conditions, "containerStatuses": statuses}
 
 
 class Kubelets:
@@ -178,6 +194,9 @@ class Kubelets:
         containers = pod["spec"].get("containers") or []
         status["containerStatuses"] = [self._container_status(pod, c, {"running": {"startedAt": started}})
                                        for c in containers]
+        failure = agent_failure(pod, self.reach.network)
+        if failure is not None:
+            status = _crash_looping(status, failure, started)
         if pod["spec"].get("initContainers"):
             status["initContainerStatuses"] = [
                 {**self._container_status(pod, c, {}), "state": {"terminated": {

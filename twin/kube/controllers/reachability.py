@@ -14,6 +14,10 @@ Rules emulated:
   pod's node (ingress) or the source pod's node (egress). hostNetwork pods are never selected.
 - R-KR-4: with the oracle's ``same_node_policy_defect`` on, policies are skipped between two pods
   on the same node.
+- A kube-router pod turns Ready only with the firewall-only flags (R-KR-1: ``--run-router=false
+  --run-firewall=true --run-service-proxy=false``) and on a node outside the oracle's
+  ``policy_agent_failing_nodes`` (a fault drill: e.g. the node's kernel lacks the ipset module);
+  otherwise it crash-loops (``agent_failure`` says why; the kubelet keeps it not Ready).
 - A pod accepts on port P when one of its containers declares containerPort P (protocol matching);
   a node IP accepts on its hostNetwork pods' ports and on 22 and 10250.
 Not emulated: Service types other than ClusterIP/headless, DNS other than Service/StatefulSet names.
@@ -44,6 +48,24 @@ def is_policy_agent(pod: Obj) -> bool:
         if "--run-firewall=true" in joined or ("--run-firewall" in words and "--run-firewall=false" not in joined):
             return True
     return False
+
+
+FIREWALL_ONLY = ("--run-router=false", "--run-firewall=true", "--run-service-proxy=false")  # R-KR-1
+
+
+def agent_failure(pod: Obj, network: Any) -> str | None:
+    """Why a kube-router container of ``pod`` cannot turn Ready on its node, or None (see module doc)."""
+    failing = set(getattr(network, "policy_agent_failing_nodes", ()) or ())
+    for container in pod.get("spec", {}).get("containers") or []:
+        if "kube-router" not in str(container.get("image", "")):
+            continue
+        words = {str(w) for w in (container.get("command") or []) + (container.get("args") or [])}
+        missing = [flag for flag in FIREWALL_ONLY if flag not in words]
+        if missing:
+            return f"kube-router exits: not firewall-only on TKE, missing {' '.join(missing)}"
+        if pod.get("spec", {}).get("nodeName") in failing:
+            return "kube-router exits: failed to run iptables/ipset on this node"
+    return None
 
 
 def _running_ready(pod: Obj) -> bool:
