@@ -245,6 +245,14 @@ class UpgradeTask:
     generation: int = 0
 
 
+AS_OPTION_DEFAULTS: dict[str, Any] = {
+    "IsScaleDownEnabled": True, "Expander": "random", "MaxEmptyBulkDelete": 10, "ScaleDownDelay": 10,
+    "ScaleDownUnneededTime": 10, "ScaleDownUtilizationThreshold": 50, "SkipNodesWithLocalStorage": True,
+    "SkipNodesWithSystemPods": True, "IgnoreDaemonSetsUtilization": False, "OkTotalUnreadyCount": 3,
+    "MaxTotalUnreadyPercentage": 45, "ScaleDownUnreadyTime": 20, "UnregisteredNodeRemovalTime": 15,
+}  # R-AS-2: under 50% requests; R-AS-5: 10 min idle, NotReady removed after 20 min
+
+
 @dataclass
 class Cluster:
     cluster_id: str
@@ -276,6 +284,8 @@ class Cluster:
     endpoint_subnet_id: str = ""  # the intranet endpoint's subnet (R-CRT-11)
     upgrade: UpgradeTask | None = None
     password: str = ""
+    # ClusterAsGroupOption (DescribeClusterAsGroupOption), R-AS-2/5/6; wire names, defaults as documented
+    as_option: dict[str, Any] = field(default_factory=lambda: dict(AS_OPTION_DEFAULTS))
 
 
 @dataclass
@@ -291,6 +301,8 @@ class Timings:
     endpoint_create: float = 0.3
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
+    autoscaler_scan: float = 0.2  # R-AS-5: the cluster autoscaler scans every 10 s (twin/autoscaler.py)
+    autoscaler_minute: float = 0.05  # twin seconds per minute of the ClusterAsGroupOption times (R-AS-5)
     ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
 
 
