@@ -15,34 +15,31 @@ from __future__ import annotations
 
 import json
 
-from prefect import flow, get_run_logger
-from prefect.futures import wait
+from prefect import flow
 
 from flows.validate_cluster import cluster_checks
 from tasks import cluster as converge
 from tasks import cluster_preflight as preflight
-from tasks.artifacts import artifact_key, markdown_table, publish_markdown
+from tasks import procedure
+from tasks.artifacts import markdown_table
 from tasks.cluster_request import create_cluster_request
-from tasks.validation import Check, ValidationReport, check_rows, finish_validation, stop_on_failed_preflight
+from tasks.procedure import Check, ClusterTarget, ValidationReport
+from tasks.validation import check_rows
 from tkeflow.specs import ClusterSpec
 
 FLOW_NAME = "create-cluster"
 
 
-def run_preflight(spec: ClusterSpec, existing_cluster_id: str | None) -> list[Check]:
-    """Every read-only check, the independent ones in parallel; raises listing every failure."""
-    futures = [
+def preflight_checks(spec: ClusterSpec, existing_cluster_id: str | None) -> list[procedure.PreflightItem]:
+    """Every read-only check: the independent ones as parallel task runs, master sizing (pure) as is."""
+    return [
         preflight.check_network.submit(spec, existing_cluster_id),
         preflight.check_version.submit(spec),
         preflight.check_quota.submit(spec, existing_cluster_id),
         preflight.check_instance_types.submit(spec),
         preflight.check_login.submit(spec),
+        preflight.check_master_sizing(spec),
     ]
-    wait(futures)
-    checks = [c for f in futures for c in f.result()] + preflight.check_master_sizing(spec)
-    for warning in (c for c in checks if c.warning):
-        get_run_logger().warning("%s: %s (%s)", warning.name, warning.detail, warning.rule)
-    return checks
 
 
 def _plan_markdown(spec: ClusterSpec, existing_cluster_id: str | None, checks: list[Check]) -> str:
@@ -60,28 +57,25 @@ def _plan_markdown(spec: ClusterSpec, existing_cluster_id: str | None, checks: l
     return "\n".join(lines)
 
 
-@flow(name=FLOW_NAME, flow_run_name="create-cluster-{spec.name}", log_prints=False)
+@flow(name=FLOW_NAME, flow_run_name=procedure.flow_run_name(FLOW_NAME, "name"), log_prints=False)
 def create_cluster(spec: ClusterSpec, dry_run: bool = False) -> ValidationReport:
     """Create (or converge) a TKE cluster as the spec says, then validate it."""
-    logger = get_run_logger()
-    key = artifact_key(FLOW_NAME, spec.name)
-    existing = converge.find_cluster(spec)
-    checks = run_preflight(spec, existing)
-    if dry_run:
-        plan = _plan_markdown(spec, existing, checks)
-        publish_markdown(f"{key}-plan", plan, f"Plan for cluster {spec.name}")
-        stop_on_failed_preflight(checks)
-        logger.info("Dry run: plan published as artifact %s-plan; nothing was changed", key)
-        return ValidationReport(flow=FLOW_NAME, target=spec.name, ok=True, checks=checks,
-                                summary={"dry_run": True, "cluster_id": existing or "(would be created)", "plan": plan})
-    stop_on_failed_preflight(checks)
+    with procedure.Run(FLOW_NAME, spec.name, dry_run=dry_run) as run:
+        existing = converge.find_cluster(spec)
+        checks = run.preflight(preflight_checks(spec, existing))
+        run.plan(_plan_markdown(spec, existing, checks), f"Plan for cluster {spec.name}")
+        if dry_run:
+            return run.planned({"cluster_id": existing or "(would be created)"})
+        # Keyed by region and name (the cluster may not exist yet); by its ID too once it does, so that
+        # no other procedure changes it meanwhile. CreateCluster looks the name up again under the lock.
+        run.lock(procedure.lock_name(spec.region, cluster_name=spec.name),
+                 *([procedure.lock_name(spec.region, existing)] if existing else []))
 
-    cluster_id = converge.create_cluster_if_absent(spec)
-    converge.wait_cluster_running(spec, cluster_id)
-    wait([converge.ensure_endpoint.submit(spec, cluster_id, kind) for kind in converge.endpoint_kinds(spec)])
-    kubeconfig_block = converge.store_kubeconfig(spec, cluster_id)
-    converge.ensure_namespaces(spec, cluster_id)
+        target = ClusterTarget(spec.region, converge.create_cluster_if_absent(spec))
+        converge.wait_cluster_running(target, spec)
+        procedure.wait_all([converge.ensure_endpoint.submit(target, spec, kind) for kind in converge.endpoint_kinds(spec)])
+        kubeconfig_block = converge.store_kubeconfig(target, spec)
+        converge.ensure_namespaces(target, spec)
 
-    final = [c for c in checks if c.warning] + cluster_checks(spec, cluster_id)
-    return finish_validation(key, FLOW_NAME, spec.name, final,
-                             summary={"cluster_id": cluster_id, "kubeconfig_block": kubeconfig_block})
+        return run.validate(cluster_checks(target, spec),
+                            {"cluster_id": target.cluster_id, "kubeconfig_block": kubeconfig_block})

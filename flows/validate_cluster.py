@@ -8,31 +8,29 @@ NotReady, a namespace deleted, an endpoint closed) shows up as a failed run and 
 from __future__ import annotations
 
 from prefect import flow
-from prefect.futures import wait
 
 from tasks import cluster as converge
 from tasks import cluster_validation as validation
-from tasks.artifacts import artifact_key
-from tasks.validation import Check, ValidationReport, finish_validation
+from tasks import procedure
+from tasks.procedure import Check, ClusterTarget, ValidationReport
 from tkeflow.errors import NotFoundError
 from tkeflow.specs import ClusterSpec
 
 FLOW_NAME = "validate-cluster"
 
 
-def cluster_checks(spec: ClusterSpec, cluster_id: str) -> list[Check]:
+def cluster_checks(target: ClusterTarget, spec: ClusterSpec) -> list[Check]:
     """The cluster's validation tasks, in parallel (create-cluster ends with them too)."""
-    futures = [task.submit(spec, cluster_id) for task in (validation.validate_nodes, validation.validate_kube_system,
-                                                            validation.validate_namespaces, validation.validate_endpoints)]
-    wait(futures)
-    return [c for f in futures for c in f.result()]
+    return procedure.gather([task.submit(target, spec) for task in (
+        validation.validate_nodes, validation.validate_kube_system, validation.validate_namespaces,
+        validation.validate_endpoints)])
 
 
-@flow(name=FLOW_NAME, flow_run_name="validate-cluster-{spec.name}")
+@flow(name=FLOW_NAME, flow_run_name=procedure.flow_run_name(FLOW_NAME, "name"))
 def validate_cluster(spec: ClusterSpec) -> ValidationReport:
-    """Validate the cluster the spec describes, changing nothing."""
-    cluster_id = converge.find_cluster(spec)
-    if cluster_id is None:
-        raise NotFoundError(f"no cluster {spec.name!r} created by tkeflow in {spec.region}: run create-cluster first")
-    return finish_validation(artifact_key(FLOW_NAME, spec.name), FLOW_NAME, spec.name, cluster_checks(spec, cluster_id),
-                             summary={"cluster_id": cluster_id})
+    """Validate the cluster the spec describes, changing nothing (no lock: it only reads)."""
+    with procedure.Run(FLOW_NAME, spec.name) as run:
+        cluster_id = converge.find_cluster(spec)
+        if cluster_id is None:
+            raise NotFoundError(f"no cluster {spec.name!r} created by tkeflow in {spec.region}: run create-cluster first")
+        return run.validate(cluster_checks(ClusterTarget(spec.region, cluster_id), spec), {"cluster_id": cluster_id})

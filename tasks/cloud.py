@@ -4,11 +4,22 @@ Credentials come from the SDK's environment variables (TENCENTCLOUD_SECRET_ID/KE
 that has none, from the Prefect Secret blocks ``tencentcloud-secret-id`` / ``tencentcloud-secret-key``.
 A cluster's kubeconfig lives in the Secret block ``kubeconfig-<cluster-id>`` (written by the
 create-cluster flow or fetched on first use), never in a result, a log or a file.
+
+A task that needs a cluster takes a ``ClusterTarget`` as its first argument and reaches its
+Kubernetes API with ``with cluster_kube(target) as kube:``. Inside ``kube_session()`` (which
+tasks/procedure.py's ``Run`` opens for the whole flow run) that is the run's one client per cluster,
+shared by every task of the run, closed when the run ends; outside one (a task alone in a test) it
+is a client of its own, closed at the end of the ``with``. No module-global cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.blocks.system import Secret
@@ -108,3 +119,62 @@ def kube_for(cluster_id: str, region: str) -> Kube:
     Use as a context manager: ``with kube_for(cluster_id, region) as kube: ...``.
     """
     return Kube(load_kubeconfig(cluster_id, region))
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """The cluster a task works on: the first argument of every task that needs one."""
+
+    region: str
+    cluster_id: str
+
+    def __str__(self) -> str:
+        return self.cluster_id
+
+
+class KubeSession:
+    """The Kubernetes clients of one flow run: one per cluster, created on first use, closed at the end."""
+
+    def __init__(self) -> None:
+        self._clients: dict[ClusterTarget, Kube] = {}
+        self._lock = threading.Lock()
+
+    def client(self, target: ClusterTarget) -> Kube:
+        with self._lock:  # tasks of one run ask from several threads at once: build each client once
+            found = self._clients.get(target)
+            if found is None:
+                found = self._clients[target] = kube_for(target.cluster_id, target.region)
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+# Set by kube_session() in the flow; Prefect's task runners copy the context into every task's thread.
+_session: ContextVar[KubeSession | None] = ContextVar("tkeflow_kube_session", default=None)
+
+
+@contextlib.contextmanager
+def kube_session() -> Iterator[KubeSession]:
+    """One Kubernetes client per cluster for everything run inside (a flow run), closed on exit."""
+    session = KubeSession()
+    token = _session.set(session)
+    try:
+        yield session
+    finally:
+        _session.reset(token)
+        session.close()
+
+
+@contextlib.contextmanager
+def cluster_kube(target: ClusterTarget) -> Iterator[Kube]:
+    """The target's Kubernetes client: the run's shared one inside kube_session(), else one of its own."""
+    session = _session.get()
+    if session is not None:
+        yield session.client(target)
+        return
+    with kube_for(target.cluster_id, target.region) as kube:
+        yield kube

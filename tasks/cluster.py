@@ -11,7 +11,15 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks.cloud import fetch_kubeconfig, kube_for, kubeconfig_block_name, read_secret, save_kubeconfig, tencent_cloud
+from tasks.cloud import (
+    ClusterTarget,
+    cluster_kube,
+    fetch_kubeconfig,
+    kubeconfig_block_name,
+    read_secret,
+    save_kubeconfig,
+    tencent_cloud,
+)
 from tasks.cluster_request import MANAGED_TAG, create_cluster_request, expected_worker_count, with_password
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
@@ -61,10 +69,10 @@ def _cluster_state(cloud: Any, cluster_id: str) -> dict[str, Any]:
             "failed": [f"{i['InstanceId']}: {i.get('FailedReason')}" for i in instances if i.get("InstanceState") == "failed"]}
 
 
-@cloud_task(task_run_name="wait-cluster-running-{cluster_id}")
-def wait_cluster_running(spec: ClusterSpec, cluster_id: str) -> dict[str, Any]:
+@cloud_task(task_run_name="wait-cluster-running-{target.cluster_id}")
+def wait_cluster_running(target: ClusterTarget, spec: ClusterSpec) -> dict[str, Any]:
     """R-CRT-10: wait until the cluster is Running and every worker instance is running."""
-    cloud = tencent_cloud(spec.region)
+    cloud, cluster_id = tencent_cloud(target.region), target.cluster_id
     wanted = expected_worker_count(spec)
 
     def done(seen: dict[str, Any]) -> bool:
@@ -89,10 +97,10 @@ def _endpoint_status(cloud: Any, cluster_id: str, extranet: bool) -> str:
     return str(reply.get("Status") or "NotFound")
 
 
-@cloud_task(task_run_name="ensure-endpoint-{cluster_id}-{kind}")
-def ensure_endpoint(spec: ClusterSpec, cluster_id: str, kind: str) -> str:
+@cloud_task(task_run_name="ensure-endpoint-{target.cluster_id}-{kind}")
+def ensure_endpoint(target: ClusterTarget, spec: ClusterSpec, kind: str) -> str:
     """R-CRT-11: open the public or private endpoint (each separately) unless it is open; wait until Created."""
-    cloud = tencent_cloud(spec.region)
+    cloud, cluster_id = tencent_cloud(target.region), target.cluster_id
     extranet = kind == "public"
     status = _endpoint_status(cloud, cluster_id, extranet)
     if status in ("NotFound", "CreateFailed"):
@@ -104,10 +112,11 @@ def ensure_endpoint(spec: ClusterSpec, cluster_id: str, kind: str) -> str:
                       what=f"the {kind} endpoint of {cluster_id}", timeout_s=600, describe=str)
 
 
-@cloud_task(task_run_name="store-kubeconfig-{cluster_id}")
-def store_kubeconfig(spec: ClusterSpec, cluster_id: str) -> str:
+@cloud_task(task_run_name="store-kubeconfig-{target.cluster_id}")
+def store_kubeconfig(target: ClusterTarget, spec: ClusterSpec) -> str:
     """Fetch the kubeconfig and keep it in the Secret block kubeconfig-<cluster-id>; returns the block name only."""
-    kubeconfig = fetch_kubeconfig(tencent_cloud(spec.region), cluster_id, extranet=spec.endpoints.public)
+    cluster_id = target.cluster_id
+    kubeconfig = fetch_kubeconfig(tencent_cloud(target.region), cluster_id, extranet=spec.endpoints.public)
     changed = save_kubeconfig(cluster_id, kubeconfig)
     block = kubeconfig_block_name(cluster_id)
     get_run_logger().info("Kubeconfig of %s %s in Secret block %s", cluster_id,
@@ -115,11 +124,11 @@ def store_kubeconfig(spec: ClusterSpec, cluster_id: str) -> str:
     return block
 
 
-@cloud_task(task_run_name="ensure-namespaces-{cluster_id}")
-def ensure_namespaces(spec: ClusterSpec, cluster_id: str) -> list[str]:
+@cloud_task(task_run_name="ensure-namespaces-{target.cluster_id}")
+def ensure_namespaces(target: ClusterTarget, spec: ClusterSpec) -> list[str]:
     """R-CRT-12: create the spec's namespaces that do not exist; returns the ones created."""
     created = []
-    with kube_for(cluster_id, spec.region) as kube:
+    with cluster_kube(target) as kube:
         for name in spec.namespaces:
             if kube.ensure_namespace(name, labels={"app.kubernetes.io/managed-by": "tkeflow"}):
                 created.append(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.cloud import kube_for, tencent_cloud
+from tasks.cloud import ClusterTarget, cluster_kube, tencent_cloud
 from tasks.cluster import endpoint_kinds
 from tasks.cluster_request import expected_worker_count
 from tasks.retry import cloud_task
@@ -23,12 +23,12 @@ from tkeflow.specs import ClusterSpec
 ALWAYS_PRESENT = ("default", "kube-system")  # R-CRT-12
 
 
-@cloud_task(task_run_name="validate-nodes-{cluster_id}")
-def validate_nodes(spec: ClusterSpec, cluster_id: str) -> list[Check]:
+@cloud_task(task_run_name="validate-nodes-{target.cluster_id}")
+def validate_nodes(target: ClusterTarget, spec: ClusterSpec) -> list[Check]:
     """Every worker instance is a Ready node at the spec's version; as many nodes as the spec asks."""
-    workers = tencent_cloud(spec.region).describe_cluster_instances(cluster_id, role="WORKER")
+    workers = tencent_cloud(target.region).describe_cluster_instances(target.cluster_id, role="WORKER")
     names = [w["LanIP"] for w in workers if w.get("LanIP")]
-    with kube_for(cluster_id, spec.region) as kube:
+    with cluster_kube(target) as kube:
         try:
             kube.wait_nodes_ready(names, version=spec.kubernetes_version, timeout_s=spec.create_timeout_s)
         except WaitTimeout:
@@ -72,10 +72,10 @@ def _allocatable_check(spec: ClusterSpec, node: Any) -> Check:
                  warning=result.flagged, rule="R-RES-1", detail=detail)
 
 
-@cloud_task(task_run_name="validate-kube-system-{cluster_id}")
-def validate_kube_system(spec: ClusterSpec, cluster_id: str) -> list[Check]:
+@cloud_task(task_run_name="validate-kube-system-{target.cluster_id}")
+def validate_kube_system(target: ClusterTarget, spec: ClusterSpec) -> list[Check]:
     """Every kube-system pod Running and Ready (the add-ons a TKE cluster comes with)."""
-    with kube_for(cluster_id, spec.region) as kube:
+    with cluster_kube(target) as kube:
         try:
             kube.wait_pods_ready("kube-system", timeout_s=min(spec.create_timeout_s, 300))
         except WaitTimeout:
@@ -88,21 +88,21 @@ def validate_kube_system(spec: ClusterSpec, cluster_id: str) -> list[Check]:
                   + (f"; not: {', '.join(bad[:10])}" if bad else ""))]
 
 
-@cloud_task(task_run_name="validate-namespaces-{cluster_id}")
-def validate_namespaces(spec: ClusterSpec, cluster_id: str) -> list[Check]:
-    with kube_for(cluster_id, spec.region) as kube:
+@cloud_task(task_run_name="validate-namespaces-{target.cluster_id}")
+def validate_namespaces(target: ClusterTarget, spec: ClusterSpec) -> list[Check]:
+    with cluster_kube(target) as kube:
         present = {ns.metadata.name for ns in kube.list_namespaces()}
     return [Check(name="namespace present", target=name, ok=name in present, rule="R-CRT-12",
                   detail="present" if name in present else "missing: rerun the flow to create it")
             for name in dict.fromkeys([*ALWAYS_PRESENT, *spec.namespaces])]
 
 
-@cloud_task(task_run_name="validate-endpoints-{cluster_id}")
-def validate_endpoints(spec: ClusterSpec, cluster_id: str) -> list[Check]:
-    cloud = tencent_cloud(spec.region)
+@cloud_task(task_run_name="validate-endpoints-{target.cluster_id}")
+def validate_endpoints(target: ClusterTarget, spec: ClusterSpec) -> list[Check]:
+    cloud = tencent_cloud(target.region)
     checks = []
     for kind in endpoint_kinds(spec):
-        status = cloud.call("tke", "DescribeClusterEndpointStatus", {"ClusterId": cluster_id, "IsExtranet": kind == "public"})
+        status = cloud.call("tke", "DescribeClusterEndpointStatus", {"ClusterId": target.cluster_id, "IsExtranet": kind == "public"})
         ok = status.get("Status") == "Created"
         checks.append(Check(name="endpoint open", target=f"{kind} endpoint", ok=ok, rule="R-CRT-11",
                             detail=str(status.get("Status")) + ("" if ok else f": {status.get('ErrorMsg') or 'rerun the flow'}")))

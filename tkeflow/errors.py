@@ -44,3 +44,15 @@ class ValidationFailed(PermanentError):
 
 class ApprovalRequired(PermanentError):
     """A destructive step needs an approval the run did not get."""
+
+
+class PreflightFailed(ValidationFailed):
+    """A read-only pre-flight check failed: nothing was changed. ``.report`` holds the check table."""
+
+
+class ClusterBusy(PermanentError):
+    """Another run holds the cluster's lock and did not finish within the lock timeout: nothing was changed."""
+
+
+class ProcedureUnavailable(PermanentError):
+    """A procedure of the registry whose flow module cannot be imported (a broken install or a bug)."""

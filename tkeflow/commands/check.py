@@ -82,6 +82,19 @@ def check_file(console: Console, path: Path) -> tuple[bool, int]:
     return True, len(manifest.warnings)
 
 
+def check_procedures(console: Console) -> bool:
+    """Every procedure's flow module imports (flows/registry.py): else an error naming the module."""
+    from flows.registry import available  # the CLI sits above the flows (see pyproject's contracts)
+    from tkeflow.errors import ProcedureUnavailable
+
+    try:
+        available()
+    except ProcedureUnavailable as err:
+        console.print(f"[red]FAIL[/red] procedures: {escape(str(err))}", soft_wrap=True)
+        return False
+    return True
+
+
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; a directory stands for its *.yaml and *.yml files (not recursive)."""
     files: list[Path] = []
@@ -107,7 +120,8 @@ def register(app: typer.Typer) -> None:
             warnings += warned
         console.print(f"{len(files)} file(s) checked: {len(files) - invalid} valid, {invalid} invalid, "
                       f"{warnings} warning(s)")
-        raise typer.Exit(EXIT_PROBLEMS if invalid else EXIT_OK)
+        procedures_ok = check_procedures(console)
+        raise typer.Exit(EXIT_PROBLEMS if invalid or not procedures_ok else EXIT_OK)
 
     @app.command()
     def schema(kind: str = typer.Argument(..., help=f"One of {', '.join(specs.KINDS)}.")) -> None:

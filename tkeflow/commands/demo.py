@@ -23,6 +23,7 @@ from rich.rule import Rule
 
 from tkeflow import specs
 from tkeflow.commands.run import run_manifest, twin_environment
+from tkeflow.errors import TkeflowError
 
 console = Console()
 
@@ -69,7 +70,8 @@ def _drain_prefect_workers() -> None:
 
 
 def _runnable(configs: Path) -> list[Path]:
-    """The example config of every procedure that has landed, in the order a team runs them."""
+    """The first example config of every procedure, in the order a team runs them (ProcedureUnavailable
+    naming any flow module that cannot be imported)."""
     from flows.registry import available  # the CLI sits above the flows
 
     return [configs / p.example_config for p in available() if (configs / p.example_config).exists()]
@@ -83,9 +85,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every procedure on the twin (default world) through a Prefect server; print the validation tables."""
         os.environ.pop("TKEFLOW_TWIN_ENDPOINT", None)  # the demo always starts its own twin, in its default world
+        try:
+            runnable = _runnable(configs)  # before anything starts: a broken flow module is named here
+        except TkeflowError as err:
+            console.print(f"[red]failed[/red]: {err}")
+            raise typer.Exit(1) from None
         failures = 0
         with twin_environment(True), prefect_api() as api_url:
-            for path in _runnable(configs):
+            for path in runnable:
                 manifest = specs.load_manifest(path)
                 console.print(Rule(f"{manifest.kind}: {path}"))
                 failures += run_manifest(manifest, dry_run=False) != 0

@@ -22,7 +22,7 @@ from rich.status import Status
 
 from tkeflow import specs
 from tkeflow.commands import output
-from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
+from tkeflow.errors import ApprovalRequired, PreflightFailed, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
 
@@ -97,16 +97,21 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
 
-    flow = flow_for(manifest.kind)
+    try:
+        flow = flow_for(manifest.kind)
+    except TkeflowError as err:  # ProcedureUnavailable: a flow module that cannot be imported, named
+        console.print(f"[red]failed[/red]: {err}")
+        return EXIT_FAILED
     verb = "planning" if dry_run else "running"
     try:
         with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
             report = flow(spec=manifest.spec, dry_run=dry_run)
-    except ValidationFailed as err:
+    except ValidationFailed as err:  # PreflightFailed too: every flow's failed table is printed, then one line
         report = getattr(err, "report", None)
         if report is not None:
             output.print_report(console, report)
-        console.print(f"[red]validation failed[/red]: {err}")
+        verdict = "pre-flight failed" if isinstance(err, PreflightFailed) else "validation failed"
+        console.print(f"[red]{verdict}[/red]: {err}")
         return EXIT_FAILED
     except ApprovalRequired as err:
         console.print(f"[yellow]approval required[/yellow]: {err}")

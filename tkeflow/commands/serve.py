@@ -20,5 +20,11 @@ def register(app: typer.Typer) -> None:
         import prefect
 
         from flows.deployments import build_deployments  # the CLI sits above the flows
+        from tkeflow.errors import TkeflowError
 
-        prefect.serve(*build_deployments(configs))
+        try:
+            deployments = build_deployments(configs)
+        except TkeflowError as err:  # ProcedureUnavailable: names the flow module that cannot be imported
+            typer.echo(f"failed: {err}", err=True)
+            raise typer.Exit(1) from None
+        prefect.serve(*deployments)
