@@ -40,6 +40,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("ExistingHosts", "flows.add_existing_hosts", "add_existing_hosts", "add-existing-hosts",
               ("existing-hosts.yaml",)),
     Procedure("NodeUpgrade", "flows.upgrade_nodes", "upgrade_nodes", "rolling-node-upgrade", ("node-upgrade.yaml",)),
+    Procedure("GpuPool", "flows.gpu_pool", "gpu_pool", "gpu-pool", ("gpu-pool.yaml",)),
 )
 
 

@@ -19,9 +19,10 @@ from pydantic import Field, field_validator
 
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import (
-    DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
+    DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Login, Region, SubnetId, SystemDisk, Zone,
     is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, zone_violation,
 )
+from tkeflow.specs.existing_hosts import SshSettings
 from tkeflow.specs.problems import Problem
 
 MAX_GROUP_NODES = 200  # R-AS-4
@@ -86,6 +87,11 @@ class GpuPoolSpec(ClusterRef):
                                    "(R-AS-3, R-GPU-4).")
     taints: list[Taint] = Field(default_factory=list, description="Taints of the pool's nodes (R-GPU-4).")
     node_ready_timeout_s: int = Field(900, ge=1, description="How long to wait for the pool's nodes to be Ready.")
+    login: Login = Field(default_factory=Login, description="How the nodes are logged in to (R-CRT-9).")
+    security_group_ids: list[str] = Field(default_factory=list, description="Security groups of the nodes "
+                                          "(R-ADD-4: the cluster's other nodes' group).")
+    ssh: SshSettings = Field(default_factory=SshSettings, description="SSH access for the nvidia-smi check "
+                             "(host keys checked).")
     gpu_args: GpuArgs = Field(default_factory=GpuArgs, description="Driver, CUDA and cuDNN of the nodes (R-GPU-2).")
     autoscaler: Autoscaler = Field(default_factory=Autoscaler, description="The cluster autoscaler's scale-down "
                                    "settings (R-AS-2/5/6); they apply to the whole cluster.")
