@@ -12,9 +12,9 @@ Written on the procedure skeleton (tasks/procedure.py). Steps:
    the nodes named);
 5. converge: create the pool or change only what differs; the autoscaler's settings (R-AS-2/5/6);
    wait until the desired nodes are Ready with the pool's labels and taints;
-6. validate (tasks/gpu_validation.py): the smoke Job (which scales a pool at 0 up, R-AS-1, R-AS-7),
-   then every pool node's GPUs, device plugin and nvidia-smi, the taint (R-GPU-4) and half a GPU
-   refused (R-GPU-3).
+6. validate (tasks/gpu_validation.py), the checks in parallel: the smoke Job (which scales a pool at 0
+   up, R-AS-1, R-AS-7; then the new nodes are checked after it), every pool node's GPUs, device
+   plugin and nvidia-smi, the taint (R-GPU-4) and half a GPU refused (R-GPU-3).
 """
 
 from __future__ import annotations
@@ -77,13 +77,18 @@ def gpu_pool(spec: GpuPoolSpec, dry_run: bool = False) -> ValidationReport:
             run.approve(f"Shrink GPU pool {spec.name}: destroys {', '.join(change.destroyed)} (R-AS-3)",
                         spec.approve_shrink, "spec.approve_shrink")
 
+        options = pool_tasks.ensure_autoscaler_options.submit(target, spec)  # independent of the pool
         pool_id = pool_tasks.ensure_pool(target, spec, facts.vpc_id)
-        pool_tasks.ensure_autoscaler_options(target, spec)
-        pool_tasks.wait_pool_nodes(target, spec, pool_id)
+        options.result()
+        nodes = pool_tasks.wait_pool_nodes(target, spec, pool_id)
 
-        results = checks.run_smoke_job(target, spec, pool_id)
-        results += procedure.gather([
-            checks.validate_gpu_nodes.submit(target, spec, pool_id, facts.gpus or 0),
+        # The checks are independent and run together; only a pool at 0 nodes must wait for the smoke
+        # Job to scale it up (R-AS-1) before its nodes can be checked.
+        node_checks = [checks.validate_gpu_nodes.submit(target, spec, pool_id, facts.gpus or 0)] if nodes else []
+        results = procedure.gather([
+            checks.run_smoke_job.submit(target, spec, pool_id), *node_checks,
             checks.validate_taint_keeps_others_off.submit(target, spec, pool_id),
             checks.validate_fraction_refused.submit(target, spec, pool_id)])
+        if not nodes:
+            results += checks.validate_gpu_nodes(target, spec, pool_id, facts.gpus or 0)
         return run.validate(results, {"cluster_id": target.cluster_id, "node_pool_id": pool_id})
