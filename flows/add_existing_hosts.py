@@ -9,7 +9,8 @@ Steps, as issue 6 and the TKE guide order them:
 3. decide per host (R-ADD-3, tkeflow/rules/data_disk.py) and publish the decisions;
 4. approval (R-ADD-2: every host's OS is reinstalled and it moves to the cluster's project);
 5. ONE AddExistedInstances call for the batch, per-host overrides; partial failure reported;
-6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report.
+6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report;
+   a GPU host (the CVM's GPUInfo, R-GPU-5) also gets nvidia.com/gpu and nvidia-smi checked (tasks/hosts_gpu.py).
 ``dry_run`` stops after step 3: pre-flight, inspection and decisions, with zero mutating calls.
 """
 
@@ -21,6 +22,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from tasks import hosts
+from tasks import hosts_gpu
 from tasks import hosts_join as join
 from tasks.approval import require_approval
 from tasks.artifacts import artifact_key, markdown_table, publish_table
@@ -115,8 +117,9 @@ def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str
     disks_future = join.validate_host_disks.submit(spec, cluster_id, inspections, decisions, added)
     ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready)
+    gpu_future = hosts_gpu.validate_gpu_hosts.submit(spec, cluster_id, [h for h in joined if ready.get(h.private_ip)])
     checks += join.validate_hosts_in_cluster(spec, cluster_id, pre.cluster.project_id, added, pre.security_group_ids)
-    checks += disks_future.result()
+    checks += disks_future.result() + gpu_future.result() + hosts_gpu.recognised_checks(joined)  # R-GPU-5
     order = {instance_id: index for index, instance_id in enumerate(spec.instance_ids)}
     checks.sort(key=lambda c: order.get(c.target, len(order)))  # by host, in the spec's order (stable)
     checks += [c for c in pre.checks if c.warning]

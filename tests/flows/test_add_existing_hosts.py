@@ -232,3 +232,14 @@ def test_r_add_2_rerun_after_a_crash_mid_join_reinstalls_nobody_twice(twin, twin
     assert all(after[i]["os_install_count"] == before[i]["os_install_count"] + 1 for i in DEMO_HOSTS)
     adds = [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"]
     assert [a["params"]["InstanceIds"] for a in adds] == [["ins-host0003", "ins-host0004"]]
+
+
+def test_r_gpu_5_a_gpu_host_is_recognised_and_its_gpus_checked_after_the_join(twin, cluster_id):
+    report = run_flow(hosts_spec(instance_ids=["ins-gpu00001"]))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    rows = {c.name: c for c in report.checks if c.target == "ins-gpu00001"}
+    assert rows["GPU host recognised"].detail.startswith("1 x Tesla T4")
+    assert rows["allocatable nvidia.com/gpu"].detail == "1 (the CVM has 1)"
+    assert rows["nvidia-smi lists the GPUs"].ok and rows["nvidia-smi lists the GPUs"].detail.startswith("1 GPU(s), driver ")
+    assert not [c for c in report.checks if c.name == "GPU host recognised" and c.target != "ins-gpu00001"]
