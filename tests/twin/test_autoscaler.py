@@ -211,3 +211,20 @@ def test_pod_no_pool_fits_gets_not_trigger_scale_up_r_as_7(world: Any) -> None:
     wait_until(lambda: _events(kc, "NotTriggerScaleUp"), what="NotTriggerScaleUp")
     message = _events(kc, "NotTriggerScaleUp")[0]["message"]
     assert message.startswith("pod didn't trigger scale-up: 1 node(s) had untolerated taint")
+
+
+def test_a_node_never_ready_is_removed_after_the_unready_time_r_as_5(world: Any) -> None:
+    twin, cluster_id = world
+    kc = twin.kube(cluster_id)
+    twin.world.faults.nodes_never_ready = 1  # the next node to join keeps its kubelet down
+    Clients(twin).tke().ModifyClusterAsGroupOptionAttribute(req(
+        M.ModifyClusterAsGroupOptionAttributeRequest, ClusterId=cluster_id,
+        ClusterAsGroupOption={"ScaleDownUnreadyTime": 3}))
+    pool_id = _create_pool(twin, cluster_id, desired=1, autoscale=True)
+    wait_store(kc, lambda: len(_pool_nodes(kc, pool_id, ready_only=False)) == 1, what="the node registered")
+    (name,) = _pool_nodes(kc, pool_id, ready_only=False)
+    assert _pool_nodes(kc, pool_id) == []  # registered, never Ready
+
+    wait_store(kc, lambda: not _pool_nodes(kc, pool_id, ready_only=False), what="the NotReady node removed")
+    assert twin.world.clusters[cluster_id].node_pools[pool_id].desired_nodes == 0
+    assert any(e["involvedObject"]["name"] == name and "(unready)" in e["message"] for e in _events(kc, "ScaleDown"))
