@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.cloud import ClusterTarget, cluster_by_id_or_name, cluster_kube, tencent_cloud
+from tasks.cloud import ClusterTarget, cluster_by_id_or_name, cluster_kube, read_secret, tencent_cloud
+from tasks.cluster_request import PASSWORD_PLACEHOLDER
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow.rules import gpu_pool as rules
@@ -125,7 +126,7 @@ def _type_check(spec: GpuPoolSpec, itype: dict[str, Any] | None) -> Check:
                      detail=f"GpuCount {count:g}: " + ("a vGPU share, and containers do not share GPUs: "
                                                        "use a type with whole GPUs" if count else "no GPU"))
     return Check(name="whole GPUs per node", target=target, ok=True, rule="R-GPU-3",
-                 detail=f"{count:g} x {itype.get('Gpu') and itype.get('Remark') or 'GPU'}, sold")
+                 detail=f"{count:g} GPU(s) per node, on sale (status {itype.get('Status')})")
 
 
 def _subnet_check(spec: GpuPoolSpec, facts: PoolFacts) -> Check:
@@ -189,6 +190,8 @@ def create_request(target: ClusterTarget, spec: GpuPoolSpec, vpc_id: str) -> dic
     group = {"MaxSize": spec.max_nodes, "MinSize": spec.min_nodes, "DesiredCapacity": spec.desired_nodes,
              "VpcId": vpc_id, "SubnetIds": [spec.subnet_id], "RetryPolicy": "IMMEDIATE_RETRY"}
     login: dict[str, Any] = {"KeyIds": list(spec.login.key_ids)} if spec.login.key_ids else {}
+    if spec.login.password_secret:  # R-CRT-9: a placeholder naming the secret; the value only at send time
+        login = {"Password": PASSWORD_PLACEHOLDER.format(name=spec.login.password_secret)}
     launch = {"InstanceType": spec.instance_type, "InstanceChargeType": "POSTPAID_BY_HOUR",  # R-CRT-8
               "SystemDisk": {"DiskType": spec.system_disk.type, "DiskSize": spec.system_disk.size_gb},
               "DataDisks": [{"DiskType": d.type, "DiskSize": d.size_gb} for d in spec.data_disks],
@@ -225,7 +228,12 @@ def ensure_pool(target: ClusterTarget, spec: GpuPoolSpec, vpc_id: str) -> str:
     cloud = tencent_cloud(target.region)
     pool, members = find_pool.fn(target, spec)
     if pool is None:
-        return str(cloud.call("tke", "CreateClusterNodePool", create_request(target, spec, vpc_id))["NodePoolId"])
+        request = create_request(target, spec, vpc_id)
+        if spec.login.password_secret:
+            launch = json.loads(request["LaunchConfigurePara"])
+            launch["LoginSettings"]["Password"] = read_secret(spec.login.password_secret)  # never logged
+            request["LaunchConfigurePara"] = json.dumps(launch)
+        return str(cloud.call("tke", "CreateClusterNodePool", request)["NodePoolId"])
     change = rules.pool_change(pool, wanted_fields(spec), members)
     if change.modify:
         cloud.call("tke", "ModifyClusterNodePool", {"ClusterId": target.cluster_id, "NodePoolId": pool["NodePoolId"],

@@ -115,11 +115,17 @@ SECRET_FIELDS = {"Password", "PreShareKey", "SecretKey"}  # never kept in the ca
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every secret field's value replaced, for the call log."""
+    """``value`` with every secret field's value replaced, for the call log; also inside the JSON
+    strings some parameters are (RunInstancesPara, LaunchConfigurePara carry LoginSettings.Password)."""
     if isinstance(value, dict):
         return {k: ("***" if k in SECRET_FIELDS and v else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str) and value.startswith("{") and any(f'"{f}"' in value for f in SECRET_FIELDS):
+        try:
+            return json.dumps(redact(json.loads(value)))
+        except ValueError:
+            return value
     return value
 
 
