@@ -20,6 +20,7 @@ Written on the procedure skeleton (tasks/procedure.py). Steps:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from prefect import flow
 
@@ -82,13 +83,15 @@ def gpu_pool(spec: GpuPoolSpec, dry_run: bool = False) -> ValidationReport:
         options.result()
         nodes = pool_tasks.wait_pool_nodes(target, spec, pool_id)
 
-        # The checks are independent and run together; only a pool at 0 nodes must wait for the smoke
-        # Job to scale it up (R-AS-1) before its nodes can be checked.
-        node_checks = [checks.validate_gpu_nodes.submit(target, spec, pool_id, facts.gpus or 0)] if nodes else []
-        results = procedure.gather([
-            checks.run_smoke_job.submit(target, spec, pool_id), *node_checks,
-            checks.validate_taint_keeps_others_off.submit(target, spec, pool_id),
-            checks.validate_fraction_refused.submit(target, spec, pool_id)])
+        # The checks run together; a pool at 0 nodes has its nodes (and the taint keeping other pods off
+        # them) checked once the smoke Job has scaled it up (R-AS-1).
+        def on_nodes() -> list[Any]:
+            return [checks.validate_gpu_nodes.submit(target, spec, pool_id, facts.gpus or 0),
+                    checks.validate_taint_keeps_others_off.submit(target, spec, pool_id)]
+
+        results = procedure.gather([checks.run_smoke_job.submit(target, spec, pool_id),
+                                    checks.validate_fraction_refused.submit(target, spec, pool_id),
+                                    *(on_nodes() if nodes else [])])
         if not nodes:
-            results += checks.validate_gpu_nodes(target, spec, pool_id, facts.gpus or 0)
+            results += procedure.gather(on_nodes())
         return run.validate(results, {"cluster_id": target.cluster_id, "node_pool_id": pool_id})

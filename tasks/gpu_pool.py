@@ -37,6 +37,7 @@ class PoolFacts:
     quota: dict[str, Any] | None
     pool: dict[str, Any] | None
     members: list[dict[str, Any]] = field(default_factory=list)
+    gpu_software: list[dict[str, Any]] = field(default_factory=list)  # DescribeGPUInfo's GPUParams
 
     @property
     def vpc_id(self) -> str:
@@ -87,19 +88,27 @@ def find_pool(target: ClusterTarget, spec: GpuPoolSpec) -> tuple[dict[str, Any] 
     return found[0], members
 
 
+@cloud_task(task_run_name="read-gpu-software-{spec.instance_type}")
+def read_gpu_software(spec: GpuPoolSpec) -> list[dict[str, Any]]:
+    """R-GPU-2: the driver, CUDA and cuDNN versions TKE offers for the type and OS (DescribeGPUInfo, 2022-05-01)."""
+    found = tencent_cloud(spec.region).call("tke2022", "DescribeGPUInfo", {"InstanceType": spec.instance_type,
+                                                                           "OsName": spec.os})
+    return list(found.get("GPUParams") or [])
+
+
 def read_facts(target: ClusterTarget, spec: GpuPoolSpec, cluster: dict[str, Any]) -> PoolFacts:
     """Every read of the pre-flight, in parallel task runs."""
     futures = [read_instance_type.submit(spec), read_subnet.submit(spec), read_quota.submit(spec),
-               find_pool.submit(target, spec)]
-    itype, subnet, quota, (pool, members) = (f.result() for f in futures)
-    return PoolFacts(cluster, itype, subnet, quota, pool, members)
+               find_pool.submit(target, spec), read_gpu_software.submit(spec)]
+    itype, subnet, quota, (pool, members), software = (f.result() for f in futures)
+    return PoolFacts(cluster, itype, subnet, quota, pool, members, software)
 
 
 # ---- judging (pure) ----------------------------------------------------------------------------------
 
 def preflight_checks(spec: GpuPoolSpec, facts: PoolFacts) -> list[Check]:
     return [*_cluster_checks(facts.cluster), _type_check(spec, facts.instance_type), _subnet_check(spec, facts),
-            _quota_check(spec, facts), *_image_checks(spec)]
+            _quota_check(spec, facts), *_image_checks(spec, facts.gpu_software)]
 
 
 def _cluster_checks(cluster: dict[str, Any]) -> list[Check]:
@@ -155,16 +164,32 @@ def _quota_check(spec: GpuPoolSpec, facts: PoolFacts) -> Check:
                  detail=plan.describe() + ("" if plan.fits else ": lower max_nodes or raise the quota"))
 
 
-def _image_checks(spec: GpuPoolSpec) -> list[Check]:
+def _image_checks(spec: GpuPoolSpec, offers: list[dict[str, Any]]) -> list[Check]:
     documented = DOCUMENTED_GPU_OS in spec.os.lower()
+    asked = spec.gpu_args
     checks = [Check(name="GPU OS image", target=spec.os, ok=True, rule="R-GPU-2", warning=not documented,
-                    detail=f"driver {spec.gpu_args.driver}, CUDA {spec.gpu_args.cuda or '-'}, cuDNN "
-                           f"{spec.gpu_args.cudnn or '-'}" + ("" if documented else
-                                                              "; not the documented CentOS GPU image"))]
+                    detail="the documented CentOS GPU image" if documented else
+                    "not the documented CentOS GPU image: make sure TKE installs GPU drivers on it"),
+              _software_check(spec, offers)]
+    if asked.cudnn and not asked.cuda:
+        checks.append(Check(name="GPU software offered", target=spec.instance_type, ok=False, rule="R-GPU-2",
+                            detail="cuDNN needs CUDA: set gpu_args.cuda"))
     if not spec.taints:
         checks.append(Check(name="taint keeps other pods off", target=spec.name, ok=True, warning=True, rule="R-GPU-4",
                             detail="no taint: pods that need no GPU may land on GPU nodes; add nvidia.com/gpu=present:NoSchedule"))
     return checks
+
+
+def _software_check(spec: GpuPoolSpec, offers: list[dict[str, Any]]) -> Check:
+    """R-GPU-2: the driver, CUDA and cuDNN asked for are a combination the API offers for this type and OS."""
+    asked = spec.gpu_args
+    wanted = f"driver {asked.driver}, CUDA {asked.cuda or '-'}, cuDNN {asked.cudnn or '-'}"
+    match = [o for o in offers if o.get("Driver") == asked.driver and (not asked.cuda or o.get("CUDA") == asked.cuda)
+             and (not asked.cudnn or o.get("CUDNN") == asked.cudnn)]
+    offered = "; ".join(f"{o.get('Driver')}/{o.get('CUDA')}/{o.get('CUDNN')}" for o in offers) or "none"
+    return Check(name="GPU software offered", target=f"{spec.instance_type} {spec.os}", ok=bool(match), rule="R-GPU-2",
+                 detail=f"{wanted}: offered" if match else
+                 f"{wanted} is not offered (DescribeGPUInfo: {offered}): pick an offered driver/CUDA/cuDNN")
 
 
 # ---- planning (pure) --------------------------------------------------------------------------------

@@ -150,10 +150,11 @@ def validate_taint_keeps_others_off(target: ClusterTarget, spec: GpuPoolSpec, po
             kube.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
     pod = pods[0]
     message = next((c.message for c in pod.status.conditions or [] if c.type == "PodScheduled"), "") or ""
-    kept_off = not pod.spec.node_name
+    # kept off by the taint itself, on the pool's nodes (not merely because no pool node exists)
+    kept_off = not pod.spec.node_name and "untolerated taint" in message
     return Check(name="pod without the toleration kept off", target=spec.name, ok=kept_off or not spec.taints,
                  rule="R-GPU-4", warning=not spec.taints,
-                 detail=message if kept_off else f"scheduled on {pod.spec.node_name}: the pool has no taint")
+                 detail=message if not pod.spec.node_name else f"scheduled on {pod.spec.node_name}: the pool has no taint")
 
 
 def _placed_or_refused(pods: list[Any]) -> bool:

@@ -122,6 +122,7 @@ def test_dry_run_plans_the_request_and_the_quota_with_no_mutating_call(gpu_clust
     ({"instance_type": SOLD_OUT_TYPE}, "R-GPU-5", "SOLD_OUT"),
     ({"instance_type": VGPU_TYPE}, "R-GPU-3", "vGPU share"),
     ({"max_nodes": 30}, "R-AS-4", "lower max_nodes"),
+    ({"gpu_args": {"driver": "418.126.02", "cuda": None, "cudnn": None}}, "R-GPU-2", "is not offered (DescribeGPUInfo"),
 ])
 def test_refused_before_any_mutating_call(gpu_cluster: GpuCluster, changes: dict[str, Any], rule: str,
                                           words: str) -> None:

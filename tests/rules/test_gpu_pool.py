@@ -8,7 +8,7 @@ import pytest
 
 from tkeflow.rules import gpu_pool as rules
 
-POOL = {"MinNodesNum": 0, "MaxNodesNum": 3, "DesiredNodesNum": 2, "EnableAutoscale": True,
+POOL = {"MinNodesNum": 0, "MaxNodesNum": 3, "DesiredNodesNum": 2, "AutoscalingGroupStatus": "enabled",
         "Labels": [{"Name": "accelerator", "Value": "t4"}],
         "Taints": [{"Key": "nvidia.com/gpu", "Value": "present", "Effect": "NoSchedule"}],
         "GPUArgs": {"Driver": {"Name": "NVIDIA", "Version": "470.82.01"}}}
@@ -52,6 +52,11 @@ def test_only_what_differs_is_modified() -> None:
 def test_r_as_3_lowering_max_below_the_nodes_names_the_newest() -> None:
     change = rules.pool_change(POOL, wanted(MaxNodesNum=1), MEMBERS)
     assert change.modify == {"MaxNodesNum": 1} and change.desired == 1 and change.destroyed == ["ins-new"]
+
+
+def test_autoscaling_turned_back_on() -> None:
+    change = rules.pool_change({**POOL, "AutoscalingGroupStatus": "disabled"}, wanted(), MEMBERS)
+    assert change.modify == {"EnableAutoscale": True}
 
 
 def test_nvidia_smi_query_rows() -> None:

@@ -89,9 +89,11 @@ def pool_change(pool: Mapping[str, Any], wanted: Mapping[str, Any], members: Seq
     to reach the spec's (never down to it). Lowering max below the CVMs that exist destroys the newest.
     """
     modify: dict[str, Any] = {}
-    for name in ("MinNodesNum", "MaxNodesNum", "EnableAutoscale"):
+    for name in ("MinNodesNum", "MaxNodesNum"):
         if pool.get(name) != wanted[name]:
             modify[name] = wanted[name]
+    if (pool.get("AutoscalingGroupStatus") == "enabled") != wanted["EnableAutoscale"]:  # NodePool has no EnableAutoscale
+        modify["EnableAutoscale"] = wanted["EnableAutoscale"]
     if _as_set(pool.get("Labels")) != _as_set(wanted["Labels"]):
         modify["Labels"] = wanted["Labels"]
     if _as_set(pool.get("Taints")) != _as_set(wanted["Taints"]):

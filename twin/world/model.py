@@ -330,6 +330,14 @@ class Region:
     zone_ids: dict[str, int] = field(default_factory=dict)
 
 
+GPU_SOFTWARE = (
+    {"driver": "450.102.04", "cuda": "11.0.3", "cudnn": "8.0.5"},
+    {"driver": "470.82.01", "cuda": "11.4.3", "cudnn": "8.2.4"},
+    {"driver": "525.105.17", "cuda": "12.0.1", "cudnn": "8.8.0"},
+    {"driver": "535.161.08", "cuda": "12.2.2", "cudnn": "8.9.7"},
+)
+
+
 class World:
     """Everything the twin knows. Mutate only while holding ``lock`` (one RLock for the whole world)."""
 
@@ -359,6 +367,8 @@ class World:
         self.timings = Timings()
         self.faults = Faults()
         self.same_node_policy_defect = False  # R-KR-4 knob, read by the cluster twin
+        # R-GPU-2: driver/CUDA/cuDNN combinations TKE offers for GPU types (DescribeGPUInfo, 2022-05-01)
+        self.gpu_software: list[dict[str, str]] = [dict(o) for o in GPU_SOFTWARE]
         self.rng = random.Random(20181127)
         self._route_seq = 100000
 
