@@ -134,6 +134,10 @@ def _type_check(spec: GpuPoolSpec, itype: dict[str, Any] | None) -> Check:
         return Check(name="whole GPUs per node", target=target, ok=False, rule="R-GPU-3",
                      detail=f"GpuCount {count:g}: " + ("a vGPU share, and containers do not share GPUs: "
                                                        "use a type with whole GPUs" if count else "no GPU"))
+    if spec.gpus_per_pod > count:
+        return Check(name="whole GPUs per node", target=target, ok=False, rule="R-GPU-3",
+                     detail=f"gpus_per_pod {spec.gpus_per_pod} > {count:g} GPU(s) per node: no node could run "
+                            "the pod; lower gpus_per_pod or pick a larger type")
     return Check(name="whole GPUs per node", target=target, ok=True, rule="R-GPU-3",
                  detail=f"{count:g} GPU(s) per node, on sale (status {itype.get('Status')})")
 

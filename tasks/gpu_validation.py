@@ -23,6 +23,7 @@ from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow import errors
 from tkeflow.clients import ssh
+from tkeflow.clients.kube_waits import WaitTimeout
 from tkeflow.rules import gpu_pool as rules
 from tkeflow.specs.gpu_pool import GpuPoolSpec
 
@@ -64,8 +65,18 @@ def run_smoke_job(target: ClusterTarget, spec: GpuPoolSpec, pool_id: str) -> lis
             jobs = kube.wait_for(kube.batch.list_namespaced_job, _finished, spec.smoke_timeout_s,
                                  f"smoke Job {name} to finish", namespace=NAMESPACE, field_selector=f"metadata.name={name}")
             return _smoke_checks(kube, spec, name, jobs[0])
+        except WaitTimeout as e:  # a row of the table, with what the scheduler and the autoscaler said
+            return [Check(name="smoke Job Succeeded with its pass line", target=name, ok=False, rule="R-AS-1",
+                          detail=f"{e}; events: {_pod_events(kube, name) or 'none'}")]
         finally:
             kube.batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background")
+
+
+def _pod_events(kube: Any, job: str) -> str:
+    pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={job}").items
+    events = [e for p in pods for e in kube.core.list_namespaced_event(
+        NAMESPACE, field_selector=f"involvedObject.name={p.metadata.name}").items]
+    return "; ".join(f"{e.reason}: {e.message}" for e in events[-3:])
 
 
 def _smoke_checks(kube: Any, spec: GpuPoolSpec, name: str, job: Any) -> list[Check]:

@@ -22,7 +22,7 @@ from tests.flows import upgrade_world as uw
 from tests.flows.gpu_world import SOLD_OUT_TYPE, VGPU_TYPE, write_gpu_world
 from tests.flows.prefect_artifacts import latest_artifact
 from tkeflow import specs
-from tkeflow.errors import ApprovalRequired, PreflightFailed
+from tkeflow.errors import ApprovalRequired, PreflightFailed, ValidationFailed
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -123,6 +123,7 @@ def test_dry_run_plans_the_request_and_the_quota_with_no_mutating_call(gpu_clust
     ({"instance_type": VGPU_TYPE}, "R-GPU-3", "vGPU share"),
     ({"max_nodes": 30}, "R-AS-4", "lower max_nodes"),
     ({"gpu_args": {"driver": "418.126.02", "cuda": None, "cudnn": None}}, "R-GPU-2", "is not offered (DescribeGPUInfo"),
+    ({"gpus_per_pod": 2}, "R-GPU-3", "no node could run the pod"),
 ])
 def test_refused_before_any_mutating_call(gpu_cluster: GpuCluster, changes: dict[str, Any], rule: str,
                                           words: str) -> None:
@@ -155,3 +156,19 @@ def test_lowering_max_below_the_nodes_needs_approval_naming_them_r_as_3(gpu_clus
     assert len(named) == 1  # exactly the one CVM that would go is named
     shrunk = run_flow(gpu_cluster.spec(desired_nodes=1, max_nodes=1, approve_shrink=True))
     assert shrunk.ok and pool.max_nodes == 1 and named[0] not in gpu_cluster.twin.world.cvms
+
+
+def test_smoke_job_that_never_runs_fails_its_row_and_is_removed(gpu_cluster: GpuCluster) -> None:
+    """The new node never turns Ready: the smoke Job times out, its row says why, its objects are gone."""
+    gpu_cluster.twin.world.faults.nodes_never_ready = 1
+
+    with pytest.raises(ValidationFailed) as err:
+        run_flow(gpu_cluster.spec(smoke_timeout_s=3))
+
+    report = err.value.report  # type: ignore[attr-defined]
+    (smoke,) = _rows(report, "smoke Job Succeeded with its pass line")
+    assert not smoke.ok and "timed out after 3s" in smoke.detail and "TriggeredScaleUp" in smoke.detail
+    assert not _rows(report, "pool nodes Ready")[0].ok
+    kc = gpu_cluster.twin.kube(gpu_cluster.cluster_id)
+    uw.wait_store(kc, lambda: not kc.store.list("jobs.batch", "default")[0]
+                  and not kc.store.list("pods", "default")[0], what="the smoke Job and its pod deleted")
