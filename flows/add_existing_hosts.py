@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
 from tasks import hosts
 from tasks import hosts_gpu
 from tasks import hosts_join as join
-from tasks.approval import require_approval
-from tasks.artifacts import artifact_key, markdown_table, publish_table
-from tasks.validation import Check, ValidationReport, check_rows, finish_validation, stop_on_failed_preflight
+from tasks import procedure
+from tasks.artifacts import markdown_table, publish_table
+from tasks.procedure import Check, ClusterTarget, ValidationReport
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
 
@@ -105,64 +104,57 @@ def _result_texts(pre: hosts.Preflight, checks: list[Check]) -> dict[str, str]:
     return texts
 
 
-def _finish(spec: ExistingHostsSpec, pre: hosts.Preflight, inspections: dict[str, hosts.Inspection],
-            decisions: Decisions, result: join.JoinResult | None) -> ValidationReport:
+def _finish(run: procedure.Run, target: ClusterTarget, spec: ExistingHostsSpec, pre: hosts.Preflight,
+            inspections: dict[str, hosts.Inspection], decisions: Decisions,
+            result: join.JoinResult | None) -> ValidationReport:
     """Step 6: wait Ready, validate over SSH, publish the per-host table, return the report."""
-    cluster_id = pre.cluster.cluster_id
     checks = _join_checks(pre, inspections, result) + _decision_checks(decisions)
     joined_ids = set(result.added + result.already_in) if result else set()
     joined = [h for h in pre.to_add if h.instance_id in joined_ids] + pre.already_in
     added = [h.instance_id for h in pre.to_add if h in joined]
     # The disks are checked as soon as the hosts are initialized, while the nodes turn Ready.
-    disks_future = join.validate_host_disks.submit(spec, cluster_id, inspections, decisions, added)
-    ready = join.wait_hosts_ready(spec, cluster_id, [h.private_ip for h in joined])
+    disks_future = join.validate_host_disks.submit(target, spec, inspections, decisions, added)
+    ready = join.wait_hosts_ready(target, spec, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready)
-    gpu_future = hosts_gpu.validate_gpu_hosts.submit(spec, cluster_id, [h for h in joined if ready.get(h.private_ip)])
-    checks += join.validate_hosts_in_cluster(spec, cluster_id, pre.cluster.project_id, added, pre.security_group_ids)
+    gpu_future = hosts_gpu.validate_gpu_hosts.submit(target, spec, [h for h in joined if ready.get(h.private_ip)])
+    checks += join.validate_hosts_in_cluster(target, spec, pre.cluster.project_id, added, pre.security_group_ids)
     checks += disks_future.result() + gpu_future.result() + hosts_gpu.recognised_checks(joined)  # R-GPU-5
     order = {instance_id: index for index, instance_id in enumerate(spec.instance_ids)}
     checks.sort(key=lambda c: order.get(c.target, len(order)))  # by host, in the spec's order (stable)
-    checks += [c for c in pre.checks if c.warning]
-    key = artifact_key(FLOW_NAME, cluster_id)
-    publish_table(f"{key}-hosts", host_rows(pre, inspections, decisions, _result_texts(pre, checks)),
-                  f"Hosts added to {cluster_id}: disks seen, decision, reason, result")
-    summary = {"cluster_id": cluster_id, "added": result.added if result else [],
+    publish_table(f"{run.key}-hosts", host_rows(pre, inspections, decisions, _result_texts(pre, checks)),
+                  f"Hosts added to {target.cluster_id}: disks seen, decision, reason, result")
+    summary = {"cluster_id": target.cluster_id, "added": result.added if result else [],
                "skipped": [h.instance_id for h in pre.already_in],
                "failed": dict(result.failed) if result else {},
                "formatted": sorted(i for i in added if decisions[i].formats_disk)}
-    return finish_validation(key, FLOW_NAME, cluster_id, checks, summary=summary)
+    return run.validate(checks, summary)
 
 
-def _run_name() -> str:
-    """``add-hosts-<cluster id or name>``: the cluster as the spec names it (a template cannot pick one)."""
-    spec = flow_run.parameters.get("spec")
-    fields = spec if isinstance(spec, dict) else getattr(spec, "__dict__", {})
-    return f"add-hosts-{fields.get('cluster_id') or fields.get('cluster_name') or 'cluster'}"
+def _plan_markdown(pre: hosts.Preflight, rows: list[dict[str, Any]]) -> str:
+    return "\n".join([f"# Plan: hosts to add to {pre.cluster.cluster_id} and their R-ADD-3 decisions", "",
+                      markdown_table(rows)])
 
 
-@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=False)
+@flow(name=FLOW_NAME, flow_run_name=procedure.flow_run_name("add-hosts", "cluster_id", "cluster_name"), log_prints=False)
 def add_existing_hosts(spec: ExistingHostsSpec, dry_run: bool = False) -> ValidationReport:
     """Add existing CVMs to a cluster: pre-flight, inspect, decide (R-ADD-3), approve, join, validate."""
-    logger = get_run_logger()
-    pre = hosts.preflight_hosts(spec)
-    for warning in (c for c in pre.checks if c.warning):
-        logger.warning("%s: %s (%s)", warning.name, warning.detail, warning.rule)
-    key = artifact_key(FLOW_NAME, pre.cluster.cluster_id)
-    if pre.failed:
-        publish_table(f"{key}-preflight", check_rows(pre.checks), "Pre-flight of add-existing-hosts: failed")
-    stop_on_failed_preflight(pre.checks)
-    inspections = hosts.inspect_hosts(spec, pre.to_add)
-    decisions = hosts.decide_data_disks(spec, inspections)
-    rows = host_rows(pre, inspections, decisions)
-    publish_table(f"{key}-plan", rows, f"Plan: hosts to add to {pre.cluster.cluster_id} and their R-ADD-3 decisions")
-    if dry_run:
-        logger.info("Dry run: decisions published as artifact %s-plan; nothing was changed", key)
-        return ValidationReport(flow=FLOW_NAME, target=pre.cluster.cluster_id, ok=True,
-                                checks=pre.checks + _decision_checks(decisions), summary={"dry_run": True, "plan": rows})
-    result = None
-    if decisions:
-        require_approval(f"Adding {len(decisions)} hosts to {pre.cluster.cluster_id} (OS reinstall, R-ADD-2)",
-                         spec.approve_reinstall, _approval_preview(pre, rows, decisions), "spec.approve_reinstall")
-        settings = {i: join.advanced_settings(spec, d, inspections[i]) for i, d in decisions.items()}
-        result = join.add_existed_instances(spec, pre.cluster.cluster_id, settings, pre.security_group_ids)
-    return _finish(spec, pre, inspections, decisions, result)
+    with procedure.Run(FLOW_NAME, spec.cluster_id or spec.cluster_name or "", dry_run=dry_run) as run:
+        pre = hosts.preflight_hosts(spec)
+        target = ClusterTarget(spec.region, pre.cluster.cluster_id)
+        run.retarget(target.cluster_id)
+        run.preflight(pre.checks)
+        inspections = hosts.inspect_hosts(spec, pre.to_add)
+        decisions = hosts.decide_data_disks(spec, inspections)
+        rows = host_rows(pre, inspections, decisions)
+        run.plan(_plan_markdown(pre, rows), f"Plan: hosts to add to {target.cluster_id} and their R-ADD-3 decisions")
+        if dry_run:
+            run.checks += _decision_checks(decisions)
+            return run.planned({"plan": rows})
+        run.lock(procedure.lock_name(target.region, target.cluster_id))
+        result = None
+        if decisions:
+            run.approve(f"Adding {len(decisions)} hosts to {target.cluster_id} (OS reinstall, R-ADD-2)",
+                        spec.approve_reinstall, "spec.approve_reinstall", _approval_preview(pre, rows, decisions))
+            settings = {i: join.advanced_settings(spec, d, inspections[i]) for i, d in decisions.items()}
+            result = join.add_existed_instances(target, spec, settings, pre.security_group_ids)
+        return _finish(run, target, spec, pre, inspections, decisions, result)

@@ -25,15 +25,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 
 from flows import upgrade_plan
 from flows.upgrade_plan import UpgradePlan
 from tasks import node_upgrade as cloud_steps
 from tasks import nodes as node_steps
-from tasks.approval import require_approval
-from tasks.artifacts import Progress, artifact_key, publish_markdown
-from tasks.validation import Check, ValidationReport, finish_validation
+from tasks import procedure
+from tasks.artifacts import Progress
+from tasks.procedure import Check, ClusterTarget, ValidationReport
 from tkeflow.errors import TkeflowError
 from tkeflow.rules import upgrade as rules
 from tkeflow.specs import NodeUpgradeSpec
@@ -51,19 +50,23 @@ class NodeFailed(Exception):
         self.nodes, self.step, self.error = list(nodes), step, error
 
 
-def _observe(spec: NodeUpgradeSpec, cluster: dict[str, Any]) -> tuple[UpgradePlan, dict[str, str]]:
-    """One read of the cluster and of the cloud; the plan and the cloud's upgrade progress."""
-    cluster_id = str(cluster["ClusterId"])
-    observation = node_steps.observe_cluster(cluster_id, spec.region)
-    instances = cloud_steps.describe_instances(spec.region, cluster_id)
-    progress = cloud_steps.upgrade_progress(spec.region, cluster_id)
-    return upgrade_plan.build_plan(spec, cluster, observation, instances, progress), progress
+def _observe(target: ClusterTarget, spec: NodeUpgradeSpec,
+             cluster: dict[str, Any]) -> tuple[UpgradePlan, dict[str, str]]:
+    """One read of the cluster and of the cloud; the plan (with every pre-check) and the cloud's progress."""
+    observation = node_steps.observe_cluster(target)
+    instances = cloud_steps.describe_instances(target)
+    progress = cloud_steps.upgrade_progress(target)
+    plan = upgrade_plan.build_plan(spec, cluster, observation, instances, progress)
+    if not plan.needs_master(spec.target_version):
+        plan.checks += _check_upgradeable(target, spec, plan, progress)
+    return plan, progress
 
 
-def _check_upgradeable(spec: NodeUpgradeSpec, plan: UpgradePlan, progress: dict[str, str]) -> list[Check]:
+def _check_upgradeable(target: ClusterTarget, spec: NodeUpgradeSpec, plan: UpgradePlan,
+                       progress: dict[str, str]) -> list[Check]:
     asked = [plan.observed[n].instance_id for n in plan.to_upgrade()
              if progress.get(plan.observed[n].instance_id) not in cloud_steps.UPGRADING]
-    refused = cloud_steps.check_upgradeable(spec.region, plan.cluster_id, asked, spec.upgrade_type)
+    refused = cloud_steps.check_upgradeable(target, asked, spec.upgrade_type)
     return upgrade_plan.upgradeable_checks(plan, refused)
 
 
@@ -82,26 +85,25 @@ def _step(batch: Sequence[str], step: str, action: Callable[[], Any]) -> Any:
         raise NodeFailed(batch, step, exc) from exc
 
 
-def _upgrade_batch(spec: NodeUpgradeSpec, plan: UpgradePlan, batch: Sequence[str]) -> None:
+def _upgrade_batch(cluster: ClusterTarget, spec: NodeUpgradeSpec, plan: UpgradePlan, batch: Sequence[str]) -> None:
     """One batch, start to finish (R-UPG-5); raises NodeFailed naming the step that failed."""
-    cid, region, target = plan.cluster_id, spec.region, spec.target_version
+    target = spec.target_version
     keep = {n: plan.plans[n].keep_cordoned for n in batch}
     for name in batch:
-        _step([name], "cordon", lambda name=name: node_steps.cordon_node(cid, region, name, target, keep[name]))
-    drains = _step(batch, "drain", lambda: _each(node_steps.drain_node, batch, cluster_id=cid, region=region,
-                                                 drain=spec.drain))
+        _step([name], "cordon", lambda name=name: node_steps.cordon_node(cluster, name, target, keep[name]))
+    drains = _step(batch, "drain", lambda: _each(node_steps.drain_node, batch, target=cluster, drain=spec.drain))
     _step(batch, "wait for evicted pods Ready elsewhere",
-          lambda: node_steps.wait_pods_rescheduled(cid, region, drains, float(spec.drain.timeout_s)))
+          lambda: node_steps.wait_pods_rescheduled(cluster, drains, float(spec.drain.timeout_s)))
     instances = {n: plan.observed[n].instance_id for n in batch if plan.plans[n].needs_upgrade}
     if instances:
         _step(batch, "UpgradeClusterInstances", lambda: cloud_steps.upgrade_instances(
-            region, cid, instances, target, spec.upgrade_type))
-    _step(batch, f"wait Ready at {target}", lambda: _each(node_steps.wait_node_upgraded, batch, cluster_id=cid,
-                                                          region=region, target_version=target,
+            cluster, instances, target, spec.upgrade_type))
+    _step(batch, f"wait Ready at {target}", lambda: _each(node_steps.wait_node_upgraded, batch, target=cluster,
+                                                          target_version=target,
                                                           timeout_s=float(spec.node_ready_timeout_s)))
     for name in batch:
-        _step([name], "uncordon", lambda name=name: node_steps.uncordon_node(cid, region, name, keep[name]))
-    problems = _step(batch, "validate", lambda: _each(node_steps.validate_node, batch, cluster_id=cid, region=region,
+        _step([name], "uncordon", lambda name=name: node_steps.uncordon_node(cluster, name, keep[name]))
+    problems = _step(batch, "validate", lambda: _each(node_steps.validate_node, batch, target=cluster,
                                                       target_version=target,
                                                       deployments=plan.available_deployments,
                                                       timeout_s=SETTLE_TIMEOUT_S))
@@ -119,9 +121,9 @@ def _failure_check(failure: NodeFailed, plan: UpgradePlan) -> Check:
     return Check(name="node upgraded", target=", ".join(failure.nodes), ok=False, detail=detail, rule="R-UPG-5")
 
 
-def _final_checks(spec: NodeUpgradeSpec, plan: UpgradePlan) -> list[Check]:
+def _final_checks(cluster: ClusterTarget, spec: NodeUpgradeSpec, plan: UpgradePlan) -> list[Check]:
     """Every node at the target, Ready, schedulable unless cordoned before; PDBs whole; Deployments up."""
-    observation = node_steps.observe_cluster(plan.cluster_id, spec.region)
+    observation = node_steps.observe_cluster(cluster)
     checks = []
     for node in (rules.observe_node(n) for n in observation.nodes):
         at_target = node.ready and rules.at_least(node.kubelet_version, spec.target_version)
@@ -157,12 +159,12 @@ def _summary(spec: NodeUpgradeSpec, plan: UpgradePlan, dry_run: bool, finished: 
             "blocked_evictions": [f"{b.pod}: {b.reason}" for b in plan.blockers if b.blocking]}
 
 
-def _execute(spec: NodeUpgradeSpec, plan: UpgradePlan, key: str) -> tuple[list[str], list[Check]]:
+def _execute(cluster: ClusterTarget, spec: NodeUpgradeSpec, plan: UpgradePlan, key: str) -> tuple[list[str], list[Check]]:
     """Master, upgradeability, then every batch in order; returns the finished nodes and any failure."""
     logger = get_run_logger()
     if plan.needs_master(spec.target_version):
-        cloud_steps.upgrade_master(spec.region, plan.cluster_id, spec.target_version, float(spec.master_timeout_s))
-        refused = [c for c in _check_upgradeable(spec, plan, {}) if not c.ok]
+        cloud_steps.upgrade_master(cluster, spec.target_version, float(spec.master_timeout_s))
+        refused = [c for c in _check_upgradeable(cluster, spec, plan, {}) if not c.ok]
         if refused:
             return [], refused
     done = sum(1 for p in plan.plans.values() if not p.needs_work)
@@ -172,7 +174,7 @@ def _execute(spec: NodeUpgradeSpec, plan: UpgradePlan, key: str) -> tuple[list[s
     for index, batch in enumerate(plan.batches, start=1):
         logger.info("Batch %d of %d: %s", index, len(plan.batches), ", ".join(batch))
         try:
-            _upgrade_batch(spec, plan, batch)
+            _upgrade_batch(cluster, spec, plan, batch)
         except NodeFailed as failure:
             logger.error("Stopped: %s", failure)
             return finished, [_failure_check(failure, plan)]
@@ -182,38 +184,35 @@ def _execute(spec: NodeUpgradeSpec, plan: UpgradePlan, key: str) -> tuple[list[s
     return finished, []
 
 
-def _run_name() -> str:
-    """``rolling-node-upgrade-<cluster id or name>-to-<version>`` (the spec names its cluster either way)."""
-    spec = flow_run.parameters.get("spec")
-    values = spec.model_dump() if isinstance(spec, NodeUpgradeSpec) else dict(spec or {})
-    return f"{FLOW_NAME}-{values.get('cluster_id') or values.get('cluster_name')}-to-{values.get('target_version')}"
+def _approval_action(spec: NodeUpgradeSpec, plan: UpgradePlan) -> str | None:
+    """The destructive steps a person approves, in one line (None: nothing to do)."""
+    if plan.order:
+        return (f"Rolling upgrade of {len(plan.order)} nodes of {plan.cluster_id} to {spec.target_version} "
+                f"(UpgradeType {spec.upgrade_type})")
+    if plan.needs_master(spec.target_version):
+        return f"Master upgrade of {plan.cluster_id} to {spec.target_version}"
+    return None
 
 
-@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=False)
+@flow(name=FLOW_NAME, flow_run_name=procedure.flow_run_name(FLOW_NAME, "cluster_id", "cluster_name",
+                                                            suffix="to-{target_version}"), log_prints=False)
 def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationReport:
     """Upgrade the master (when behind) and then every node of the cluster to ``spec.target_version``."""
-    logger = get_run_logger()
-    try:
+    with procedure.Run(FLOW_NAME, spec.cluster_id or spec.cluster_name or "", dry_run=dry_run) as run:
         cluster = cloud_steps.describe_cluster(spec.region, spec.cluster_id, spec.cluster_name)
-        key = artifact_key(FLOW_NAME, str(cluster["ClusterId"]))
-        plan, progress = _observe(spec, cluster)
-        if not plan.needs_master(spec.target_version):
-            plan.checks += _check_upgradeable(spec, plan, progress)
-        preview = upgrade_plan.plan_markdown(spec, plan)
-        publish_markdown(f"{key}-plan", preview, f"Rolling upgrade plan for {plan.cluster_id}")
-        if dry_run or plan.failed:
-            logger.info("%s: plan published as %s-plan; nothing was changed", "Dry run" if dry_run else "Pre-checks failed",
-                        key)
-            return finish_validation(f"{key}-preflight", FLOW_NAME, plan.cluster_id, plan.checks,
-                                     _summary(spec, plan, dry_run, []))
-        if plan.order:
-            require_approval(f"Rolling upgrade of {len(plan.order)} nodes of {plan.cluster_id} to {spec.target_version} "
-                             f"(UpgradeType {spec.upgrade_type})", spec.approve, preview, "spec.approve")
-        elif plan.needs_master(spec.target_version):
-            require_approval(f"Master upgrade of {plan.cluster_id} to {spec.target_version}", spec.approve, preview,
-                             "spec.approve")
-        finished, failures = _execute(spec, plan, key)
-        checks = [c for c in plan.checks if c.warning] + failures + _final_checks(spec, plan)
-        return finish_validation(key, FLOW_NAME, plan.cluster_id, checks, _summary(spec, plan, False, finished))
-    finally:
-        node_steps.close_kubes()
+        target = ClusterTarget(spec.region, str(cluster["ClusterId"]))
+        run.retarget(target.cluster_id)
+        # The plan depends on what another run of this cluster may be changing (cordons, versions): the
+        # lock is taken before observing, and a run that had to wait reads the cluster again.
+        if run.lock(procedure.lock_name(target.region, target.cluster_id)):
+            cluster = cloud_steps.describe_cluster(spec.region, target.cluster_id, None)
+        plan, _ = _observe(target, spec, cluster)
+        run.plan(upgrade_plan.plan_markdown(spec, plan), f"Rolling upgrade plan for {plan.cluster_id}")
+        run.preflight(plan.checks)
+        if dry_run:
+            return run.planned(_summary(spec, plan, True, []))
+        action = _approval_action(spec, plan)
+        if action:
+            run.approve(action, spec.approve, "spec.approve")
+        finished, failures = _execute(target, spec, plan, run.key)
+        return run.validate(failures + _final_checks(target, spec, plan), _summary(spec, plan, False, finished))

@@ -169,6 +169,19 @@ def kube_session() -> Iterator[KubeSession]:
         session.close()
 
 
+def session_kube(target: ClusterTarget) -> Kube:
+    """The run's shared client for the target, inside kube_session() (every flow's Run opens one).
+
+    For tasks that always run within a flow (the upgrade's node steps); a task that may also run on
+    its own uses ``with cluster_kube(target) as kube:``.
+    """
+    session = _session.get()
+    if session is None:
+        raise PermanentError("no Kubernetes session: run this task in a flow written on tasks/procedure.Run, "
+                             "or within tasks.cloud.kube_session()", code="NoKubeSession")
+    return session.client(target)
+
+
 @contextlib.contextmanager
 def cluster_kube(target: ClusterTarget) -> Iterator[Kube]:
     """The target's Kubernetes client: the run's shared one inside kube_session(), else one of its own."""

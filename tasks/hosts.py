@@ -35,8 +35,6 @@ from tkeflow.specs import ExistingHostsSpec
 # cross-check filesystems (a udev cache can miss one; the safe side is "has a filesystem"), df for
 # used bytes of mounted filesystems (lsblk's FSUSED needs util-linux 2.33, older hosts lack it).
 INSPECT_COMMAND = "lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,UUID,MOUNTPOINT,SERIAL; blkid -o export; df -B1"
-# A transient SSH failure (timeout, reset) is retried this many extra rounds for the failed hosts only.
-SSH_RETRY_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -284,25 +282,38 @@ def inspect_output(host: HostTarget, outcome: ssh.CommandResult | errors.Tkeflow
     return Inspection(host, disks=data_disk.merge_data_disks(host.cloud_disks, seen))
 
 
-def run_on_hosts(client: ssh.SshClient, ips: Sequence[str], command: str,
-                 concurrency: int) -> dict[str, ssh.CommandResult | errors.TkeflowError]:
-    """run_many, then again for the hosts that failed transiently (a few rounds): never all hosts twice."""
-    outcomes = client.run_many(ips, command, concurrency=concurrency)
-    for _ in range(SSH_RETRY_ROUNDS):
-        again = [ip for ip, o in outcomes.items() if isinstance(o, errors.TransientError)]
-        if not again:
-            break
-        outcomes.update(client.run_many(again, command, concurrency=concurrency))
+@task(task_run_name="ssh-{command_name}", persist_result=False)
+def ssh_wave(spec: ExistingHostsSpec, ips: list[str], command: str,
+             command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """``command`` on every host once, ``spec.ssh.concurrency`` at a time, host keys checked; failures per host."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run_many(ips, command, concurrency=spec.ssh.concurrency)
+
+
+@cloud_task(task_run_name="ssh-again-{ip}")
+def ssh_again(spec: ExistingHostsSpec, ip: str, command: str) -> ssh.CommandResult:
+    """``command`` on one host whose wave failed transiently; retried by the task policy (tasks/retry.py)."""
+    with ssh.SshClient.from_spec(spec.ssh) as client:
+        return client.run(ip, command)
+
+
+def ssh_on_hosts(spec: ExistingHostsSpec, ips: Sequence[str], command: str,
+                 command_name: str = "inspect") -> dict[str, ssh.CommandResult | errors.TkeflowError]:
+    """One wave for every host, then a retried task for each host that failed transiently: never all twice."""
+    outcomes = ssh_wave(spec, list(ips), command, command_name)
+    again = {ip: ssh_again.submit(spec, ip, command) for ip, o in outcomes.items() if isinstance(o, errors.TransientError)}
+    for ip, future in again.items():
+        outcome = future.result(raise_on_failure=False)  # the last attempt's error, when every attempt failed
+        outcomes[ip] = outcome if isinstance(outcome, (ssh.CommandResult, errors.TkeflowError)) else \
+            errors.TransientError(f"SSH to {ip} failed: {outcome}")
     return outcomes
 
 
-@task(task_run_name="inspect-hosts", persist_result=False)
 def inspect_hosts(spec: ExistingHostsSpec, hosts: list[HostTarget]) -> dict[str, Inspection]:
-    """Step 2: every host's disks over SSH, ``spec.ssh.concurrency`` at a time, host keys checked."""
+    """Step 2: every host's disks over SSH (one wave, stragglers retried by the task policy), host keys checked."""
     if not hosts:
         return {}
-    with ssh.SshClient.from_spec(spec.ssh) as client:
-        outcomes = run_on_hosts(client, [h.private_ip for h in hosts], INSPECT_COMMAND, spec.ssh.concurrency)
+    outcomes = ssh_on_hosts(spec, [h.private_ip for h in hosts], INSPECT_COMMAND)
     inspections = {h.instance_id: inspect_output(h, outcomes[h.private_ip]) for h in hosts}
     for failed in (i for i in inspections.values() if not i.ok):
         run_logger().warning("%s is left out: %s", failed.host.instance_id, failed.error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks.cloud import kube_for
+from tasks.cloud import ClusterTarget, cluster_kube
 from tasks.hosts import HostTarget
 from tasks.retry import cloud_task
 from tasks.validation import Check
@@ -34,13 +34,13 @@ def recognised_checks(hosts: Sequence[HostTarget]) -> list[Check]:
             for h in gpu_hosts(hosts)]
 
 
-@cloud_task(task_run_name="validate-gpu-hosts-{cluster_id}")
-def validate_gpu_hosts(spec: ExistingHostsSpec, cluster_id: str, hosts: list[HostTarget]) -> list[Check]:
+@cloud_task(task_run_name="validate-gpu-hosts-{target}")
+def validate_gpu_hosts(target: ClusterTarget, spec: ExistingHostsSpec, hosts: list[HostTarget]) -> list[Check]:
     """After the join: allocatable nvidia.com/gpu and nvidia-smi's GPU list, per GPU host."""
     chosen = gpu_hosts(hosts)
     if not chosen:
         return []
-    with kube_for(cluster_id, spec.region) as kube:
+    with cluster_kube(target) as kube:
         allocatable = {n.metadata.name: (n.status.allocatable or {}).get("nvidia.com/gpu", "0") for n in kube.list_nodes()}
     with ssh.SshClient.from_spec(spec.ssh) as client:
         smi = client.run_many([h.private_ip for h in chosen], QUERY, concurrency=spec.ssh.concurrency)

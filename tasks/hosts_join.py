@@ -9,8 +9,9 @@ Why it looks like this:
   InstanceIds, carrying each host's R-ADD-3 decision. Every attempt first re-reads which hosts are
   in the cluster already, so a retry after a lost reply never reinstalls a host twice.
 - Partial failure: hosts the API reports failed for a transient reason (InternalError, throttling,
-  a timeout) are tried again in a smaller call; the others are reported with the API's reason and
-  the rest of the batch goes on.
+  a timeout: tkeflow/clients/errors.py decides) are tried again in a smaller call, a task retried by
+  the task policy (tasks/retry.py); the others are reported with the API's reason and the rest of
+  the batch goes on.
 - Validation reads only what a real account offers: the nodes (watch), and over SSH where the
   container directory is mounted and whether the disks the decision did not choose still carry the
   filesystem, UUID and used space they had before. The twin's world is never consulted.
@@ -18,30 +19,27 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import contextvars
 import shlex
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import task
 
-from tasks.cloud import kube_for, read_secret, tencent_cloud
+from tasks.cloud import ClusterTarget, cluster_kube, read_secret, tencent_cloud
 from tasks.hosts import (
-    INSPECT_COMMAND, SSH_RETRY_ROUNDS, HostTarget, Inspection, block_devices_seen, run_logger,
-    split_inspection_output,
+    INSPECT_COMMAND, HostTarget, Inspection, block_devices_seen, run_logger, split_inspection_output, ssh_again,
 )
-from tasks.retry import cloud_task
+from tasks.retry import cloud_task, final_attempt, first_attempt
 from tasks.validation import Check
 from tkeflow import errors
+from tkeflow.clients import errors as client_errors
 from tkeflow.clients import ssh, ssh_output
 from tkeflow.clients.kube_waits import is_node_ready
 from tkeflow.rules import data_disk
 from tkeflow.specs import ExistingHostsSpec
 
-JOIN_ATTEMPTS = 3  # calls for the hosts that failed transiently (the first call included)
-JOIN_BACKOFF_S = 1.0
-_TRANSIENT_REASONS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
 
 
 @dataclass
@@ -94,10 +92,6 @@ def join_request(spec: ExistingHostsSpec, cluster_id: str, instance_ids: list[st
     return request
 
 
-def _is_transient(reason: str) -> bool:
-    return any(word in reason.lower() for word in _TRANSIENT_REASONS)
-
-
 def _members(cloud: Any, cluster_id: str, instance_ids: list[str]) -> set[str]:
     return {i["InstanceId"] for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
 
@@ -114,45 +108,80 @@ def _call_join(cloud: Any, request: dict[str, Any], login: dict[str, Any]) -> di
     return outcome
 
 
-@cloud_task(task_run_name="add-existed-instances-{cluster_id}")
-def add_existed_instances(spec: ExistingHostsSpec, cluster_id: str, settings: dict[str, dict[str, Any]],
-                          security_group_ids: list[str]) -> JoinResult:
-    """Step 5: AddExistedInstances once for the batch; transient per-host failures retried, the rest reported."""
-    logger = run_logger()
-    cloud = tencent_cloud(spec.region)
-    result = JoinResult()
+def _join_once(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[str, dict[str, Any]],
+               security_group_ids: list[str]) -> tuple[JoinResult, dict[str, str]]:
+    """Re-read who is in (never reinstall a host twice), one call for the rest; (result, transient failures)."""
+    cloud = tencent_cloud(target.region)
     pending = list(settings)
-    login = _login_settings(spec)
-    for attempt in range(1, JOIN_ATTEMPTS + 1):
-        joined = _members(cloud, cluster_id, pending)  # converge: never reinstall a host twice
-        (result.already_in if attempt == 1 else result.added).extend(i for i in pending if i in joined)
-        pending = [i for i in pending if i not in joined]
-        if not pending:
-            break
-        outcome = _call_join(cloud, join_request(spec, cluster_id, pending, settings, security_group_ids), login)
-        result.added += [i for i in pending if outcome.get(i) == ""]
-        failed = {i: outcome.get(i, "not in the reply") for i in pending if outcome.get(i) != ""}
-        pending = [i for i, reason in failed.items() if _is_transient(reason)]
-        logger.info("AddExistedInstances attempt %s: %s joined, %s failed (%s transient)",
-                    attempt, len(outcome) - len(failed), len(failed), len(pending))
-        result.failed.update({i: r for i, r in failed.items() if i not in pending or attempt == JOIN_ATTEMPTS})
-        if not pending or attempt == JOIN_ATTEMPTS:
-            break
-        threading.Event().wait(JOIN_BACKOFF_S * 2 ** (attempt - 1))  # backoff before the smaller retry call
+    joined = _members(cloud, target.cluster_id, pending)
+    result = JoinResult(already_in=[i for i in pending if i in joined])
+    pending = [i for i in pending if i not in joined]
+    if not pending:
+        return result, {}
+    request = join_request(spec, target.cluster_id, pending, settings, security_group_ids)
+    outcome = _call_join(cloud, request, _login_settings(spec))
+    result.added = [i for i in pending if outcome.get(i) == ""]
+    failed = {i: outcome.get(i, "not in the reply") for i in pending if outcome.get(i) != ""}
+    transient = {i: r for i, r in failed.items() if client_errors.is_transient_reason(r)}
+    result.failed = {i: r for i, r in failed.items() if i not in transient}
+    run_logger().info("AddExistedInstances: %s joined, %s failed (%s transient)", len(result.added), len(failed),
+                      len(transient))
+    return result, transient
+
+
+@cloud_task(task_run_name="add-existed-instances-{target.cluster_id}")
+def join_hosts(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[str, dict[str, Any]],
+               security_group_ids: list[str]) -> tuple[JoinResult, dict[str, str]]:
+    """Step 5: AddExistedInstances once for the batch; returns the result and the hosts that failed transiently.
+
+    A retry (the call failed as a whole, its reply maybe lost) counts the hosts found in the cluster as
+    added by this run: they were not in at pre-flight, and they are not sent again.
+    """
+    result, transient = _join_once(target, spec, settings, security_group_ids)
+    if not first_attempt():
+        result.added, result.already_in = result.already_in + result.added, []
+    return result, transient
+
+
+@cloud_task(task_run_name="add-existed-instances-again-{target.cluster_id}")
+def rejoin_hosts(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[str, dict[str, Any]],
+                 security_group_ids: list[str]) -> JoinResult:
+    """The hosts that failed transiently, in a smaller call; retried by the task policy while some still do.
+
+    Each attempt re-reads who joined meanwhile (counted as added: they were not in before step 5);
+    on the final attempt the hosts still failing are reported with the API's reason.
+    """
+    result, transient = _join_once(target, spec, settings, security_group_ids)
+    result.added, result.already_in = result.added + result.already_in, []
+    if transient and not final_attempt():
+        raise errors.TransientError("AddExistedInstances failed transiently for " + "; ".join(
+            f"{i}: {r}" for i, r in transient.items()), code="PartialFailure")
+    result.failed.update(transient)
+    return result
+
+
+def add_existed_instances(target: ClusterTarget, spec: ExistingHostsSpec, settings: dict[str, dict[str, Any]],
+                          security_group_ids: list[str]) -> JoinResult:
+    """Step 5: one call for the batch, then one for the hosts that failed transiently; the rest reported."""
+    result, transient = join_hosts(target, spec, settings, security_group_ids)
+    if transient:
+        again = rejoin_hosts(target, spec, {i: settings[i] for i in transient}, security_group_ids)
+        result.added += again.added
+        result.failed.update(again.failed)
     for instance_id, reason in result.failed.items():
-        logger.warning("%s did not join: %s", instance_id, reason)
+        run_logger().warning("%s did not join: %s", instance_id, reason)
     return result
 
 
 # -- 6. wait and validate ------------------------------------------------------------------------------
 
 
-@cloud_task(task_run_name="wait-hosts-ready-{cluster_id}")
-def wait_hosts_ready(spec: ExistingHostsSpec, cluster_id: str, node_names: list[str]) -> dict[str, bool]:
+@cloud_task(task_run_name="wait-hosts-ready-{target.cluster_id}")
+def wait_hosts_ready(target: ClusterTarget, spec: ExistingHostsSpec, node_names: list[str]) -> dict[str, bool]:
     """Watch until every joined host is a Ready node (node name = private IP); returns name -> Ready."""
     if not node_names:
         return {}
-    with kube_for(cluster_id, spec.region) as kube:
+    with cluster_kube(target) as kube:
         try:
             kube.wait_nodes_ready(node_names, timeout_s=spec.node_ready_timeout_s)
         except errors.PermanentError as e:  # WaitTimeout: the checks below name the nodes that are not Ready
@@ -176,16 +205,16 @@ def _cloud_checks(instance: dict[str, Any], state: str, project_id: int, securit
     return checks
 
 
-@cloud_task(task_run_name="validate-hosts-in-cluster-{cluster_id}")
-def validate_hosts_in_cluster(spec: ExistingHostsSpec, cluster_id: str, project_id: int, instance_ids: list[str],
+@cloud_task(task_run_name="validate-hosts-in-cluster-{target.cluster_id}")
+def validate_hosts_in_cluster(target: ClusterTarget, spec: ExistingHostsSpec, project_id: int, instance_ids: list[str],
                               security_group_ids: list[str]) -> list[Check]:
     """What the cloud says of each added host: a running instance of the cluster, moved into the
     cluster's project (R-ADD-2), with the security groups chosen (R-ADD-4)."""
     if not instance_ids:
         return []
-    cloud = tencent_cloud(spec.region)
+    cloud = tencent_cloud(target.region)
     states = {i["InstanceId"]: str(i.get("InstanceState"))
-              for i in cloud.describe_cluster_instances(cluster_id, instance_ids=instance_ids)}
+              for i in cloud.describe_cluster_instances(target.cluster_id, instance_ids=instance_ids)}
     checks: list[Check] = []
     for instance in cloud.describe_instances(instance_ids):
         checks += _cloud_checks(instance, states.get(instance["InstanceId"], "not in the cluster"), project_id,
@@ -254,17 +283,14 @@ def _host_checks(spec: ExistingHostsSpec, before: Inspection, decision: data_dis
 
 def _check_host(client: ssh.SshClient, spec: ExistingHostsSpec, before: Inspection,
                 decision: data_disk.DataDiskDecision) -> list[Check]:
-    """One host's disk checks over SSH; a transient SSH failure is tried again a few times."""
-    outcome: ssh.CommandResult | errors.TkeflowError = errors.TransientError("not tried")
-    for _ in range(SSH_RETRY_ROUNDS + 1):
-        try:
-            outcome = client.run(before.host.private_ip, validation_command(spec.mount_target))
-            break
-        except errors.TransientError as e:
-            outcome = e
-        except errors.TkeflowError as e:
-            outcome = e
-            break
+    """One host's disk checks over SSH; a transient SSH failure goes to a task retried by the policy."""
+    command = validation_command(spec.mount_target)
+    try:
+        outcome: ssh.CommandResult | errors.TkeflowError = client.run(before.host.private_ip, command)
+    except errors.TransientError:
+        outcome = ssh_again(spec, before.host.private_ip, command, return_state=True).result(raise_on_failure=False)
+    except errors.TkeflowError as e:
+        outcome = e
     return _host_checks(spec, before, decision, outcome)
 
 
@@ -273,8 +299,8 @@ def _not_checked(instance_id: str) -> Check:
                  detail="never registered as a node (still initializing, or failed): disks not checked")
 
 
-@cloud_task(task_run_name="validate-host-disks-{cluster_id}")
-def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: dict[str, Inspection],
+@cloud_task(task_run_name="validate-host-disks-{target.cluster_id}")
+def validate_host_disks(target: ClusterTarget, spec: ExistingHostsSpec, inspections: dict[str, Inspection],
                         decisions: dict[str, data_disk.DataDiskDecision], instance_ids: list[str]) -> list[Check]:
     """Over SSH, each joined host as soon as its node registers, while the nodes turn Ready: the
     container dir where decided (findmnt), the other disks as inspected before (R-ADD-3).
@@ -286,14 +312,15 @@ def validate_host_disks(spec: ExistingHostsSpec, cluster_id: str, inspections: d
     by_ip = {inspections[i].host.private_ip: i for i in instance_ids}
     started: set[str] = set()
     futures: list[Future[list[Check]]] = []
-    with ssh.SshClient.from_spec(spec.ssh) as client, kube_for(cluster_id, spec.region) as kube, \
+    with ssh.SshClient.from_spec(spec.ssh) as client, cluster_kube(target) as kube, \
             ThreadPoolExecutor(max_workers=spec.ssh.concurrency, thread_name_prefix="check-disks") as pool:
 
         def start_checks(nodes: list[Any]) -> bool:  # called on every node event: start new hosts' checks
             for name in (n.metadata.name for n in nodes if n.metadata.name in by_ip and n.metadata.name not in started):
                 started.add(name)
                 instance_id = by_ip[name]
-                futures.append(pool.submit(_check_host, client, spec, inspections[instance_id], decisions[instance_id]))
+                futures.append(pool.submit(contextvars.copy_context().run, _check_host, client, spec,  # in this task run
+                                           inspections[instance_id], decisions[instance_id]))
             return len(started) == len(by_ip)
 
         if by_ip:

@@ -5,15 +5,20 @@ one. The limit lives on the Prefect server, so the lock holds across CLI runs, d
 workers and machines alike.
 
 How it works, and why:
-- The limit ``tkeflow-cluster-<region>-<cluster id>`` (a cluster being created: ``<region>-name-<name>``)
-  has one slot; it is created on first use. The run takes the slot with a *lease* (Prefect 3.9
-  ``prefect.concurrency.sync.concurrency``, ``lease_duration``): a background thread renews it while
-  the run lives, so a run that crashes or is killed stops renewing and the server's repossessor frees
-  the slot within ``LEASE_S`` plus its loop (15 s by default). The rerun of a killed run gets it.
-- A second run waits, up to ``LOCK_TIMEOUT_S``, logging which run holds the slot (the holder writes
-  its run's name and ID into the Prefect Variable of the same name; the variable is only a label, the
-  slot is the lock). Then it stops with ClusterBusy, having changed nothing.
-- A run outside a Prefect flow run (a task's logic in a unit test) takes no lock.
+- The limit ``tkeflow-cluster-<region>-<cluster id>`` (a cluster being created: ``...-<region>-name-<name>``)
+  has one slot, created on first use. A run takes the slot with a Prefect concurrency *lease*
+  (``/v2/concurrency_limits/increment-with-lease``, the call ``prefect.concurrency.sync.concurrency``
+  makes) and releases it when it ends, however it ends.
+- While it holds the slot, a heartbeat thread renews the lease and writes the holder record (run
+  name, flow run ID, lease ID, heartbeat time) into the Prefect Variable of the same name.
+- A second run polls with backoff up to ``lock_timeout_s()``, logging who holds the slot, then stops
+  with ClusterBusy having changed nothing.
+- A crashed or killed run stops beating. A waiter that finds the heartbeat older than
+  ``lease_s()`` releases that run's lease (decrement-with-lease: idempotent), and so gets the slot.
+  Prefect's own repossessor frees expired leases too, but only on a full server (``prefect server
+  start``), not on the temporary servers of the demo and the tests, hence this. The heartbeat is
+  compared with this machine's clock: clocks must agree to well within the lease (NTP).
+- Outside a Prefect flow run (a task's logic in a unit test) no lock is taken.
 """
 
 from __future__ import annotations
@@ -21,24 +26,29 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
 
+import httpx
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.variables import Variable
 
 from tkeflow.errors import ClusterBusy, PermanentError
 
-#: Bounds of the settings below: a wait of at most a day; a lease of at least the server's minimum (60 s).
+#: Bounds of the settings below: a wait of at most a day; a lease between 5 s and an hour.
 MAX_LOCK_TIMEOUT_S = 86_400.0
-MIN_LEASE_S, MAX_LEASE_S = 60.0, 3_600.0
+MIN_LEASE_S, MAX_LEASE_S = 5.0, 3_600.0
+#: The Prefect server refuses leases shorter than a minute; the heartbeat decides liveness earlier.
+SERVER_MIN_LEASE_S = 60.0
+_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 
 
 def _bounded(env: str, default: float, low: float, high: float) -> float:
@@ -61,11 +71,8 @@ def lock_timeout_s() -> float:
 
 
 def lease_s() -> float:
-    """TKEFLOW_LOCK_LEASE_S: the lease a live run renews; a killed run's slot is freed after it (60 s to 1 h)."""
-    return _bounded("TKEFLOW_LOCK_LEASE_S", MIN_LEASE_S, MIN_LEASE_S, MAX_LEASE_S)
-
-
-_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
+    """TKEFLOW_LOCK_LEASE_S: a holder silent this long is taken for dead and its lock freed (default 60 s, 5 s to 1 h)."""
+    return _bounded("TKEFLOW_LOCK_LEASE_S", 60.0, MIN_LEASE_S, MAX_LEASE_S)
 
 
 def lock_name(region: str, cluster_id: str | None = None, *, cluster_name: str | None = None) -> str:
@@ -74,63 +81,126 @@ def lock_name(region: str, cluster_id: str | None = None, *, cluster_name: str |
     return "-".join(_NAME_CHARS.sub("-", part.lower()).strip("-") for part in ("tkeflow-cluster", region, ident))
 
 
-def _ensure_limit(name: str) -> None:
+def _ensure_limit(client: Any, name: str) -> None:
     """Create the one-slot limit unless it exists (two runs creating it at once: one wins, both go on)."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-            return
-        except ObjectNotFound:
-            pass
+    try:
+        client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
         with contextlib.suppress(ObjectAlreadyExists):
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
-def _holder_label(name: str) -> str:
-    label = Variable.get(name, default=None)
-    return str(label) if label else "another run (not named)"
+def _try_acquire(client: Any, names: list[str], holder: ConcurrencyLeaseHolder) -> UUID | None:
+    """The lease on every slot of ``names`` at once, or None when one is held (HTTP 423 Locked)."""
+    try:
+        response = client.increment_concurrency_slots_with_lease(
+            names=names, slots=1, mode="concurrency", lease_duration=max(SERVER_MIN_LEASE_S, lease_s()), holder=holder)
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 423:
+            return None
+        raise
+    return UUID(response.json()["lease_id"])
 
 
-def _acquire(stack: contextlib.ExitStack, names: list[str], holder: ConcurrencyLeaseHolder, timeout_s: float) -> None:
-    """Take every slot of ``names`` at once, waiting in windows so that the wait logs who holds them."""
+def _holder_records(names: list[str]) -> list[dict[str, Any]]:
+    records = []
+    for name in names:
+        value = Variable.get(name, default=None)
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def _free_dead_holders(client: Any, records: list[dict[str, Any]], own_run: str) -> list[str]:
+    """Release the leases of holders whose heartbeat stopped longer than the lease ago; their labels."""
+    freed = []
+    for record in records:
+        silent = time.time() - float(record.get("heartbeat") or 0)
+        if silent > float(record.get("lease_s") or lease_s()) and record.get("lease_id") and record.get("flow_run_id") != own_run:
+            client.release_concurrency_slots_with_lease(UUID(str(record["lease_id"])))
+            freed.append(f"{record.get('run')} (silent for {int(silent)}s)")
+    return freed
+
+
+def _wait_for_slot(client: Any, names: list[str], holder: ConcurrencyLeaseHolder, timeout_s: float) -> tuple[UUID, bool]:
+    """Poll for the slots with backoff until the deadline; returns (lease ID, whether it waited)."""
     logger = get_run_logger()
     deadline = time.monotonic() + timeout_s
-    window = 2.0
+    interval, last_said, waited = 0.5, "", False
     while True:
+        lease_id = _try_acquire(client, names, holder)
+        if lease_id is not None:
+            return lease_id, waited
+        waited = True
+        records = _holder_records(names)
+        freed = _free_dead_holders(client, records, str(holder.id))
+        if freed:
+            logger.warning("Freed the cluster lock %s of a run that stopped without releasing it: %s",
+                           ", ".join(names), "; ".join(freed))
+            continue
+        holders = "; ".join(f"flow run {r.get('run')} ({r.get('flow_run_id')})" for r in records) or "another run"
         remaining = deadline - time.monotonic()
-        manager = concurrency(names, occupy=1, timeout_seconds=max(0.5, min(window, remaining)),
-                              lease_duration=lease_s(), strict=True, holder=holder,
-                              raise_on_lease_renewal_failure=False)
-        try:
-            stack.enter_context(manager)
-            return
-        except TimeoutError:
-            holders = "; ".join(_holder_label(n) for n in names)
-            if time.monotonic() >= deadline:
-                raise ClusterBusy(
-                    f"{', '.join(names)} is held by {holders}: waited {timeout_s:g}s and changed nothing. "
-                    "Run again when that run has finished (a killed run's lock is freed within about a "
-                    "minute), or raise TKEFLOW_LOCK_TIMEOUT_S", code="ClusterBusy") from None
-            logger.warning("Waiting for the cluster lock %s, held by %s (up to %ss more)", ", ".join(names), holders,
-                           int(deadline - time.monotonic()))
-            window = min(window * 2, 30.0)
+        if remaining <= 0:
+            raise ClusterBusy(
+                f"the cluster lock {', '.join(names)} is held by {holders}: waited {timeout_s:g}s and changed "
+                "nothing. Run again when that run has finished (a killed run's lock is freed after "
+                f"{lease_s():g}s), or raise TKEFLOW_LOCK_TIMEOUT_S", code="ClusterBusy")
+        if holders != last_said:
+            logger.warning("Waiting for the cluster lock %s, held by %s (up to %ss)", ", ".join(names), holders,
+                           int(remaining))
+            last_said = holders
+        threading.Event().wait(min(remaining, interval))
+        interval = min(interval * 2, 5.0)
+
+
+class _Heartbeat:
+    """Renews the lease and writes the holder record while the run holds the lock."""
+
+    def __init__(self, names: list[str], record: dict[str, Any]):
+        self.names, self.record = names, record
+        self.logger = get_run_logger()  # the thread has no run context of its own
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"tkeflow-lock-{names[0]}", daemon=True)
+
+    def beat(self, client: Any) -> None:
+        self.record["heartbeat"] = time.time()
+        for name in self.names:
+            Variable.set(name, dict(self.record), overwrite=True)
+        client.renew_concurrency_lease(lease_id=UUID(self.record["lease_id"]),
+                                       lease_duration=max(SERVER_MIN_LEASE_S, lease_s()))
+
+    def _run(self) -> None:
+        with get_client(sync_client=True) as client:
+            while not self.stop.wait(float(self.record["lease_s"]) / 4):
+                try:
+                    self.beat(client)
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                    if not self.stop.is_set():
+                        self.logger.warning("Could not renew the cluster lock %s: %s", ", ".join(self.names), exc)
 
 
 @contextlib.contextmanager
-def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[None]:
-    """Hold the one-slot limits ``names`` for the body; ClusterBusy after ``timeout_s`` of waiting."""
+def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[bool]:
+    """Hold the one-slot limits ``names`` for the body (yields whether it had to wait); ClusterBusy after
+    ``timeout_s`` of waiting (default ``lock_timeout_s()``)."""
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None or not names:
-        yield
+        yield False
         return
-    run = ctx.flow_run
-    for name in names:
-        _ensure_limit(name)
-    with contextlib.ExitStack() as stack:
-        _acquire(stack, list(names), ConcurrencyLeaseHolder(type="flow_run", id=run.id),
-                 lock_timeout_s() if timeout_s is None else timeout_s)
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        for name in names:
-            Variable.set(name, f"flow run {run.name} ({run.id}) since {since}", overwrite=True)
-        get_run_logger().info("Holding the cluster lock %s", ", ".join(names))
-        yield
+    run, wanted = ctx.flow_run, sorted(set(names))
+    with get_client(sync_client=True) as client:
+        for name in wanted:
+            _ensure_limit(client, name)
+        lease_id, waited = _wait_for_slot(client, wanted, ConcurrencyLeaseHolder(type="flow_run", id=run.id),
+                                          lock_timeout_s() if timeout_s is None else timeout_s)
+        heartbeat = _Heartbeat(wanted, {"run": run.name, "flow_run_id": str(run.id), "lease_id": str(lease_id),
+                                        "lease_s": lease_s()})
+        try:
+            heartbeat.beat(client)
+            heartbeat.thread.start()
+            get_run_logger().info("Holding the cluster lock %s", ", ".join(wanted))
+            yield waited
+        finally:
+            heartbeat.stop.set()
+            heartbeat.thread.join(timeout=30)  # no beat after the release
+            client.release_concurrency_slots_with_lease(lease_id)

@@ -17,9 +17,11 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import cloud
 from tasks import nodes as node_tasks
+from tasks.cloud import ClusterTarget
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow import errors
+from tkeflow.clients import errors as client_errors
 from tkeflow.rules import upgrade as rules
 
 #: GetUpgradeInstanceProgress LifeStates of an instance whose upgrade is running (its node may be NotReady).
@@ -35,35 +37,36 @@ def describe_cluster(region: str, cluster_id: str | None, cluster_name: str | No
 
 
 @cloud_task(cache_policy=NO_CACHE, name="describe-cluster-instances")
-def describe_instances(region: str, cluster_id: str) -> dict[str, dict[str, Any]]:
+def describe_instances(target: ClusterTarget) -> dict[str, dict[str, Any]]:
     """The cluster's workers as the cloud sees them, by instance ID (InstanceState running/failed ...)."""
-    items = cloud.tencent_cloud(region).describe_cluster_instances(cluster_id, role="WORKER")
+    items = cloud.tencent_cloud(target.region).describe_cluster_instances(target.cluster_id, role="WORKER")
     return {item["InstanceId"]: item for item in items}
 
 
 @cloud_task(cache_policy=NO_CACHE, name="read-upgrade-progress")
-def upgrade_progress(region: str, cluster_id: str) -> dict[str, str]:
+def upgrade_progress(target: ClusterTarget) -> dict[str, str]:
     """Instance ID -> LifeState of the cluster's current (or last) node upgrade task; {} when none."""
-    return _progress(region, cluster_id)
+    return _progress(target)
 
 
-def _progress(region: str, cluster_id: str) -> dict[str, str]:
+def _progress(target: ClusterTarget) -> dict[str, str]:
     try:
-        answer = cloud.tencent_cloud(region).call("tke", "GetUpgradeInstanceProgress", {"ClusterId": cluster_id})
+        answer = cloud.tencent_cloud(target.region).call("tke", "GetUpgradeInstanceProgress",
+                                                         {"ClusterId": target.cluster_id})
     except errors.PermanentError as exc:
-        if "TaskNotFound" in (exc.code or ""):
+        if client_errors.code_names(exc.code, "TaskNotFound"):  # no upgrade task yet: nothing under way
             return {}
         raise
     return {item["InstanceID"]: item.get("LifeState") or "" for item in answer.get("Instances") or []}
 
 
 @cloud_task(cache_policy=NO_CACHE, name="check-instances-upgradeable")
-def check_upgradeable(region: str, cluster_id: str, instance_ids: Sequence[str], upgrade_type: str) -> dict[str, str]:
+def check_upgradeable(target: ClusterTarget, instance_ids: Sequence[str], upgrade_type: str) -> dict[str, str]:
     """CheckInstancesUpgradeAble: instance ID -> why it cannot be upgraded now ({} when all can)."""
     if not instance_ids:
         return {}
-    answer = cloud.tencent_cloud(region).call("tke", "CheckInstancesUpgradeAble", {
-        "ClusterId": cluster_id, "InstanceIds": list(instance_ids), "UpgradeType": upgrade_type, "Limit": 1000})
+    answer = cloud.tencent_cloud(target.region).call("tke", "CheckInstancesUpgradeAble", {
+        "ClusterId": target.cluster_id, "InstanceIds": list(instance_ids), "UpgradeType": upgrade_type, "Limit": 1000})
     able = {item["InstanceId"] for item in answer.get("UpgradeAbleInstances") or []}
     reasons = "; ".join(str(r) for r in answer.get("UnavailableVersionReason") or []) or \
         f"not upgradeable to the master's version {answer.get('ClusterVersion')}"
@@ -71,12 +74,12 @@ def check_upgradeable(region: str, cluster_id: str, instance_ids: Sequence[str],
 
 
 @cloud_task(cache_policy=NO_CACHE, name="upgrade-master")
-def upgrade_master(region: str, cluster_id: str, target_version: str, timeout_s: float) -> bool:
+def upgrade_master(target: ClusterTarget, target_version: str, timeout_s: float) -> bool:
     """R-UPG-1: bring the master to the target (UpdateClusterVersion) and wait; False when it was there.
 
     Converges: an upgrade already under way (status Upgrading) is waited for, not asked again.
     """
-    client = cloud.tencent_cloud(region)
+    client, cluster_id = cloud.tencent_cloud(target.region), target.cluster_id
 
     def read() -> dict[str, Any]:
         return client.describe_clusters([cluster_id])[0]
@@ -94,7 +97,7 @@ def upgrade_master(region: str, cluster_id: str, target_version: str, timeout_s:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="upgrade-instances", task_run_name="upgrade-{nodes}")
-def upgrade_instances(region: str, cluster_id: str, nodes: dict[str, str], target_version: str,
+def upgrade_instances(target: ClusterTarget, nodes: dict[str, str], target_version: str,
                       upgrade_type: str) -> list[str]:
     """UpgradeClusterInstances (Operation create) for the nodes (name -> instance ID) that need it.
 
@@ -103,8 +106,8 @@ def upgrade_instances(region: str, cluster_id: str, nodes: dict[str, str], targe
     coming back (NotReady). A "done" instance whose node is Ready below the target belongs to an
     older upgrade task and is asked again. Returns the instance IDs asked for now.
     """
-    under_way = _progress(region, cluster_id)
-    k = node_tasks.kube(cluster_id, region)
+    under_way = _progress(target)
+    k = cloud.session_kube(target)
     ask = []
     for name, instance_id in nodes.items():
         seen = rules.observe_node(node_tasks.read_node(k, name))
@@ -115,8 +118,8 @@ def upgrade_instances(region: str, cluster_id: str, nodes: dict[str, str], targe
             continue
         ask.append(instance_id)
     if ask:
-        cloud.tencent_cloud(region).call("tke", "UpgradeClusterInstances", {
-            "ClusterId": cluster_id, "Operation": "create", "UpgradeType": upgrade_type, "InstanceIds": ask,
+        cloud.tencent_cloud(target.region).call("tke", "UpgradeClusterInstances", {
+            "ClusterId": target.cluster_id, "Operation": "create", "UpgradeType": upgrade_type, "InstanceIds": ask,
             "Concurrent": max(1, min(15, len(ask))), "MaxNotReadyPercent": 0,
         })
     return ask

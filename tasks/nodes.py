@@ -16,7 +16,6 @@ by ``drain.timeout_s`` and a maximum number of rounds: never an endless loop (kO
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-from tasks import cloud
+from tasks.cloud import ClusterTarget, session_kube
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow import errors
@@ -39,35 +38,10 @@ from tkeflow.specs.node_upgrade import DrainSettings
 #: waits for a budget to change, so this is only reached when the API contradicts itself).
 MAX_EVICTION_ROUNDS = 200
 
-_kubes: dict[tuple[str, str, str], Kube] = {}
-_kubes_lock = threading.Lock()
-
-
-def _run_id() -> str:
+def _run_label() -> str:
+    """``<flow run name> (<id>)``: written on a node tkeflow cordons, so the mark names the run that set it."""
     ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
-
-
-def kube(cluster_id: str, region: str) -> Kube:
-    """The cluster's Kube for this flow run (one connection pool per run, not one per task)."""
-    key = (_run_id(), cluster_id, region)
-    with _kubes_lock:
-        found = _kubes.get(key)
-    if found is None:
-        found = cloud.kube_for(cluster_id, region)
-        with _kubes_lock:
-            found = _kubes.setdefault(key, found)
-    return found
-
-
-def close_kubes() -> None:
-    """Close the clients of the current flow run (the flow calls it when it ends)."""
-    run_id = _run_id()
-    with _kubes_lock:
-        mine = [k for k in _kubes if k[0] == run_id]
-        clients = [_kubes.pop(k) for k in mine]
-    for client in clients:
-        client.close()
+    return f"{ctx.flow_run.name} ({ctx.flow_run.id})" if ctx and ctx.flow_run else "no flow run"
 
 
 @dataclass
@@ -108,9 +82,9 @@ def read_node(k: Kube, name: str) -> dict[str, Any]:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="observe-cluster")
-def observe_cluster(cluster_id: str, region: str) -> ClusterObservation:
+def observe_cluster(target: ClusterTarget) -> ClusterObservation:
     """Nodes, pods, PodDisruptionBudgets, Deployments and DaemonSets, read once (no change made)."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     return ClusterObservation(
         nodes=raw_items(k.core.list_node),
         pods=raw_items(k.core.list_pod_for_all_namespaces),
@@ -121,13 +95,13 @@ def observe_cluster(cluster_id: str, region: str) -> ClusterObservation:
 
 
 @cloud_task(cache_policy=NO_CACHE, name="cordon-node", task_run_name="cordon-{node}")
-def cordon_node(cluster_id: str, region: str, node: str, target_version: str, keep_cordoned: bool) -> None:
+def cordon_node(target: ClusterTarget, node: str, target_version: str, keep_cordoned: bool) -> None:
     """R-NODE-1: no new pods on the node; marks it as ours (cordon + annotations in one patch).
 
     A node cordoned by someone else only gets ``upgrade-target`` (so a rerun knows it was started);
-    it is never marked ours, so nothing will ever uncordon it.
+    it is never marked ours, so nothing will ever uncordon it. The mark names the flow run that set it.
     """
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     current = read_node(k, node)
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     unschedulable = bool((current.get("spec") or {}).get("unschedulable"))
@@ -140,15 +114,16 @@ def cordon_node(cluster_id: str, region: str, node: str, target_version: str, ke
     if unschedulable and ours and annotations.get(rules.UPGRADE_TARGET_ANNOTATION) == target_version:
         return  # cordoned by an earlier run: converged
     k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: rules.CORDONED_BY_VALUE,
+                                                          rules.CORDONED_BY_RUN_ANNOTATION: _run_label(),
                                                           rules.UPGRADE_TARGET_ANNOTATION: target_version}},
                              "spec": {"unschedulable": True}}, _content_type=MERGE_PATCH)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="uncordon-node", task_run_name="uncordon-{node}")
-def uncordon_node(cluster_id: str, region: str, node: str, keep_cordoned: bool) -> None:
+def uncordon_node(target: ClusterTarget, node: str, keep_cordoned: bool) -> None:
     """Give the node back: uncordon and drop our marks in one patch; a node cordoned before the flow
     began keeps its cordon and only loses ``upgrade-target`` (R-NODE-1; the SUC #341 complaint)."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     current = read_node(k, node)
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     ours = annotations.get(rules.CORDONED_BY_ANNOTATION) == rules.CORDONED_BY_VALUE
@@ -158,6 +133,7 @@ def uncordon_node(cluster_id: str, region: str, node: str, keep_cordoned: bool) 
                               _content_type=MERGE_PATCH)
         return
     k.core.patch_node(node, {"metadata": {"annotations": {rules.CORDONED_BY_ANNOTATION: None,
+                                                          rules.CORDONED_BY_RUN_ANNOTATION: None,
                                                           rules.UPGRADE_TARGET_ANNOTATION: None}},
                              "spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
 
@@ -191,13 +167,13 @@ def _ready_by_owner(pods: Sequence[Mapping[str, Any]], excluded_nodes: set[str])
 
 
 @cloud_task(cache_policy=NO_CACHE, name="drain-node", task_run_name="drain-{node}")
-def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) -> DrainResult:
+def drain_node(target: ClusterTarget, node: str, drain: DrainSettings) -> DrainResult:
     """R-NODE-2: evict every pod except DaemonSet ones, honouring PDBs; then wait until they are gone.
 
     Stops (PermanentError, the node stays cordoned) when a budget still refuses after
     ``drain.timeout_s``, or when a pod with local storage is met without ``delete_local_data``.
     """
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     deadline = time.monotonic() + drain.timeout_s
     all_pods = raw_items(k.core.list_pod_for_all_namespaces)
     on_node = [p for p in all_pods if (p.get("spec") or {}).get("nodeName") == node and rules.moves_on_drain(p)]
@@ -297,7 +273,7 @@ def _ready_models_by_owner(pods: list[Any], excluded_nodes: set[str]) -> dict[st
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-pods-rescheduled")
-def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult], timeout_s: float) -> None:
+def wait_pods_rescheduled(target: ClusterTarget, drains: list[DrainResult], timeout_s: float) -> None:
     """The evicted pods' controllers have as many Ready pods off the drained nodes as before the drain.
 
     One watch per namespace involved (not the whole cluster's pods), so the wait costs little even
@@ -312,7 +288,7 @@ def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult
         names.update(result.owner_names)
         namespaces.update(result.owner_namespaces)
     drained = {r.node for r in drains}
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     deadline = time.monotonic() + timeout_s
     for namespace in sorted(set(namespaces.values())):
         owners = {uid: n for uid, n in want.items() if namespaces.get(uid) == namespace}
@@ -327,17 +303,17 @@ def wait_pods_rescheduled(cluster_id: str, region: str, drains: list[DrainResult
 
 
 @cloud_task(cache_policy=NO_CACHE, name="wait-node-upgraded", task_run_name="wait-{node}-ready")
-def wait_node_upgraded(cluster_id: str, region: str, node: str, target_version: str, timeout_s: float) -> None:
+def wait_node_upgraded(target: ClusterTarget, node: str, target_version: str, timeout_s: float) -> None:
     """Watch the node until it is Ready again with its kubelet at the target version."""
-    kube(cluster_id, region).wait_node_ready(node, target_version, timeout_s=timeout_s)
+    session_kube(target).wait_node_ready(node, target_version, timeout_s=timeout_s)
 
 
 @cloud_task(cache_policy=NO_CACHE, name="validate-node", task_run_name="validate-{node}")
-def validate_node(cluster_id: str, region: str, node: str, target_version: str, deployments: list[str],
+def validate_node(target: ClusterTarget, node: str, target_version: str, deployments: list[str],
                   timeout_s: float) -> list[str]:
     """After a node: it is Ready at the target, every DaemonSet is Ready (its pods on this node too),
     and every Deployment that was available before the flow began is available again. Returns problems."""
-    k = kube(cluster_id, region)
+    k = session_kube(target)
     problems = []
     current = read_node(k, node)
     seen = rules.observe_node(current)

@@ -147,7 +147,7 @@ class Run:
             report = ValidationReport(flow=self.flow, target=self.target, ok=False, checks=self.checks,
                                       summary={"preflight": "failed, nothing was changed"})
             error = PreflightFailed("pre-flight failed, nothing was changed: " + "; ".join(
-                f"{c.name} ({c.target}){' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in failed))
+                f"{c.name} on {c.target}{' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in failed))
             error.report = report  # type: ignore[attr-defined]  # the CLI prints the table from it
             raise error
         return checks
@@ -165,21 +165,24 @@ class Run:
         publish_markdown(f"{self.key}-plan", markdown, description)
 
     def planned(self, summary: dict[str, Any] | None = None) -> ValidationReport:
-        """A dry run's report: the pre-flight checks and the plan; nothing was changed."""
+        """A dry run's report: the pre-flight checks and the plan (markdown, or the rows ``summary["plan"]``
+        gives, which the CLI prints as a table); nothing was changed."""
         get_run_logger().info("Dry run: plan published as artifact %s-plan; nothing was changed", self.key)
         return ValidationReport(flow=self.flow, target=self.target, ok=True, checks=self.checks,
-                                summary={"dry_run": True, **(summary or {}), "plan": self.plan_markdown})
+                                summary={"dry_run": True, "plan": self.plan_markdown, **(summary or {})})
 
     # 3. lock ----------------------------------------------------------------------------------------
 
-    def lock(self, *names: str, timeout_s: float | None = None) -> None:
+    def lock(self, *names: str, timeout_s: float | None = None) -> bool:
         """Hold the cluster locks ``names`` (``lock_name(...)``) until the run ends; a dry run takes none.
 
         Waits for another run that holds one, logging who; raises ClusterBusy after the timeout
-        (TKEFLOW_LOCK_TIMEOUT_S), having changed nothing.
+        (TKEFLOW_LOCK_TIMEOUT_S), having changed nothing. Returns whether it had to wait (what was
+        observed before may have changed meanwhile).
         """
-        if not self.dry_run:
-            self._stack.enter_context(cluster_lock(*names, timeout_s=timeout_s))
+        if self.dry_run:
+            return False
+        return bool(self._stack.enter_context(cluster_lock(*names, timeout_s=timeout_s)))
 
     # 4. approval ------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tasks.artifacts import publish_table
-from tkeflow.errors import PermanentError, ValidationFailed
+from tkeflow.errors import ValidationFailed
 
 
 class Check(BaseModel):
@@ -58,14 +58,6 @@ def check_rows(checks: list[Check]) -> list[dict[str, Any]]:
         }
         for c in checks
     ]
-
-
-def stop_on_failed_preflight(checks: list[Check]) -> None:
-    """Before any mutating call: raise naming every failed check and its rule, or return when all held."""
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        raise PermanentError("pre-flight failed, nothing was changed: " + "; ".join(
-            f"{c.name} ({c.target}){' [' + c.rule + ']' if c.rule else ''}: {c.detail}" for c in failed))
 
 
 def finish_validation(

@@ -31,6 +31,9 @@ hypothesis_settings.load_profile("tkeflow")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Keep test retries quick; the policy (which errors retry) is the same as in production.
 os.environ.setdefault("TKEFLOW_RETRY_BACKOFF_S", "0.05")
+# A killed run's cluster lock is freed once its heartbeat is this many seconds old (tasks/lock.py): short
+# here so that the kill -9 tests' reruns do not wait a production minute.
+os.environ.setdefault("TKEFLOW_LOCK_LEASE_S", "6")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The add-existing-hosts tasks' logic alone (``task.fn``, no Prefect server, no twin): reading the
-inspection output, the per-host settings (R-ADD-3), and the join's partial failure (R-ADD-2: transient
-failures retried in a smaller call, permanent ones reported, nobody reinstalled twice)."""
+inspection output, the per-host settings (R-ADD-3); and the join's partial failure (R-ADD-2: transient
+failures retried in a smaller call by the task retry policy, permanent ones reported, nobody reinstalled
+twice) through Prefect's task engine on the test server, the cloud's replies scripted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from tasks import hosts
 from tasks import hosts_join as join
+from tasks.cloud import ClusterTarget
+from tkeflow.clients import errors as client_errors
 from tkeflow import specs
 from tkeflow.rules import data_disk as dd
 
@@ -91,17 +94,20 @@ class FakeCloud:
         return reply
 
 
-def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_others(monkeypatch) -> None:
+TARGET = ClusterTarget("ap-guangzhou", "cls-demo0001")
+
+
+def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_others(monkeypatch, prefect_server) -> None:
+    """Through Prefect's task engine: the host that failed transiently is sent again by the retried task."""
     cloud = FakeCloud([
         {"SuccInstanceIds": ["ins-a"], "FailedInstanceIds": ["ins-b", "ins-c"],
          "FailedReasons": ["InternalError: try again", "FailedOperation.CvmVpcidNotMatch: other VPC"]},
         {"SuccInstanceIds": ["ins-b"], "FailedInstanceIds": [], "FailedReasons": []},
     ])
     monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
-    monkeypatch.setattr(join, "JOIN_BACKOFF_S", 0.0)
     settings = {i: {"Unschedulable": 0, "MountTarget": f"/m/{i}"} for i in ("ins-a", "ins-b", "ins-c")}
 
-    result = join.add_existed_instances.fn(spec(), "cls-demo0001", settings, ["sg-gzdemo01"])
+    result = join.add_existed_instances(TARGET, spec(), settings, ["sg-gzdemo01"])
 
     assert result.added == ["ins-a", "ins-b"] and result.failed == {"ins-c": "FailedOperation.CvmVpcidNotMatch: other VPC"}
     first, second = cloud.requests
@@ -111,7 +117,23 @@ def test_r_add_2_partial_failure_retries_transient_hosts_only_and_reports_the_ot
     assert first["LoginSettings"] == {"KeyIds": ["skey-demo0001"]} and first["SecurityGroupIds"] == ["sg-gzdemo01"]
 
 
-def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeypatch) -> None:
+def test_r_add_2_a_host_that_keeps_failing_transiently_is_reported_after_the_bounded_retries(
+        monkeypatch, prefect_server) -> None:
+    """The task policy (tasks/retry.py) retries the smaller call RETRIES times, then reports the host."""
+    from tasks.retry import RETRIES
+
+    busy = {"SuccInstanceIds": [], "FailedInstanceIds": ["ins-b"], "FailedReasons": ["InternalError: busy"]}
+    cloud = FakeCloud([{"SuccInstanceIds": ["ins-a"], **{k: v for k, v in busy.items() if k != "SuccInstanceIds"}}]
+                      + [dict(busy) for _ in range(RETRIES + 1)])
+    monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
+
+    result = join.add_existed_instances(TARGET, spec(), {"ins-a": {}, "ins-b": {}}, [])
+
+    assert result.added == ["ins-a"] and result.failed == {"ins-b": "InternalError: busy"}
+    assert [r["InstanceIds"] for r in cloud.requests] == [["ins-a", "ins-b"]] + [["ins-b"]] * (RETRIES + 1)
+
+
+def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeypatch, prefect_server) -> None:
     cloud = FakeCloud([{"SuccInstanceIds": [], "TimeoutInstanceIds": ["ins-a"], "FailedInstanceIds": []}])
     original = cloud.call
 
@@ -122,17 +144,16 @@ def test_r_add_2_a_host_that_joined_despite_a_timeout_is_not_added_again(monkeyp
 
     cloud.call = call_then_join  # type: ignore[method-assign]
     monkeypatch.setattr(join, "tencent_cloud", lambda region: cloud)
-    monkeypatch.setattr(join, "JOIN_BACKOFF_S", 0.0)
 
-    result = join.add_existed_instances.fn(spec(), "cls-demo0001", {"ins-a": {"Unschedulable": 0}}, [])
+    result = join.add_existed_instances(TARGET, spec(), {"ins-a": {"Unschedulable": 0}}, [])
 
     assert result.added == ["ins-a"] and not result.failed and len(cloud.requests) == 1
 
 
 @pytest.mark.parametrize("reason, transient", [("InternalError.Db: busy", True), ("timed out while joining", True),
                                                ("ResourceInUse: already in cluster cls-x", False)])
-def test_transient_reasons(reason: str, transient: bool) -> None:
-    assert join._is_transient(reason) is transient
+def test_transient_reasons_are_judged_at_the_error_boundary(reason: str, transient: bool) -> None:
+    assert client_errors.is_transient_reason(reason) is transient
 
 
 @pytest.mark.parametrize("vpc, state, other, members, ok, rule, words", [

@@ -86,6 +86,11 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+def code_names(code: str | None, name: str) -> bool:
+    """Whether a Tencent error code has ``name`` as one of its dotted parts (``FailedOperation.TaskNotFound``)."""
+    return name in (code or "").split(".")
+
+
 def is_throttled(code: str | None) -> bool:
     """Whether a Tencent error code says the request was throttled (RequestLimitExceeded*)."""
     return (code or "").split(".", 1)[0] == THROTTLED_CODE_CLASS
@@ -135,6 +140,17 @@ def _kube_status(body: Any) -> tuple[str | None, str | None]:
     if not isinstance(status, dict):
         return None, None
     return status.get("reason"), status.get("message")
+
+
+# Per-item failures that come as text, not as an error Code (AddExistedInstances' FailedReasons, its
+# TimeoutInstanceIds): the words of the transient classes above. The one place such text is matched.
+_TRANSIENT_REASON_WORDS = ("internalerror", "requestlimitexceeded", "serviceunavailable", "timeout", "timed out")
+
+
+def is_transient_reason(reason: str) -> bool:
+    """Whether a per-item failure reason (free text from the API) says the failure was transient."""
+    text = reason.lower()
+    return any(word in text for word in _TRANSIENT_REASON_WORDS)
 
 
 def from_kube_api_error(status: int | None, reason: str | None, body: Any, *, what: str) -> errors.TkeflowError:

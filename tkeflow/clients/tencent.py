@@ -68,7 +68,9 @@ DEFAULT_REQ_TIMEOUT_S = 30.0
 #: RequestLimitExceeded* (client_errors.is_throttled) is retried right here, a few times with backoff and
 #: jitter: the request was refused before it ran, and retrying the call is cheaper than restarting a task
 #: of many calls.
-THROTTLE_RETRIES = int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "4"))
+#: At most 3 by default: with the task's retries (tasks/retry.py) one call is sent at most
+#: (task retries + 1) x (THROTTLE_RETRIES + 1) times, a product tasks/retry.py bounds.
+THROTTLE_RETRIES = min(9, max(0, int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", "3"))))  # 0 to 9
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 

@@ -81,16 +81,32 @@ class TaskProgress(logging.Handler):
         self.status.update(f"{self.headline} [dim]{detail}[/dim]")
 
 
+class ExpectedErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; an expected failure (a TkeflowError: a
+    failed pre-flight, an approval needed, a permanent API error) is one clear line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TkeflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 @contextlib.contextmanager
 def progress_display(headline: str) -> Iterator[None]:
     task_logger = logging.getLogger("prefect.task_runs")
+    quiet = ExpectedErrorsWithoutTraceback()
+    run_loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
     with console.status(headline) as status:
         handler = TaskProgress(status, headline)
         task_logger.addHandler(handler)
+        for logger in run_loggers:
+            logger.addFilter(quiet)
         try:
             yield
         finally:
             task_logger.removeHandler(handler)
+            for logger in run_loggers:
+                logger.removeFilter(quiet)
 
 
 def run_manifest(manifest: Any, dry_run: bool) -> int:

@@ -36,6 +36,8 @@ from tkeflow.rules import capacity
 CORDONED_BY_ANNOTATION = "tkeflow.io/cordoned-by"
 CORDONED_BY_VALUE = "tkeflow"
 UPGRADE_TARGET_ANNOTATION = "tkeflow.io/upgrade-target"
+#: The flow run that set the cordon (its name and ID): who to ask, or which run to look at (issue 14).
+CORDONED_BY_RUN_ANNOTATION = "tkeflow.io/cordoned-by-run"
 INSTANCE_ID_LABEL = "cloud.tencent.com/node-instance-id"
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
