@@ -9,7 +9,8 @@ The kubelet (kubelet.py) asks ``behaviour(container)`` when a pod turns Ready. A
 - ``ping -c N [-W S] HOST`` (ICMP: no port; a policy that lists ports does not admit it)
 - ``/agnhost connect HOST:PORT [--timeout=2s] [--protocol=tcp|udp]``
 - any of these inside ``sh -c "..."`` (also bash/ash, ``/bin/sh``) joined by ``&&``, ``||`` or ``;``,
-  together with ``true``, ``false``, ``exit N``, ``echo ...`` (printed to the pod's log), ``sleep N``,
+  together with ``true``, ``false``, ``exit N``, ``echo ...`` (printed to the pod's log, as ``nc -v``'s
+  open / timed out and wget's failure are), ``sleep N``,
   ``nvidia-smi`` (exit 127 "not found" unless the container has an nvidia.com/gpu limit, R-GPU-3);
   ``sleep infinity``, ``tail -f ...``, ``while``/``for`` loops and the image's own entrypoint (no
   command) run forever. A loop containing probes is a *long-running probe*: the kubelet records its
@@ -40,9 +41,19 @@ class Probe:
     host: str
     port: int
     protocol: str = "TCP"  # TCP, UDP or ICMP
+    verbose: bool = field(default=False, compare=False)  # nc -v: says open / timed out (the pod's log)
 
     def describe(self) -> str:
         return f"{self.host}:{self.port}/{self.protocol}" if self.port else f"{self.host}/{self.protocol}"
+
+    def output(self, reached: bool) -> str:
+        """What busybox's tool prints (stdout and stderr both reach ``kubectl logs``)."""
+        if self.tool == "nc" and self.verbose:
+            where = f"{self.host} ({self.host}:{self.port})"
+            return f"{where} open\n" if reached else f"nc: {where}: Connection timed out\n"
+        if self.tool == "wget" and not reached:
+            return "wget: download timed out\n"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,9 @@ class Behaviour:
                 continue
             printed.append(step.text)
             if step.kind == "probe" and step.probe is not None:
-                status = 0 if reach(step.probe) else 1
+                reached = reach(step.probe)
+                printed.append(step.probe.output(reached))
+                status = 0 if reached else 1
             elif step.kind == "exit":
                 return step.code, "".join(printed)  # the shell's own exit ends the script
             elif step.kind == "status":
@@ -199,11 +212,13 @@ def parse_probe(cmd: list[str]) -> Probe | None:
 def _nc(args: list[str]) -> Probe | None:
     positional: list[str] = []
     protocol = "TCP"
+    verbose = False
     i = 0
     while i < len(args):
         arg = args[i]
         if arg.startswith("-") and len(arg) > 1:
             flags = arg[1:]
+            verbose = verbose or "v" in flags
             if "u" in flags:
                 protocol = "UDP"
             if flags[-1] in _NC_VALUE_FLAGS and not any(c.isdigit() for c in flags):
@@ -213,7 +228,7 @@ def _nc(args: list[str]) -> Probe | None:
         i += 1
     if len(positional) < 2 or not positional[1].isdigit():
         return None
-    return Probe("nc", positional[0], int(positional[1]), protocol)
+    return Probe("nc", positional[0], int(positional[1]), protocol, verbose)
 
 
 def _url_probe(tool: str, url: str) -> Probe | None:
