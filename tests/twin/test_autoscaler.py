@@ -228,3 +228,22 @@ def test_a_node_never_ready_is_removed_after_the_unready_time_r_as_5(world: Any)
     wait_store(kc, lambda: not _pool_nodes(kc, pool_id, ready_only=False), what="the NotReady node removed")
     assert twin.world.clusters[cluster_id].node_pools[pool_id].desired_nodes == 0
     assert any(e["involvedObject"]["name"] == name and "(unready)" in e["message"] for e in _events(kc, "ScaleDown"))
+
+
+def test_a_node_whose_instance_left_the_group_gets_scale_down_failed_r_as_7(world: Any) -> None:
+    twin, cluster_id = world
+    kc = twin.kube(cluster_id)
+    pool_id = _create_pool(twin, cluster_id, desired=1)
+    wait_store(kc, lambda: len(_pool_nodes(kc, pool_id)) == 1, what="1 pool node Ready")
+    (name,) = _pool_nodes(kc, pool_id)
+    cluster = twin.world.clusters[cluster_id]
+    with twin.world.lock:  # the instance leaves the group behind the autoscaler's back; its node stays
+        gone = next(i for i in cluster.instances.values() if i.node_pool_id == pool_id)
+        del cluster.instances[gone.instance_id]
+
+    _enable(twin, cluster_id, pool_id)
+
+    wait_until(lambda: _events(kc, "ScaleDownFailed"), what="ScaleDownFailed")
+    failed = _events(kc, "ScaleDownFailed")[0]
+    assert failed["involvedObject"]["name"] == name and gone.instance_id in failed["message"]
+    assert failed["type"] == "Warning" and _pool_nodes(kc, pool_id) == [name]

@@ -249,11 +249,16 @@ class Autoscaler:
         instance_id = (node["metadata"].get("labels") or {}).get("cloud.tencent.com/node-instance-id", "")
         ctx = Ctx(core, cluster.region)
         with core.world.lock:
-            if instance_id in cluster.instances:
+            found = instance_id in cluster.instances
+            if found:
                 nodes.remove_instance(ctx, cluster, instance_id, "terminate")
                 pool.desired_nodes = max(pool.min_nodes, pool.desired_nodes - 1)
         for effect in ctx.effects:
             effect()
+        if not found:  # R-AS-7: the group no longer holds the instance
+            status.event(store, node, "Warning", "ScaleDownFailed",
+                         f"failed to delete the node: instance {instance_id or '?'} is not in group "
+                         f"{pool.autoscaling_group_id}")
 
     def _write_status(self, store: Any, cluster: model.Cluster, pools: list[model.NodePool], view: ClusterView,
                       planned: dict[str, int], candidates: int) -> None:
