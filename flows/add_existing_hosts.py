@@ -11,7 +11,8 @@ Steps, as issue 6 and the TKE guide order them:
 5. each host inspected again right before the join (an inspection seconds old is reused); a host
    whose disks changed since the plan stops there (R-ADD-3); ONE AddExistedInstances call (per 100 hosts) for the
    batch, per-host overrides, the chosen disk named by its ID; partial failure reported;
-6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report.
+6. wait for every node Ready (watch), validate over SSH, publish the per-host table, return the report;
+   a GPU host (the CVM's GPUInfo, R-GPU-5) also gets nvidia.com/gpu and nvidia-smi checked (tasks/hosts_gpu.py).
 ``dry_run`` stops after step 3: pre-flight, inspection and decisions, with zero mutating calls.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from prefect import flow
 
 from tasks import hosts
+from tasks import hosts_gpu
 from tasks import hosts_join as join
 from tasks import hosts_rejoin as rejoin
 from tasks import procedure
@@ -122,8 +124,9 @@ def _finish(run: procedure.Run, target: ClusterTarget, spec: ExistingHostsSpec, 
                                                    {**decisions, **recorded}, validated)
     ready = join.wait_hosts_ready(target, spec, [h.private_ip for h in joined])
     checks += _ready_checks(joined, ready)
+    gpu_future = hosts_gpu.validate_gpu_hosts.submit(target, spec, [h for h in joined if ready.get(h.private_ip)])
     checks += join.validate_hosts_in_cluster(target, spec, pre.cluster.project_id, validated, pre.security_group_ids)
-    checks += disks_future.result()
+    checks += disks_future.result() + gpu_future.result() + hosts_gpu.recognised_checks(joined)  # R-GPU-5
     order = {instance_id: index for index, instance_id in enumerate(spec.instance_ids)}
     checks.sort(key=lambda c: order.get(c.target, len(order)))  # by host, in the spec's order (stable)
     publish_table(f"{run.key}-hosts", host_rows(pre, inspections, decisions, _result_texts(pre, checks)),

@@ -43,6 +43,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("Interconnect", "flows.interconnect", "interconnect", "interconnect",
               ("interconnect-peering.yaml", "interconnect-vpn.yaml")),
     Procedure("KubeRouter", "flows.kube_router", "kube_router", "kube-router-rollout", ("kube-router.yaml",)),
+    Procedure("GpuPool", "flows.gpu_pool", "gpu_pool", "gpu-pool", ("gpu-pool.yaml",)),
 )
 
 

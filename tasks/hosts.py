@@ -61,6 +61,8 @@ class HostTarget:
     state: str
     instance_type: str
     cloud_disks: tuple[data_disk.CloudDataDisk, ...] = ()
+    gpus: float = 0  # GPUInfo.GPUCount (R-GPU-5); below 1 is a vGPU share
+    gpu_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def _host_target(instance: dict[str, Any]) -> HostTarget:
     return HostTarget(instance_id=instance["InstanceId"], private_ip=ips[0] if ips else "",
                       zone=(instance.get("Placement") or {}).get("Zone", ""), vpc_id=vpc.get("VpcId", ""),
                       state=instance.get("InstanceState", ""), instance_type=instance.get("InstanceType", ""),
-                      cloud_disks=disks)
+                      cloud_disks=disks, gpus=float((instance.get("GPUInfo") or {}).get("GPUCount") or 0),
+                      gpu_type=str((instance.get("GPUInfo") or {}).get("GPUType") or ""))
 
 
 def _cluster_view(cloud: Any, cluster: dict[str, Any]) -> ClusterView:

@@ -95,6 +95,12 @@ class KubeRuntime:
         if kc is not None:
             kc.node_down(cvm.private_ip)
 
+    def node_relabelled(self, cluster_id: str, cvm: Cvm, labels: dict[str, str], removed: list[str],
+                        taints: list[dict[str, str]]) -> None:
+        kc = self.cluster(cluster_id)
+        if kc is not None:
+            kc.controllers.relabel_node(cvm.private_ip, labels, removed, taints)
+
     def node_up(self, cluster_id: str, cvm: Cvm, version: str) -> None:
         kc = self.cluster(cluster_id)
         if kc is not None:

@@ -3,7 +3,8 @@
 Who uses it: tests and the lead's fixtures (``with Twin.start() as twin``), the demo, and
 ``tkeflow twin serve`` (tkeflow/commands/twin.py). One Clock drives every lifecycle; one World is
 shared by the cloud API (twin/cloud), the cluster twins (twin/kube, through
-``KubeRuntime``) and the SSH fleet (twin/ssh). Flows reach all of it only over the wire::
+``KubeRuntime``) and the SSH fleet (twin/ssh); the node pools' cluster autoscaler (twin/autoscaler)
+scans on the same Clock. Flows reach all of it only over the wire::
 
     with Twin.start(world_path=None, port=0) as twin:
         twin.endpoint      # "127.0.0.1:PORT" (HttpProfile(endpoint=..., protocol="http"))
@@ -56,6 +57,7 @@ class Twin:
         except OSError:
             self.clock.stop()
             raise
+        self.autoscaler = _autoscaler(self) if self._use_kube else None
 
     # --- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -70,6 +72,8 @@ class Twin:
             if self.ssh is not None:
                 self.ssh.start()
             self.cloud.start()
+            if self.autoscaler is not None:
+                self.autoscaler.start()
         except BaseException:
             self.stop()  # nothing half-started is left behind
             raise
@@ -79,6 +83,8 @@ class Twin:
             return
         self._stopped = True
         self.cloud.stop()
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         self.core.alive = False
         self.runtime.stop_all()
         if self.ssh is not None:
@@ -181,6 +187,13 @@ def _world_network(twin: Twin) -> Any:
     from twin.world.network import WorldNetwork  # noqa: PLC0415 (imports the cluster twin's protocol)
 
     return WorldNetwork(lambda: twin.world)
+
+
+def _autoscaler(twin: Twin) -> Any:
+    """The cluster autoscaler of node pools (R-AS): reads the cluster twins, scales through the cloud twin."""
+    from twin.autoscaler import Autoscaler  # noqa: PLC0415 (needs the cluster twin)
+
+    return Autoscaler(lambda: twin.core, twin.runtime.cluster, twin.clock)
 
 
 def _ssh_fleet(twin: Twin) -> Any:

@@ -302,3 +302,14 @@ def test_a_rerun_validates_the_hosts_a_killed_run_joined(twin, twin_calls, clust
 
     assert "expected " + asked.disk_id in str(failure.value)
     assert not [c for c in twin_calls(mutating=True) if c["action"] == "AddExistedInstances"][1:]  # not re-added
+
+
+def test_r_gpu_5_a_gpu_host_is_recognised_and_its_gpus_checked_after_the_join(twin, cluster_id):
+    report = run_flow(hosts_spec(instance_ids=["ins-gpu00001"]))
+
+    assert report.ok, [c for c in report.checks if not c.ok]
+    rows = {c.name: c for c in report.checks if c.target == "ins-gpu00001"}
+    assert rows["GPU host recognised"].detail.startswith("1 x Tesla T4")
+    assert rows["allocatable nvidia.com/gpu"].detail == "1 (the CVM has 1)"
+    assert rows["nvidia-smi lists the GPUs"].ok and rows["nvidia-smi lists the GPUs"].detail.startswith("1 GPU(s), driver ")
+    assert not [c for c in report.checks if c.name == "GPU host recognised" and c.target != "ins-gpu00001"]

@@ -165,14 +165,20 @@ def test_r_gpu_1_pool_version_hint() -> None:
     assert specs.parse_manifest(changed("gpu-pool", kubernetes_version="1.9.0"))
 
 
-@pytest.mark.parametrize(("changes", "path"), [
-    ({"max_nodes": 201}, "spec.max_nodes"),
-    ({"min_nodes": 4, "max_nodes": 3}, "spec.min_nodes"),
-    ({"desired_nodes": 4, "max_nodes": 3}, "spec.desired_nodes"),
-    ({"min_nodes": 2, "desired_nodes": 1}, "spec.desired_nodes"),
+@pytest.mark.parametrize(("changes", "path", "rule"), [
+    ({"max_nodes": 201}, "spec.max_nodes", "R-AS-4"),
+    ({"min_nodes": 4, "max_nodes": 3}, "spec.min_nodes", "R-AS-3"),
+    ({"desired_nodes": 4, "max_nodes": 3}, "spec.desired_nodes", "R-AS-3"),
+    ({"min_nodes": 2, "desired_nodes": 1}, "spec.desired_nodes", "R-AS-3"),
 ])
-def test_r_as_4_pool_sizes(changes: dict, path: str) -> None:
-    assert paths_rules(changed("gpu-pool", **changes)) == [(path, "R-AS-4")]
+def test_r_as_3_and_r_as_4_pool_sizes(changes: dict, path: str, rule: str) -> None:
+    assert paths_rules(changed("gpu-pool", **changes)) == [(path, rule)]
+
+
+def test_r_gpu_2_gpu_args_versions_are_checked() -> None:
+    assert rules_of(changed("gpu-pool", gpu_args={"driver": "latest"})) == {"schema"}
+    spec = specs.parse_manifest(changed("gpu-pool")).spec
+    assert spec.gpu_args.driver == "470.82.01" and spec.autoscaler.scale_down_utilization_pct == 50
 
 
 def test_r_as_4_200_is_allowed_but_warned_about_zone_quota() -> None:

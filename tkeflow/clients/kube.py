@@ -2,7 +2,7 @@
 
 Who calls it: tasks/cloud.py ``kube_for(cluster_id, region)`` builds a ``Kube`` from the kubeconfig
 in the cluster's Prefect Secret block; tasks use its bundled APIs (``kube.core``, ``kube.apps``,
-``kube.policy``, ``kube.networking``, ``kube.rbac``), the list helpers, cordon/uncordon/evict and the
+``kube.batch``, ``kube.policy``, ``kube.networking``, ``kube.rbac``), the list helpers, cordon/uncordon/evict and the
 watch-based waits (tkeflow/clients/kube_waits.py, mixed in).
 
 Why the APIs are wrapped: every call through ``kube.core.<method>`` raises tkeflow errors, never
@@ -50,6 +50,7 @@ class Kube(WaitsMixin):
         self.core = GuardedApi(client.CoreV1Api(self.api_client), "core/v1", request_timeout_s)
         self.apps = GuardedApi(client.AppsV1Api(self.api_client), "apps/v1", request_timeout_s)
         self.policy = GuardedApi(client.PolicyV1Api(self.api_client), "policy/v1", request_timeout_s)
+        self.batch = GuardedApi(client.BatchV1Api(self.api_client), "batch/v1", request_timeout_s)
         self.networking = GuardedApi(client.NetworkingV1Api(self.api_client), "networking.k8s.io/v1", request_timeout_s)
         self.rbac = GuardedApi(client.RbacAuthorizationV1Api(self.api_client), "rbac.authorization.k8s.io/v1", request_timeout_s)
         self.version_api = GuardedApi(client.VersionApi(self.api_client), "version", request_timeout_s)

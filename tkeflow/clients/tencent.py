@@ -46,6 +46,8 @@ from tencentcloud.cvm.v20170312 import cvm_client
 from tencentcloud.cvm.v20170312 import models as cvm_models
 from tencentcloud.tke.v20180525 import models as tke_models
 from tencentcloud.tke.v20180525 import tke_client
+from tencentcloud.tke.v20220501 import models as tke2022_models
+from tencentcloud.tke.v20220501 import tke_client as tke2022_client
 from tencentcloud.vpc.v20170312 import models as vpc_models
 from tencentcloud.vpc.v20170312 import vpc_client
 
@@ -79,9 +81,11 @@ THROTTLE_RETRIES = min(9, max(0, int(os.environ.get("TKEFLOW_THROTTLE_RETRIES", 
 THROTTLE_BACKOFF_S = float(os.environ.get("TKEFLOW_THROTTLE_BACKOFF_S", "0.2"))
 _throttle_pause = threading.Event()  # never set: an interruptible wait, not a sleep
 
-# service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12, dc 2018-04-10.
+# service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12, dc 2018-04-10;
+# "tke2022" is TKE's 2022-05-01 API (same service, newer version: DescribeGPUInfo, R-GPU-2).
 SERVICES: dict[str, tuple[type, ModuleType]] = {
     "tke": (tke_client.TkeClient, tke_models),
+    "tke2022": (tke2022_client.TkeClient, tke2022_models),
     "cvm": (cvm_client.CvmClient, cvm_models),
     "vpc": (vpc_client.VpcClient, vpc_models),
 }

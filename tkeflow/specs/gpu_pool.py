@@ -2,10 +2,11 @@
 
 Who calls it: tkeflow.specs.parse_manifest and the GPU pool flow (its parameter). Static rules:
 R-GPU-1 (Kubernetes newer than 1.8, when kubernetes_version is given; the flow checks the real
-cluster), R-GPU-2 (GPU OS image as a setting), R-GPU-3 (whole GPUs per pod), R-GPU-4 (a warning
-without a taint), R-AS-4 (max_nodes <= 200 and min <= desired <= max are errors; the 30 pay-as-you-go
-CVMs per zone is the default quota, which accounts can raise, so exceeding it is a warning and the
-flow's pre-flight reads the real quota with DescribeAccountQuota).
+cluster), R-GPU-2 (GPU OS image as a setting; driver, CUDA and cuDNN versions as GPUArgs), R-GPU-3
+(whole GPUs per pod), R-GPU-4 (a warning without a taint), R-AS-3 (min <= desired <= max), R-AS-4
+(max_nodes <= 200 is an error; the 30 pay-as-you-go CVMs per zone is the default quota, which accounts
+can raise, so exceeding it is a warning and the flow's pre-flight reads the real quota with
+DescribeAccountQuota), R-AS-2/5/6 (the cluster autoscaler's scale-down settings).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pydantic import Field, field_validator
 
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import (
-    DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Region, SubnetId, SystemDisk, Zone,
-    MAX_LABELS, is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, timeout_field, zone_violation,
+    DNS1123_LABEL, ClusterRef, DataDisk, KubeVersion, Login, Region, SubnetId, SystemDisk, Zone,
+    MAX_LABELS, MAX_SECURITY_GROUPS, is_gpu_instance_type, pay_as_you_go_warnings, schedules_gpus, timeout_field, zone_violation,
 )
+from tkeflow.specs.existing_hosts import SshSettings
 from tkeflow.specs.problems import Problem
 
 MAX_GROUP_NODES = 200  # R-AS-4
@@ -32,6 +34,36 @@ class Taint(SpecModel):
     key: str = Field(pattern=LABEL_KEY.pattern, description="Taint key, e.g. nvidia.com/gpu.")
     value: str = Field("", pattern=LABEL_VALUE.pattern, description="Taint value.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
+
+
+VERSION = r"^[0-9]+(\.[0-9]+){1,3}$"
+
+
+class GpuArgs(SpecModel):
+    """R-GPU-2: the GPU software TKE installs on the pool's nodes (InstanceAdvancedSettings.GPUArgs)."""
+
+    driver: str = Field("470.82.01", pattern=VERSION, description="NVIDIA driver version, e.g. 470.82.01; "
+                        "nvidia-smi must report it after the join.")
+    cuda: str | None = Field("11.4.3", pattern=VERSION, description="CUDA version installed with the driver.")
+    cudnn: str | None = Field("8.2.4", pattern=VERSION, description="cuDNN version installed with CUDA.")
+    mig_enable: bool = Field(False, description="Turn on MIG (multi-instance GPU) on A100-class GPUs.")
+
+
+class Autoscaler(SpecModel):
+    """The cluster autoscaler's scale-down settings (ClusterAsGroupOption): R-AS-2, R-AS-5, R-AS-6."""
+
+    scale_down_enabled: bool = Field(True, description="Let the autoscaler remove idle nodes (R-AS-2).")
+    scale_down_utilization_pct: int = Field(50, ge=1, le=100, description="A node whose pods' CPU and memory "
+                                            "requests are both under this share of allocatable is idle (R-AS-2: 50).")
+    scale_down_unneeded_min: int = Field(10, ge=1, le=1440, description="Minutes a node stays idle before it is "
+                                         "removed (R-AS-5: 10).")
+    scale_down_delay_min: int = Field(10, ge=0, le=1440, description="Minutes after a scale-up before any "
+                                      "scale-down (R-AS-5).")
+    unready_removal_min: int = Field(20, ge=1, le=1440, description="Minutes before a NotReady node is removed "
+                                     "(R-AS-5: 20).")
+    skip_nodes_with_system_pods: bool = Field(True, description="Never remove a node holding kube-system pods (R-AS-2).")
+    skip_nodes_with_local_storage: bool = Field(True, description="Never remove a node holding pods with local "
+                                                "storage (R-AS-2).")
 
 
 class GpuPoolSpec(ClusterRef):
@@ -55,6 +87,19 @@ class GpuPoolSpec(ClusterRef):
                                    "(R-AS-3, R-GPU-4).")
     taints: list[Taint] = Field(default_factory=list, max_length=MAX_LABELS, description="Taints of the pool's nodes (R-GPU-4).")
     node_ready_timeout_s: int = timeout_field(900, "How long to wait for the pool's nodes to be Ready.")
+    login: Login = Field(default_factory=Login, description="How the nodes are logged in to (R-CRT-9).")
+    security_group_ids: list[str] = Field(default_factory=list, max_length=MAX_SECURITY_GROUPS, description="Security groups of the nodes "
+                                          "(R-ADD-4: the cluster's other nodes' group).")
+    ssh: SshSettings = Field(default_factory=SshSettings, description="SSH access for the nvidia-smi check "
+                             "(host keys checked).")
+    gpu_args: GpuArgs = Field(default_factory=GpuArgs, description="Driver, CUDA and cuDNN of the nodes (R-GPU-2).")
+    autoscaler: Autoscaler = Field(default_factory=Autoscaler, description="The cluster autoscaler's scale-down "
+                                   "settings (R-AS-2/5/6); they apply to the whole cluster.")
+    approve_shrink: bool = Field(False, description="R-AS-3: lowering desired or max below the nodes that exist "
+                                 "destroys CVMs; true approves it (the plan names the nodes).")
+    smoke_timeout_s: int = timeout_field(900, "How long the smoke Job may take, a scale-up from zero included (R-AS-1).")
+    smoke_image: str = Field("nvidia/cuda:12.2.0-base-ubuntu22.04", min_length=1, max_length=255,
+                             description="Image of the smoke Job (it runs nvidia-smi and prints its pass line).")
 
     @field_validator("gpus_per_pod", mode="before")
     @classmethod
@@ -98,13 +143,13 @@ class GpuPoolSpec(ClusterRef):
 
 
 def _size_rules(values: Mapping[str, Any]) -> Iterator[Violation]:
-    """R-AS-4: a scaling group's max is 200; min <= desired <= max (R-AS-3)."""
+    """R-AS-4: a scaling group's max is 200; R-AS-3: min <= desired <= max."""
     low, want, high = values.get("min_nodes"), values.get("desired_nodes"), values.get("max_nodes")
     if high is not None and high > MAX_GROUP_NODES:
         yield Violation(("max_nodes",), "R-AS-4", f"max_nodes {high}: a scaling group holds at most "
                         f"{MAX_GROUP_NODES} nodes", f"set max_nodes <= {MAX_GROUP_NODES} (use several pools)")
     if low is not None and high is not None and low > high:
-        yield Violation(("min_nodes",), "R-AS-4", f"min_nodes {low} > max_nodes {high}", "set min_nodes <= max_nodes")
+        yield Violation(("min_nodes",), "R-AS-3", f"min_nodes {low} > max_nodes {high}", "set min_nodes <= max_nodes")
     elif None not in (low, want, high) and not low <= want <= high:
-        yield Violation(("desired_nodes",), "R-AS-4", f"desired_nodes {want} is outside [{low}, {high}]",
+        yield Violation(("desired_nodes",), "R-AS-3", f"desired_nodes {want} is outside [{low}, {high}]",
                         "set min_nodes <= desired_nodes <= max_nodes")

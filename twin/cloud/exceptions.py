@@ -73,6 +73,7 @@ InvalidInstanceIdMalformed = _error("InvalidInstanceId.Malformed")
 InvalidZoneMismatchRegion = _error("InvalidZone.MismatchRegion")
 InvalidInstanceTypeNotSupported = _error("InvalidParameterValue.InstanceTypeNotSupported")
 InvalidFilter = _error("InvalidFilter")
+ResourcesSoldOut = _error("ResourcesSoldOut", "The instance type is sold out in the zone.")
 
 # --- VPC ----------------------------------------------------------------------------------------------
 Duplicate = _error("InvalidParameterValue.Duplicate")

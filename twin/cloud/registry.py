@@ -18,6 +18,7 @@ from typing import Any
 
 from tencentcloud.cvm.v20170312 import models as cvm_models
 from tencentcloud.tke.v20180525 import models as tke_models
+from tencentcloud.tke.v20220501 import models as tke2022_models
 from tencentcloud.vpc.v20170312 import models as vpc_models
 
 try:  # the `dc` service (R-NET-4 tunnels) is served only when its SDK package is installed
@@ -36,6 +37,8 @@ SERVICES: dict[str, tuple[str, ModuleType]] = {
     "tke": ("2018-05-25", tke_models),
     "cvm": ("2017-03-12", cvm_models),
     "vpc": ("2017-03-12", vpc_models),
+    # a service's other API version is keyed "<service>@<version>" (the wire routes X-TC-Version to it)
+    "tke@2022-05-01": ("2022-05-01", tke2022_models),
 }
 if dc_models is not None:
     SERVICES["dc"] = ("2018-04-10", dc_models)

@@ -28,6 +28,10 @@ class ClusterRuntime(Protocol):
 
     def node_down(self, cluster_id: str, cvm: Cvm) -> None: ...
 
+    def node_relabelled(self, cluster_id: str, cvm: Cvm, labels: dict[str, str], removed: list[str],
+                        taints: list[dict[str, str]]) -> None:
+        """A node pool's labels and taints changed (R-AS-3): its existing node follows."""
+
     def node_up(self, cluster_id: str, cvm: Cvm, version: str) -> None: ...
 
     def master_version(self, cluster_id: str, version: str) -> None: ...
@@ -58,6 +62,10 @@ class NullRuntime:
         return None
 
     def node_down(self, cluster_id: str, cvm: Cvm) -> None:
+        return None
+
+    def node_relabelled(self, cluster_id: str, cvm: Cvm, labels: dict[str, str], removed: list[str],
+                        taints: list[dict[str, str]]) -> None:
         return None
 
     def node_up(self, cluster_id: str, cvm: Cvm, version: str) -> None:

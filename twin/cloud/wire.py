@@ -137,9 +137,10 @@ def _route(service: str, version: str, name: str) -> Action:
         raise exc.InvalidAction(f"The service `{service}` is not served by the twin.")
     if not name:
         raise exc.MissingParameter("The request is missing a required parameter `Action`.")
-    if version != SERVICES[service][0]:
+    key = service if version == SERVICES[service][0] else f"{service}@{version}"
+    if key not in SERVICES:
         raise exc.NoSuchVersion(f"The requested version `{version}` of service `{service}` does not exist.")
-    action = ACTIONS.get((service, name))
+    action = ACTIONS.get((key, name))
     if action is None:
         raise exc.InvalidAction(f"The action `{name}` of `{service}` is not found or not emulated by the twin.")
     return action

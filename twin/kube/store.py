@@ -86,6 +86,16 @@ class Store:
         self._subscribers: list[_Subscriber] = []
         self._pending: collections.deque[Event] = collections.deque()
         self._delivering = threading.Lock()
+        self._logs: dict[tuple[str, str], str] = {}  # (pod uid, container) -> what it printed (pods/log)
+
+    # ---- container logs (what the kubelet's containers printed; read by pods/log) --------------
+    def append_log(self, pod_uid: str, container: str, text: str) -> None:
+        with self._lock:
+            self._logs[(pod_uid, container)] = self._logs.get((pod_uid, container), "") + text
+
+    def log_of(self, pod_uid: str, container: str) -> str:
+        with self._lock:
+            return self._logs.get((pod_uid, container), "")
 
     # ---- reads -------------------------------------------------------------------------
     @property

@@ -71,6 +71,7 @@ class Cvm:
     memory_gib: int
     gpus: int = 0
     gpu_type: str | None = None
+    gpu_driver: str = ""  # NVIDIA driver version installed (GPUArgs.Driver.Version); "" = the image's own
     os_name: str = "TencentOS Server 3.1 (TK4)"
     image_id: str = "img-eb30mz89"
     state: str = "RUNNING"  # the CVM's InstanceState: PENDING, RUNNING, STOPPED, ...

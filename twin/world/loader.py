@@ -60,7 +60,8 @@ def build_world(spec: dict[str, Any], base_dir: Path) -> model.World:
         world.instance_types[item["type"]] = model.InstanceType(
             instance_type=item["type"], family=item.get("family", item["type"].split(".")[0]),
             cpu=int(item["cpu"]), memory_gib=int(item["memory_gib"]), zones=list(item.get("zones") or []),
-            gpus=item.get("gpus", 0), gpu_type=item.get("gpu_type"), type_name=item.get("type_name", item["type"]))
+            gpus=item.get("gpus", 0), gpu_type=item.get("gpu_type"), type_name=item.get("type_name", item["type"]),
+            status=item.get("status", "SELL"))  # SELL | SOLD_OUT (DescribeZoneInstanceConfigInfos)
     for item in spec.get("key_pairs") or []:
         public_key = item.get("public_key") or (base_dir / item["public_key_file"]).read_text().strip()
         world.key_pairs[item["id"]] = model.KeyPair(item["id"], item.get("name", item["id"]), public_key)

@@ -275,6 +275,14 @@ class UpgradeTask:
     generation: int = 0
 
 
+AS_OPTION_DEFAULTS: dict[str, Any] = {
+    "IsScaleDownEnabled": True, "Expander": "random", "MaxEmptyBulkDelete": 10, "ScaleDownDelay": 10,
+    "ScaleDownUnneededTime": 10, "ScaleDownUtilizationThreshold": 50, "SkipNodesWithLocalStorage": True,
+    "SkipNodesWithSystemPods": True, "IgnoreDaemonSetsUtilization": False, "OkTotalUnreadyCount": 3,
+    "MaxTotalUnreadyPercentage": 45, "ScaleDownUnreadyTime": 20, "UnregisteredNodeRemovalTime": 15,
+}  # R-AS-2: under 50% requests; R-AS-5: 10 min idle, NotReady removed after 20 min
+
+
 @dataclass
 class Cluster:
     cluster_id: str
@@ -306,6 +314,8 @@ class Cluster:
     endpoint_subnet_id: str = ""  # the intranet endpoint's subnet (R-CRT-11)
     upgrade: UpgradeTask | None = None
     password: str = ""
+    # ClusterAsGroupOption (DescribeClusterAsGroupOption), R-AS-2/5/6; wire names, defaults as documented
+    as_option: dict[str, Any] = field(default_factory=lambda: dict(AS_OPTION_DEFAULTS))
 
 
 @dataclass
@@ -321,6 +331,8 @@ class Timings:
     endpoint_create: float = 0.3
     cluster_delete: float = 0.5
     node_pool_scale: float = 1.0
+    autoscaler_scan: float = 0.2  # R-AS-5: the cluster autoscaler scans every 10 s (twin/autoscaler.py)
+    autoscaler_minute: float = 0.05  # twin seconds per minute of the ClusterAsGroupOption times (R-AS-5)
     ssh_command_latency_s: float = 0.0  # added to every SSH command's reply (benchmarks, rehearsals)
     peering_activation: float = 0.0  # AcceptVpcPeeringConnection -> the peering ACTIVE (0: at once, R-NET-1/2)
     route_propagation: float = 0.0  # CreateRoutes -> the new routes carry traffic
@@ -349,6 +361,14 @@ class Region:
     name: str
     zones: list[str]
     zone_ids: dict[str, int] = field(default_factory=dict)
+
+
+GPU_SOFTWARE = (
+    {"driver": "450.102.04", "cuda": "11.0.3", "cudnn": "8.0.5"},
+    {"driver": "470.82.01", "cuda": "11.4.3", "cudnn": "8.2.4"},
+    {"driver": "525.105.17", "cuda": "12.0.1", "cudnn": "8.8.0"},
+    {"driver": "535.161.08", "cuda": "12.2.2", "cudnn": "8.9.7"},
+)
 
 
 class World:
@@ -383,6 +403,8 @@ class World:
         self.same_node_policy_defect = False  # R-KR-4 knob, read by the cluster twin
         self.policy_agent_failing_nodes: list[str] = []  # nodes where kube-router never turns Ready (drill)
         self.outside_hosts: list[ProbeHost] = []  # Internet hosts, e.g. R-KR-3's 14.215.0.0/16 peer
+        # R-GPU-2: driver/CUDA/cuDNN combinations TKE offers for GPU types (DescribeGPUInfo, 2022-05-01)
+        self.gpu_software: list[dict[str, str]] = [dict(o) for o in GPU_SOFTWARE]
         self.rng = random.Random(20181127)
         self._route_seq = 100000
 

@@ -77,6 +77,8 @@ def new_cvm(world: model.World, region: str, para: dict[str, Any], index: int) -
     if itype is None or zone not in itype.zones:
         raise exc.InvalidInstanceTypeNotSupported(
             f"The instance type `{para.get('InstanceType')}` is not sold in zone `{zone}`.")
+    if itype.status == "SOLD_OUT":
+        raise exc.ResourcesSoldOut(f"The instance type `{itype.instance_type}` is sold out in zone `{zone}`.")
     vpc_para = para.get("VirtualPrivateCloud") or {}
     subnet = world.subnets.get(vpc_para.get("SubnetId") or "")
     if subnet is None or subnet.vpc_id != vpc_para.get("VpcId") or subnet.zone != zone:

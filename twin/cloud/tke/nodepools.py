@@ -6,7 +6,11 @@ scaling group's max is 200; new CVMs count against the zone's pay-as-you-go quot
 AutoScalingGroupPara and LaunchConfigurePara are JSON strings of the AS API's parameters; the twin
 reads MaxSize, MinSize, DesiredCapacity, VpcId, SubnetIds from the first and InstanceType,
 SystemDisk, DataDisks, SecurityGroupIds, LoginSettings, InstanceChargeType from the second.
-Not emulated: scaling policies, the autoscaler itself (desired capacity changes only by API).
+ModifyClusterNodePool changes only what it is given: sizes (a max below the nodes that exist
+terminates the newest, R-AS-3), labels and taints (new nodes and, unless IgnoreExistedNode, the
+existing ones), GPUArgs (new nodes), EnableAutoscale. The cluster autoscaler that moves desired
+capacity between min and max is the umbrella's (twin/autoscaler.py); it calls ``scale`` here.
+Not emulated: scaling policies, multi-zone subnet policies, Annotations.
 """
 
 from __future__ import annotations
@@ -135,3 +139,55 @@ def delete_pools(ctx: Ctx, cluster: model.Cluster, pool_ids: list[str], keep_ins
             else:
                 nodes.remove_instance(ctx, cluster, instance.instance_id, "terminate")
         del cluster.node_pools[pool.node_pool_id]
+
+
+def modify_pool(ctx: Ctx, cluster: model.Cluster, pool: model.NodePool, p: dict[str, Any]) -> None:
+    """ModifyClusterNodePool: only the given fields change (see module docstring)."""
+    require_status(cluster, "Running")
+    low = int(p["MinNodesNum"]) if p.get("MinNodesNum") is not None else pool.min_nodes
+    high = int(p["MaxNodesNum"]) if p.get("MaxNodesNum") is not None else pool.max_nodes
+    _sizes(ctx.world, {"MaxSize": high, "MinSize": low}, min(max(pool.desired_nodes, low), high))
+    if p.get("Name"):
+        pool.name = p["Name"]
+    if p.get("EnableAutoscale") is not None:
+        pool.enable_autoscale = bool(p["EnableAutoscale"])
+    if p.get("DeletionProtection") is not None:
+        pool.deletion_protection = bool(p["DeletionProtection"])
+    if p.get("GPUArgs") is not None:
+        pool.settings["GPUArgs"] = p["GPUArgs"]
+    if p.get("Labels") is not None or p.get("Taints") is not None:
+        _relabel(ctx, cluster, pool, p)
+    pool.min_nodes, pool.max_nodes = low, high
+    desired = min(max(pool.desired_nodes, low), high)
+    if desired != pool.desired_nodes:
+        scale(ctx, cluster, pool, desired)
+
+
+def _relabel(ctx: Ctx, cluster: model.Cluster, pool: model.NodePool, p: dict[str, Any]) -> None:
+    if p.get("Labels") is not None:
+        pool.settings["Labels"] = p["Labels"]
+        pool.labels = nodes.labels_of(pool.settings)
+    if p.get("Taints") is not None:
+        pool.settings["Taints"] = p["Taints"]
+        pool.taints = nodes.taints_of(pool.settings)
+    if p.get("IgnoreExistedNode"):
+        return
+    for instance in pool_instances(cluster, pool):
+        old_keys = set(instance.labels)
+        instance.labels, instance.taints = dict(pool.labels), list(pool.taints)
+        cvm = ctx.world.cvms.get(instance.instance_id)
+        if cvm is not None and instance.state == "running":
+            labels, taints, cluster_id = dict(pool.labels), list(pool.taints), cluster.cluster_id
+            gone = sorted(old_keys - set(labels))
+            ctx.effect(lambda c=cvm, lb=labels, t=taints, g=gone: ctx.runtime.node_relabelled(cluster_id, c, lb, g, t))
+
+
+def set_as_option(cluster: model.Cluster, option: dict[str, Any]) -> None:
+    """ModifyClusterAsGroupOptionAttribute: the given ClusterAsGroupOption fields (R-AS-2/5/6)."""
+    threshold = option.get("ScaleDownUtilizationThreshold")
+    if threshold is not None and not 0 <= int(threshold) <= 100:
+        raise exc.InvalidParameterParam("ScaleDownUtilizationThreshold must be between 0 and 100.")
+    for name in ("ScaleDownUnneededTime", "ScaleDownDelay", "ScaleDownUnreadyTime", "MaxEmptyBulkDelete"):
+        if option.get(name) is not None and int(option[name]) < 0:
+            raise exc.InvalidParameterParam(f"{name} must not be negative.")
+    cluster.as_option.update({k: v for k, v in option.items() if v is not None})

@@ -57,6 +57,9 @@ def attach(world: model.World, cluster: model.Cluster, cvm: Cvm, settings: dict[
     else:
         cvm_backend.format_new_disks(world, cvm, settings)
     cvm.container_dir = settings.get("DockerGraphPath") or DEFAULT_CONTAINER_DIR
+    driver = ((settings.get("GPUArgs") or {}).get("Driver") or {}).get("Version")
+    if cvm.gpus and driver:
+        cvm.gpu_driver = str(driver)  # the driver GPUArgs asked for is what nvidia-smi reports (R-GPU-2)
     return instance
 
 

@@ -78,7 +78,7 @@ def node_pool(c: model.Cluster, pool: model.NodePool) -> dict[str, Any]:
         "Labels": label_list(pool.labels), "Taints": taint_list(pool.taints),
         "NodeCountSummary": {"ManuallyAdded": _count([i for i in members if i.added_by == "MANUALLY_ADDED"]),
                              "AutoscalingAdded": _count([i for i in members if i.added_by == "AUTOSCALING_ADDED"])},
-        "AutoscalingGroupStatus": "enabled", "MaxNodesNum": pool.max_nodes, "MinNodesNum": pool.min_nodes,
+        "AutoscalingGroupStatus": "enabled" if pool.enable_autoscale else "disabled", "MaxNodesNum": pool.max_nodes, "MinNodesNum": pool.min_nodes,
         "DesiredNodesNum": pool.desired_nodes, "NodePoolOs": pool.os, "OsCustomizeType": "GENERAL",
         "ImageId": "img-eb30mz89", "DesiredPodNum": 0, "UserScript": settings.get("UserScript") or "",
         "Tags": [], "DeletionProtection": pool.deletion_protection, "GPUArgs": settings.get("GPUArgs"),

@@ -105,6 +105,24 @@ def modify_node_pool_desired_capacity(ctx: Ctx, p: dict[str, Any]) -> dict[str, 
     return {}
 
 
+@action("tke", "ModifyClusterNodePool", mutating=True, required=("ClusterId", "NodePoolId"))
+def modify_cluster_node_pool(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    cluster = _cluster(ctx, p)
+    nodepools.modify_pool(ctx, cluster, nodepools.get_pool(cluster, p["NodePoolId"]), p)
+    return {}
+
+
+@action("tke", "DescribeClusterAsGroupOption", mutating=False, required=("ClusterId",))
+def describe_cluster_as_group_option(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    return {"ClusterAsGroupOption": dict(_cluster(ctx, p).as_option)}
+
+
+@action("tke", "ModifyClusterAsGroupOptionAttribute", mutating=True, required=("ClusterId", "ClusterAsGroupOption"))
+def modify_cluster_as_group_option_attribute(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    nodepools.set_as_option(_cluster(ctx, p), p["ClusterAsGroupOption"])
+    return {}
+
+
 @action("tke", "DeleteClusterNodePool", mutating=True, required=("ClusterId", "NodePoolIds", "KeepInstance"))
 def delete_cluster_node_pool(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     nodepools.delete_pools(ctx, _cluster(ctx, p), p["NodePoolIds"], bool(p["KeepInstance"]))

@@ -171,7 +171,7 @@ class Api:
         if target.subresource == "scale":
             return _json(_scale(res, obj))
         if target.subresource == "log":
-            return _pod_log(obj, request.query.get("container"))
+            return _pod_log(self.store, obj, request.query.get("container"))
         if target.subresource in ("eviction", "binding"):
             raise errors.MethodNotAllowed()
         if table.wants_table(accept):
@@ -338,9 +338,9 @@ class Api:
         return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": rv}, "items": deleted})
 
 
-def _pod_log(pod: dict[str, Any], container: str | None) -> Response:
-    """pods/log: the twin's containers print nothing (probe outcomes are in the pod's status); the
-    apiserver's errors for a wrong container or one that has not started are kept."""
+def _pod_log(store: Store, pod: dict[str, Any], container: str | None) -> Response:
+    """pods/log: what the container printed (its ``echo`` steps, kubelet.py); the apiserver's errors
+    for a wrong container or one that has not started are kept."""
     name = pod["metadata"]["name"]
     names = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
     if container is None and len(names) > 1:
@@ -350,7 +350,7 @@ def _pod_log(pod: dict[str, Any], container: str | None) -> Response:
         raise errors.BadRequest(f"container {container} is not valid for pod {name}")
     if pod.get("status", {}).get("phase", "Pending") == "Pending":
         raise errors.BadRequest(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
-    return Response(200, b"", "text/plain")
+    return Response(200, store.log_of(pod["metadata"].get("uid", ""), container).encode(), "text/plain")
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:

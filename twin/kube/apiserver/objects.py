@@ -4,7 +4,8 @@ Called by handlers.Api on create and update, before the Store. Emulated: generat
 names (422 Invalid), namespace existence (404) and termination (403), the defaults clients read
 back (pod phase Pending and restartPolicy, deployment replicas and strategy, namespace phase and
 ``kubernetes.io/metadata.name`` label, service clusterIP from the service CIDR), the
-selector-must-match-template rule of workload controllers, pod containers required.
+selector-must-match-template rule of workload controllers, pod containers required, whole units
+of extended resources such as nvidia.com/gpu (extended.py, R-GPU-3).
 Not emulated: full OpenAPI schema validation, admission webhooks, quota, LimitRange.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from twin.kube import errors, selectors
 from twin.kube import resources
+from twin.kube.apiserver import extended
 from twin.kube.store import Store
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -141,6 +143,7 @@ class Admission:
                 for field in ("name", "image"):
                     if not container.get(field):
                         raise errors.Invalid("Pod", name, [(f"spec.containers[{i}].{field}", "Required value")])
+        self._check_extended_resources(res, name, spec)
         if res.key in _WORKLOADS:
             selector = spec.get("selector")
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -155,6 +158,18 @@ class Admission:
             if int(spec.get("replicas", 0)) < 0:
                 why = f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"
                 raise errors.Invalid(res.kind, name, [("spec.replicas", why)], res.group)
+
+    @staticmethod
+    def _check_extended_resources(res: resources.Resource, name: str, spec: dict[str, Any]) -> None:
+        """R-GPU-3: whole units of nvidia.com/gpu and other extended resources (extended.py)."""
+        if res.key == "pods":
+            causes = extended.pod_spec_causes(spec, "spec")
+        elif res.key in _WORKLOADS or res.key == "jobs.batch":
+            causes = extended.pod_spec_causes((spec.get("template") or {}).get("spec") or {}, "spec.template.spec")
+        else:
+            return
+        if causes:
+            raise errors.Invalid(res.kind, name, causes, res.group)
 
 
 _PERCENT = re.compile(r"^[0-9]+%$")

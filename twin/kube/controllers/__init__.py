@@ -110,5 +110,10 @@ class Controllers:
         with self.rt.lock:
             self.nodes.node_up(name, version)
 
+    def relabel_node(self, name: str, labels: dict[str, str], removed: list[str], taints: list[dict[str, Any]]) -> None:
+        """The node's pool changed its labels and taints (R-AS-3): the node object follows."""
+        with self.rt.lock:
+            self.nodes.relabel(name, labels, removed, taints)
+
     def _pods_lost(self, node: str) -> None:
         self.kubelets.lose_node_pods(node)

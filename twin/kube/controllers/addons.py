@@ -1,5 +1,5 @@
-"""The kube-system add-ons a fresh TKE cluster shows: kube-proxy, tke-cni-agent and ip-masq-agent
-DaemonSets, the coredns Deployment (2 replicas) and its kube-dns Service.
+"""The kube-system add-ons a fresh TKE cluster shows: kube-proxy, tke-cni-agent, ip-masq-agent and
+(on GPU nodes only) nvidia-device-plugin-daemonset DaemonSets, the coredns Deployment (2 replicas) and its kube-dns Service.
 
 Created by ``Controllers.start()`` when missing (idempotent); the workload controllers then run them
 like any other workload, so they are Running and Ready once nodes exist and drains treat them as a
@@ -19,7 +19,8 @@ TOLERATE_ALL = [{"operator": "Exists"}]
 SYSTEM = "kube-system"
 
 
-def _daemonset(name: str, image: str, args: list[str], host_network: bool, requests: dict[str, str]) -> Obj:
+def _daemonset(name: str, image: str, args: list[str], host_network: bool, requests: dict[str, str],
+               node_selector: dict[str, str] | None = None) -> Obj:
     labels = {"k8s-app": name}
     container: Obj = {"name": name, "image": image, "args": args, "resources": {"requests": requests},
                       "securityContext": {"privileged": True}}
@@ -29,7 +30,8 @@ def _daemonset(name: str, image: str, args: list[str], host_network: bool, reque
                      "template": {"metadata": {"labels": labels},
                                   "spec": {"hostNetwork": host_network, "priorityClassName": "system-node-critical",
                                            "serviceAccountName": name, "tolerations": TOLERATE_ALL,
-                                           "containers": [container]}}}}
+                                           "containers": [container],
+                                           **({"nodeSelector": node_selector} if node_selector else {})}}}}
 
 
 def _coredns() -> Obj:
@@ -74,6 +76,11 @@ def ensure_addons(rt: Runtime, version: str, service_cidr: str) -> None:
         ("daemonsets", _daemonset("ip-masq-agent", f"{REGISTRY}/ip-masq-agent-amd64:v2.5.0",
                                   ["--masq-chain=IP-MASQ", "--nomasq-all-reserved-ranges"], True,
                                   {"cpu": "10m", "memory": "16Mi"})),
+        # GPU nodes (labelled nvidia-device-enable=enable by their kubelet, nodes.py) run the device
+        # plugin that advertises nvidia.com/gpu (R-GPU-3); it tolerates every taint, as TKE's does (R-GPU-4)
+        ("daemonsets", _daemonset("nvidia-device-plugin-daemonset", f"{REGISTRY}/nvidia-device-plugin:v0.14.5",
+                                  ["--fail-on-init-error=false"], False, {"cpu": "10m", "memory": "20Mi"},
+                                  {"nvidia-device-enable": "enable"})),
         ("deployments", _coredns()),
         ("services", _kube_dns_service(service_cidr)),
     ]

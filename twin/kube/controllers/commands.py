@@ -9,7 +9,9 @@ The kubelet (kubelet.py) asks ``behaviour(container)`` when a pod turns Ready. A
 - ``ping -c N [-W S] HOST`` (ICMP: no port; a policy that lists ports does not admit it)
 - ``/agnhost connect HOST:PORT [--timeout=2s] [--protocol=tcp|udp]``
 - any of these inside ``sh -c "..."`` (also bash/ash, ``/bin/sh``) joined by ``&&``, ``||`` or ``;``,
-  together with ``true``, ``false``, ``exit N``, ``echo ...``, ``sleep N``;
+  together with ``true``, ``false``, ``exit N``, ``echo ...`` (printed to the pod's log, as ``nc -v``'s
+  open / timed out and wget's failure are), ``sleep N``,
+  ``nvidia-smi`` (exit 127 "not found" unless the container has an nvidia.com/gpu limit, R-GPU-3);
   ``sleep infinity``, ``tail -f ...``, ``while``/``for`` loops and the image's own entrypoint (no
   command) run forever. A loop containing probes is a *long-running probe*: the kubelet records its
   result in the pod's annotations (see kubelet.py). Other commands exit 0.
@@ -39,9 +41,19 @@ class Probe:
     host: str
     port: int
     protocol: str = "TCP"  # TCP, UDP or ICMP
+    verbose: bool = field(default=False, compare=False)  # nc -v: says open / timed out (the pod's log)
 
     def describe(self) -> str:
         return f"{self.host}:{self.port}/{self.protocol}" if self.port else f"{self.host}/{self.protocol}"
+
+    def output(self, reached: bool) -> str:
+        """What busybox's tool prints (stdout and stderr both reach ``kubectl logs``)."""
+        if self.tool == "nc" and self.verbose:
+            where = f"{self.host} ({self.host}:{self.port})"
+            return f"{where} open\n" if reached else f"nc: {where}: Connection timed out\n"
+        if self.tool == "wget" and not reached:
+            return "wget: download timed out\n"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Step:
     probe: Probe | None = None
     code: int = 0
     seconds: float = 0.0
+    text: str = ""  # what the step prints (echo), for pods/log
 
 
 @dataclass(frozen=True)
@@ -64,26 +77,34 @@ class Behaviour:
         return sum(s.seconds for s in self.steps if s.kind == "sleep")
 
     def exit_code(self, reach: Callable[[Probe], bool]) -> int:
-        """Run the steps with shell semantics; ``reach`` answers each probe."""
+        return self.run(reach)[0]
+
+    def run(self, reach: Callable[[Probe], bool]) -> tuple[int, str]:
+        """Run the steps with shell semantics; ``reach`` answers each probe. (exit code, what it printed)."""
         status = 0
+        printed: list[str] = []
         for index, step in enumerate(self.steps):
             if index and ((step.joiner == "&&" and status != 0) or (step.joiner == "||" and status == 0)):
                 continue
+            printed.append(step.text)
             if step.kind == "probe" and step.probe is not None:
-                status = 0 if reach(step.probe) else 1
+                reached = reach(step.probe)
+                printed.append(step.probe.output(reached))
+                status = 0 if reached else 1
             elif step.kind == "exit":
-                return step.code  # the shell's own exit ends the script
+                return step.code, "".join(printed)  # the shell's own exit ends the script
             elif step.kind == "status":
                 status = step.code
             else:
                 status = 0
-        return status
+        return status, "".join(printed)
 
 
 FOREVER = Behaviour("forever")
 
 
 def behaviour(container: dict[str, Any]) -> Behaviour:
+    gpus = _gpus(container)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     if not argv:
         return FOREVER
@@ -93,11 +114,20 @@ def behaviour(container: dict[str, Any]) -> Behaviour:
     if base in SHELLS and "-c" in argv[1:]:
         position = argv.index("-c")
         script = argv[position + 1] if position + 1 < len(argv) else ""
-        return _script_behaviour(script)
-    return _script_behaviour(shlex.join(argv))
+        return _script_behaviour(script, gpus)
+    return _script_behaviour(shlex.join(argv), gpus)
 
 
-def _script_behaviour(script: str) -> Behaviour:
+def _gpus(container: dict[str, Any]) -> bool:
+    """Whether the container was given GPUs (nvidia.com/gpu limit > 0): nvidia-smi works only then."""
+    limits = (container.get("resources") or {}).get("limits") or {}
+    try:
+        return float(str(limits.get("nvidia.com/gpu", "0"))) > 0
+    except ValueError:
+        return False
+
+
+def _script_behaviour(script: str, gpus: bool = False) -> Behaviour:
     try:
         lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
@@ -112,7 +142,7 @@ def _script_behaviour(script: str) -> Behaviour:
         return Behaviour("probe-loop", probes=probes) if probes else FOREVER
     steps: list[Step] = []
     for joiner, cmd in commands:
-        step = _step(joiner, cmd)
+        step = _step(joiner, cmd, gpus)
         if step is None:
             return Behaviour("probe-loop", probes=probes) if probes else FOREVER
         steps.append(step)
@@ -140,7 +170,7 @@ def _strip_keywords(cmd: list[str]) -> list[str]:
     return [word for word in cmd if word not in ("done", "fi", "}", ")")]
 
 
-def _step(joiner: str, cmd: list[str]) -> Step | None:
+def _step(joiner: str, cmd: list[str], gpus: bool = False) -> Step | None:
     """One simple command; None when it never ends."""
     name = cmd[0].rsplit("/", 1)[-1]
     probe = parse_probe(cmd)
@@ -158,6 +188,11 @@ def _step(joiner: str, cmd: list[str]) -> Step | None:
         return None
     if name == "false":
         return Step(joiner, "status", code=1)
+    if name == "echo":
+        newline = "" if cmd[1:2] == ["-n"] else "\n"
+        return Step(joiner, "status", text=" ".join(w for w in cmd[1:] if w != "-n") + newline)
+    if name == "nvidia-smi" and not gpus:  # the device plugin mounts the driver's tools only with a GPU
+        return Step(joiner, "status", code=127, text="sh: nvidia-smi: not found\n")
     if name == "exit":
         code = int(cmd[1]) if len(cmd) > 1 and cmd[1].lstrip("-").isdigit() else 0
         return Step(joiner, "exit", code=code)
@@ -177,11 +212,13 @@ def parse_probe(cmd: list[str]) -> Probe | None:
 def _nc(args: list[str]) -> Probe | None:
     positional: list[str] = []
     protocol = "TCP"
+    verbose = False
     i = 0
     while i < len(args):
         arg = args[i]
         if arg.startswith("-") and len(arg) > 1:
             flags = arg[1:]
+            verbose = verbose or "v" in flags
             if "u" in flags:
                 protocol = "UDP"
             if flags[-1] in _NC_VALUE_FLAGS and not any(c.isdigit() for c in flags):
@@ -191,7 +228,7 @@ def _nc(args: list[str]) -> Probe | None:
         i += 1
     if len(positional) < 2 or not positional[1].isdigit():
         return None
-    return Probe("nc", positional[0], int(positional[1]), protocol)
+    return Probe("nc", positional[0], int(positional[1]), protocol, verbose)
 
 
 def _url_probe(tool: str, url: str) -> Probe | None:

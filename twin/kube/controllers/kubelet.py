@@ -5,6 +5,7 @@ slice of the container CIDR, ipam.py; the node IP for hostNetwork pods), shows C
 and is Running and Ready after ``timings.pod_ready``. What its command does then (commands.py):
 - exits (Job pods, probe pods with restartPolicy Never/OnFailure): after ``timings.probe_run`` plus
   any ``sleep N`` the pod ends Succeeded (exit 0) or Failed; probes ask reachability.py at that time;
+  what its ``echo`` steps printed is its log (pods/log, ``kubectl logs``);
 - a long-running probe (a loop, or a probe command under restartPolicy Always, e.g. a Deployment):
   the pod stays Running and the annotation ``probe.twin.tkeflow.io/result`` holds ``ok`` or ``fail``
   (with ``probe.twin.tkeflow.io/target``), re-evaluated whenever NetworkPolicies, namespaces or policy
@@ -223,7 +224,11 @@ class Kubelets:
         pod = self._current(key, uid)
         if pod is None:
             return
-        codes = [b.exit_code(lambda probe: self.reach.probe(pod, probe)) for b in behaviours]
+        outcomes = [b.run(lambda probe: self.reach.probe(pod, probe)) for b in behaviours]
+        codes = [code for code, _ in outcomes]
+        for container, (_, printed) in zip(pod["spec"]["containers"], outcomes, strict=False):
+            if printed:
+                self.rt.store.append_log(uid, container.get("name", ""), printed)
         finished = util.now()
         statuses = []
         for container, code, current in zip(pod["spec"]["containers"], codes,

@@ -252,6 +252,19 @@ class NodeLifecycle:
         self.set_ready(name, "False")
         self._kubelet_started(name)
 
+    def relabel(self, name: str, labels: dict[str, str], removed: list[str], taints: list[Obj]) -> None:
+        """New pool labels and taints on the node; the lifecycle taints it carries stay."""
+        spec, node = self.specs.get(name), self.rt.cache.get("nodes", ("", name))
+        if spec is None or node is None:
+            return
+        spec.labels = {**{k: v for k, v in spec.labels.items() if k not in removed}, **labels}
+        spec.taints = list(taints)
+        own = (NOT_READY, UNREACHABLE, UNSCHEDULABLE)
+        kept = [t for t in node.get("spec", {}).get("taints") or [] if t.get("key") in own]
+        merged = {**{k: v for k, v in node["metadata"].get("labels", {}).items() if k not in removed}, **labels}
+        self.rt.update("nodes", {**node, "metadata": {**node["metadata"], "labels": merged},
+                                 "spec": {**node.get("spec", {}), "taints": list(taints) + kept}})
+
     # ---- reacting to API changes (kubectl cordon / uncordon) ------------------------------
     def _on_node(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None:

@@ -6,9 +6,10 @@ looks programs up here; anything missing exits 127 as bash does for an unknown c
 
 from __future__ import annotations
 
-from twin.ssh.commands import content, disks, mounts, system
+from twin.ssh.commands import content, disks, gpu, mounts, system
 from twin.ssh.commands.base import Command, Context, Result
 
-COMMANDS: dict[str, Command] = {**disks.COMMANDS, **mounts.COMMANDS, **system.COMMANDS, **content.COMMANDS}
+COMMANDS: dict[str, Command] = {**disks.COMMANDS, **mounts.COMMANDS, **system.COMMANDS, **content.COMMANDS,
+                                **gpu.COMMANDS}
 
 __all__ = ["COMMANDS", "Command", "Context", "Result"]

@@ -1,5 +1,5 @@
-"""System commands on a twin CVM: systemctl is-active, cat /etc/os-release, ping, nvidia-smi -L,
-iptables-save, hostname, uname.
+"""System commands on a twin CVM: systemctl is-active, cat /etc/os-release, ping, iptables-save,
+hostname, uname (nvidia-smi is gpu.py).
 
 Flows use them for pre-flight and validation: the OS of a host (R-GPU-2), whether kubelet or a
 container runtime runs, whether a host reaches another address (R-NET-3, R-NET-7: ping follows the
@@ -10,10 +10,8 @@ real one prints after its wait, instead of waiting ``-c``/``-W`` seconds.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
-import uuid as uuidlib
 
 from twin.ssh.commands.base import Context, Result, UsageError, parse_options
 from twin.world.hosts import Cvm
@@ -134,21 +132,6 @@ def ping(ctx: Context, args: list[str]) -> Result:
                      f"rtt min/avg/max/mdev = {min(times):.3f}/{avg:.3f}/{max(times):.3f}/{mdev:.3f} ms\n", "")
 
 
-def nvidia_smi(ctx: Context, args: list[str]) -> Result:
-    """``nvidia-smi -L`` on a GPU CVM; absent (exit 127) on a CVM without GPUs, as the driver is."""
-    if ctx.cvm.gpus <= 0:
-        return Result(127, "", "bash: nvidia-smi: command not found\n")
-    if args not in (["-L"], ["--list-gpus"]):
-        return Result(2, "", "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n")
-    model = ctx.cvm.gpu_type or "Tesla T4"
-    model = model if model.startswith(("Tesla", "NVIDIA")) else f"Tesla {model}"
-    lines = []
-    for index in range(ctx.cvm.gpus):
-        digest = hashlib.sha256(f"{ctx.cvm.instance_id}/gpu/{index}".encode()).digest()[:16]
-        lines.append(f"GPU {index}: {model} (UUID: GPU-{uuidlib.UUID(bytes=digest)})\n")
-    return Result(0, "".join(lines), "")
-
-
 def iptables_save(ctx: Context, args: list[str]) -> Result:
     """Empty ACCEPT filter table; a cluster node also shows kube-proxy's nat entry chains."""
     stamp = "Fri Nov 27 08:00:00 2026"
@@ -194,5 +177,5 @@ def uname(ctx: Context, args: list[str]) -> Result:
     return Result(0, text + "\n", "")
 
 
-COMMANDS = {"systemctl": systemctl, "cat": cat, "ping": ping, "nvidia-smi": nvidia_smi,
-            "iptables-save": iptables_save, "hostname": hostname, "uname": uname}
+COMMANDS = {"systemctl": systemctl, "cat": cat, "ping": ping, "iptables-save": iptables_save,
+            "hostname": hostname, "uname": uname}
