@@ -148,6 +148,7 @@ def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry heartbeat into a busy SQLite
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # workers pick a run up within a second, not ten
         "TKEFLOW_HOME": str(ROOT),  # the deployments' pull step: run from the repository root
+        "PYTHONPATH": str(ROOT),  # this checkout's flows, whatever checkout .venv was installed from
         "TKEFLOW_RETRY_BACKOFF_S": os.environ.get("TKEFLOW_RETRY_BACKOFF_S", "0.05"),
         "PYTHONUNBUFFERED": "1",
     })
