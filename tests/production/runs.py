@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     DeploymentFilter,
+    DeploymentFilterId,
     DeploymentFilterName,
 )
 from prefect.deployments import run_deployment
@@ -55,13 +56,34 @@ def start_run(name: str, spec: dict[str, Any] | None = None) -> UUID:
     return flow_run.id
 
 
-def wait_for_run(flow_run_id: UUID, timeout_s: float) -> Any:
-    """The run's state once it is final or paused (polled with backoff), or a timeout naming its last state."""
+def run_ids(deployment_id: UUID) -> set[UUID]:
+    """The ids of every flow run of the deployment."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    return {r.id for r in runs}
+
+
+def new_run(deployment_id: UUID, before: set[UUID], timeout_s: float = 60) -> UUID:
+    """The one run of the deployment that is not in ``before`` (e.g. created by the UI's form)."""
+    deadline, pause = time.monotonic() + timeout_s, 0.2
+    while time.monotonic() < deadline:
+        created = run_ids(deployment_id) - before
+        if created:
+            assert len(created) == 1, f"one submission, one run: {created}"
+            return created.pop()
+        time.sleep(pause)  # the UI's POST lands on the server in its own time
+        pause = min(pause * 1.5, 2.0)
+    raise AssertionError(f"no new run of deployment {deployment_id} after {timeout_s:.0f} s")
+
+
+def wait_for_run(flow_run_id: UUID, timeout_s: float, stop_on_pause: bool = True) -> Any:
+    """The run's state once it is final or paused (or only final), polled with backoff; else a timeout."""
     deadline, pause, state = time.monotonic() + timeout_s, 0.2, None
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(flow_run_id).state
-        if state is not None and (state.is_final() or state.is_paused()):
+        if state is not None and (state.is_final() or (stop_on_pause and state.is_paused())):
             return state
         time.sleep(pause)  # the run executes in a worker's subprocess: only the API shows its state
         pause = min(pause * 1.5, 2.0)

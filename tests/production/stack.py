@@ -63,7 +63,7 @@ class Process:
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
-    def stop(self, timeout_s: float = 20) -> None:
+    def stop(self, timeout_s: float = 15) -> None:
         if self.popen.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -97,7 +97,8 @@ class Stack:
         log = self.home / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_default_sigint)
         process = Process(name, popen, log)
         self.processes.append(process)
         return process
@@ -129,6 +130,12 @@ class Stack:
                 aborted = f"Aborted submission of flow run '{flow_run_id}'" in text
                 (refused if aborted else ran).append(name)
         return ran, refused
+
+
+def _default_sigint() -> None:
+    """A worker stops on SIGTERM by sending itself SIGINT: a shell running us in the background ignores
+    SIGINT, and children inherit that, so the worker would never stop. Give the child the default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _healthy(url: str) -> bool:
