@@ -53,7 +53,7 @@ def _check_forms(ui: Screen) -> None:
         deployment = read_deployment(procedure.deployment)
         fields = spec_fields(deployment.parameter_openapi_schema)
         ui.open_run_form(deployment.id)
-        ui.shot(f"form-{procedure.deployment}", full_page=True)
+        ui.shot_form(f"form-{procedure.deployment}")
         assert len(fields) > 5, f"{procedure.deployment}: the spec's fields carry descriptions"
         assert ui.missing_fields(fields) == [], f"{procedure.deployment}: the form shows every field and its description"
 
@@ -74,12 +74,14 @@ def test_a_person_runs_create_and_an_approved_upgrade_from_the_prefect_ui(fresh_
         assert wait_for_run(create, 240).name == "Completed"
         ui.open_run(create)
         ui.shot("create-cluster-completed")
+        create_rows = ui.open_validation_table()
+        ui.shot("create-cluster-validation-table")
 
         upgrade_deployment = read_deployment("rolling-node-upgrade")
         target = upgrade_deployment.parameters["spec"]["target_version"]
         ui.open_run_form(upgrade_deployment.id)
         ui.set_switch("Approve", False)  # R-UPG-3: approved by a person in the pause form, not ahead
-        ui.shot("upgrade-form-not-approved")
+        ui.shot_form("upgrade-form-not-approved")
         before = run_ids(upgrade_deployment.id)
         ui.submit_run_form()
         upgrade = new_run(upgrade_deployment.id, before)
@@ -98,6 +100,7 @@ def test_a_person_runs_create_and_an_approved_upgrade_from_the_prefect_ui(fresh_
         ui.shot("upgrade-completed")
         rows = ui.open_validation_table()
         ui.shot("upgrade-validation-table")
+    assert create_rows and {r["result"] for r in create_rows} <= {"PASS", "WARN"}, create_rows
     ready = [r for r in rows if r["check"] == "node Ready at target version"]
     assert rows and {r["result"] for r in rows} == {"PASS"}, rows
     assert len(ready) == len(cluster.instances) and all(f"v{target}" in r["detail"] for r in ready)

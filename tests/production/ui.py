@@ -43,8 +43,18 @@ class Screen:
     def shot(self, name: str, full_page: bool = False) -> Path:
         self.taken += 1
         path = self.shots / f"{self.taken:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
+        self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")  # toggles at rest
         return path
+
+    def shot_form(self, name: str) -> Path:
+        """The whole run form in one picture: it scrolls inside the page, so the window grows to fit it."""
+        height = self.page.evaluate("document.querySelector('form').scrollHeight")
+        size = self.page.viewport_size
+        self.page.set_viewport_size({"width": size["width"], "height": min(height + 300, 16_000)})
+        try:
+            return self.shot(name)
+        finally:
+            self.page.set_viewport_size(size)
 
     def open_run_form(self, deployment_id: object) -> None:
         """The deployment's "Run > Custom run" page: the form the UI builds from the parameter schema."""
