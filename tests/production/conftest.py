@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.production.stack import WORKERS, Stack, production_stack, wait_until
+from tests.production.stack import POOL, WORKERS, Stack, production_stack, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,7 @@ def _wait_for_workers(stack: Stack) -> None:
 
     def online() -> bool:
         with get_client(sync_client=True) as client:
-            names = {w.name for w in client.read_workers_for_work_pool("tkeflow")}
+            names = {w.name for w in client.read_workers_for_work_pool(POOL)}
         return set(WORKERS) <= names
 
     def exited() -> str | None:

@@ -14,9 +14,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
 
 from tests.production.runs import Outcome, deployment_spec, run_to_the_end, start_run, validation_rows
-from tests.production.stack import WORKERS, Stack
+from tests.production.stack import POOL, WORKERS, Stack
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]
 
@@ -58,5 +59,8 @@ def test_create_then_upgrade_run_through_a_process_pool_with_two_workers(fresh_t
     ready = [r for r in rows if r["check"] == "node Ready at target version"]
     assert len(ready) == len(upgraded) >= 7, "3 created workers and 4 added hosts, each Ready at the target"
     assert set(upgraded.values()) == {1}, f"R-UPG-5: every node upgraded exactly once: {upgraded}"
+    with get_client(sync_client=True) as client:
+        online = {w.name for w in client.read_workers_for_work_pool(POOL) if w.status == "ONLINE"}
+    assert set(WORKERS) <= online, f"both workers still serve the pool: {online}"
     logs = stack.worker_logs()
     assert all("Traceback" not in text for text in logs.values()), "the workers ran without an error"
