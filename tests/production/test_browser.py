@@ -74,6 +74,7 @@ def test_a_person_runs_create_and_an_approved_upgrade_from_the_prefect_ui(fresh_
         ui.open_run_form(create_deployment.id)
         before = run_ids(create_deployment.id)
         ui.submit_run_form()
+        ui.shot("create-cluster-submitted")
         create = new_run(create_deployment.id, before)
         assert wait_for_run(create, 240).name == "Completed"
         ui.open_run(create)

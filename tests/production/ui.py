@@ -88,6 +88,8 @@ class Screen:
         """Submit the run form; the UI goes back to the deployment's runs (and toasts the new run)."""
         self.page.locator("form button[type=submit]").click()
         self.page.wait_for_url(re.compile(r"/deployments/deployment/[0-9a-f-]{36}(\?tab=Runs)?$"))
+        self.page.get_by_text("scheduled to start").first.wait_for()  # the toast naming the new run
+        self.page.get_by_text("Deployment ID", exact=True).wait_for()  # the page under it, rendered
 
     def open_run(self, flow_run_id: object) -> None:
         self.goto(f"/runs/flow-run/{flow_run_id}")
