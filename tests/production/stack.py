@@ -23,9 +23,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-POOL = "tkeflow"  # the work pool deployments/prefect.yaml names
+PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"
+POOL = yaml.safe_load(PREFECT_YAML.read_text())["deployments"][0]["work_pool"]["name"]  # the pool it names
 WORKERS = ("tkeflow-worker-1", "tkeflow-worker-2")
 
 
@@ -171,7 +174,7 @@ def production_stack(home: Path, twin_env: dict[str, str]) -> Iterator[Stack]:
         server = stack.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
         wait_until("prefect server start", lambda: _healthy(stack.api_url), 180, server.exited)
         stack.prefect("work-pool", "create", POOL, "--type", "process")
-        stack.prefect("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all")
+        stack.prefect("--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML.relative_to(ROOT)), "--all")
         for name in WORKERS:
             stack.start(name, [PREFECT, "worker", "start", "--pool", POOL, "--name", name])
         yield stack

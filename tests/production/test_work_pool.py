@@ -3,9 +3,10 @@
 A real `prefect server start`, a process work pool, `prefect deploy --prefect-file
 deployments/prefect.yaml --all`, two `prefect worker start` processes with the twin's environment
 (tests/production/stack.py). The demo's order runs through the pool: create-cluster, add-existing-hosts
-(the upgrade's example cluster includes the hosts the demo adds), then rolling-node-upgrade started
-without pre-approval, as a person starts it from the UI (DESIGN.md: deployments never ship approved
-parameters); its pause (R-UPG-3) is answered through the API exactly as the UI's form does.
+(so the upgrade covers the four added hosts too: 7 nodes), then rolling-node-upgrade started without
+pre-approval, as a person starts it from the UI (DESIGN.md: deployments never ship approved
+parameters). Each approval pause (R-ADD-2 unless the deployment approves it, R-UPG-3) is answered
+through the API exactly as the UI's form does.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 
+from flows.registry import PROCEDURES
 from tests.production.runs import Outcome, deployment_spec, run_to_the_end, start_run, validation_rows
 from tests.production.stack import POOL, WORKERS, Stack
 
+DEPLOYMENT = {p.kind: p.deployment for p in PROCEDURES}
 pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]
 
 
@@ -40,16 +43,18 @@ def _mutating(twin: Any, action: str) -> list[dict[str, Any]]:
 def test_create_then_upgrade_run_through_a_process_pool_with_two_workers(fresh_twin):
     stack, twin = fresh_twin
 
-    create = run_to_the_end(start_run("create-cluster"))
-    hosts = run_to_the_end(start_run("add-existing-hosts"))
-    upgrade_spec = deployment_spec("rolling-node-upgrade")
+    create = run_to_the_end(start_run(DEPLOYMENT["Cluster"]))
+    hosts = run_to_the_end(start_run(DEPLOYMENT["ExistingHosts"]))
+    upgrade_spec = deployment_spec(DEPLOYMENT["NodeUpgrade"])
     if "approve" in upgrade_spec:
         upgrade_spec["approve"] = False  # R-UPG-3: a person approves it in the pause form, not ahead
-    upgrade = run_to_the_end(start_run("rolling-node-upgrade", upgrade_spec))
+    upgrade = run_to_the_end(start_run(DEPLOYMENT["NodeUpgrade"], upgrade_spec))
 
     _assert_validated(stack, "create-cluster", create)
     _assert_validated(stack, "add-existing-hosts", hosts)
     rows = _assert_validated(stack, "rolling-node-upgrade", upgrade)
+    reinstall_approved = deployment_spec(DEPLOYMENT["ExistingHosts"]).get("approve_reinstall", False)
+    assert hosts.pauses == (0 if reinstall_approved else 1), "R-ADD-2: the reinstall waits for a person unless approved"
     assert upgrade.pauses == 1, "R-UPG-3: the unapproved upgrade waited for the pause form once"
     assert len(_mutating(twin, "CreateCluster")) == 1, "two workers, one cluster: nothing done twice"
     assert len(_mutating(twin, "AddExistedInstances")) == 1
