@@ -35,6 +35,7 @@ from tasks.approval import require_approval
 from tasks.artifacts import Progress, artifact_key, publish_markdown
 from tasks.validation import Check, ValidationReport, finish_validation
 from tkeflow.errors import TkeflowError
+from tkeflow.rules import health
 from tkeflow.rules import upgrade as rules
 from tkeflow.specs import NodeUpgradeSpec
 
@@ -124,7 +125,7 @@ def _final_checks(spec: NodeUpgradeSpec, plan: UpgradePlan) -> list[Check]:
     observation = node_steps.observe_cluster(plan.cluster_id, spec.region)
     checks = []
     for node in (rules.observe_node(n) for n in observation.nodes):
-        at_target = node.ready and rules.at_least(node.kubelet_version, spec.target_version)
+        at_target = node.ready and health.compare_versions(node.kubelet_version, spec.target_version) >= 0
         checks.append(Check(name="node Ready at target version", target=node.name, ok=at_target, rule="R-UPG-5",
                             detail=f"{'Ready' if node.ready else 'NotReady'} at {node.kubelet_version}"))
         before = plan.plans.get(node.name)
@@ -141,10 +142,10 @@ def _final_checks(spec: NodeUpgradeSpec, plan: UpgradePlan) -> list[Check]:
     wanted = set(plan.available_deployments)
     for deployment in observation.deployments:
         ref = f"{deployment['metadata'].get('namespace')}/{deployment['metadata']['name']}"
-        ok = upgrade_plan.deployment_available(deployment)
+        rollout = health.deployment_rollout(deployment)
+        ok = rollout.available
         checks.append(Check(name="Deployment available", target=ref, ok=ok or ref not in wanted, warning=not ok,
-                            detail=f"{(deployment.get('status') or {}).get('availableReplicas') or 0}/"
-                                   f"{(deployment.get('spec') or {}).get('replicas')} available"
+                            detail=rollout.detail
                                    + ("" if ok or ref in wanted else " (was not available before the upgrade)")))
     return checks
 

@@ -15,7 +15,7 @@ from tasks.artifacts import markdown_table
 from tasks.node_upgrade import UNDER_WAY
 from tasks.nodes import ClusterObservation
 from tasks.validation import Check, check_rows
-from tkeflow.rules import capacity, upgrade
+from tkeflow.rules import capacity, health, upgrade
 from tkeflow.specs import NodeUpgradeSpec
 
 
@@ -40,7 +40,7 @@ class UpgradePlan:
         return [c for c in self.checks if not c.ok]
 
     def needs_master(self, target: str) -> bool:
-        return not upgrade.at_least(self.master_version, target)
+        return health.compare_versions(self.master_version, target) < 0
 
     def to_upgrade(self) -> list[str]:
         return [name for name in self.order if self.plans[name].needs_upgrade]
@@ -71,16 +71,15 @@ def build_plan(spec: NodeUpgradeSpec, cluster: Mapping[str, Any], observation: C
 
 
 def deployment_available(deployment: Mapping[str, Any]) -> bool:
-    want = (deployment.get("spec") or {}).get("replicas")
-    want = 1 if want is None else int(want)
-    return int((deployment.get("status") or {}).get("availableReplicas") or 0) >= want
+    """The one definition (tkeflow/rules/health.py: rollout complete and every replica available)."""
+    return health.deployment_rollout(deployment).available
 
 
 def _moving_pods(observation: ClusterObservation) -> dict[str, int]:
     counts: dict[str, int] = {}
     for pod in observation.pods:
         node = (pod.get("spec") or {}).get("nodeName")
-        if node and upgrade.moves_on_drain(pod):
+        if node and health.moves_on_drain(pod):
             counts[node] = counts.get(node, 0) + 1
     return counts
 

@@ -14,7 +14,7 @@ from typing import Any
 from tasks.cloud import secret_exists, tencent_cloud
 from tasks.retry import cloud_task
 from tasks.validation import Check
-from tkeflow.rules import master_sizing
+from tkeflow.rules import health, master_sizing
 from tkeflow.specs import ClusterSpec
 from tkeflow.specs.common import SSD_DISK_TYPES
 
@@ -85,10 +85,21 @@ def _cidr_checks(spec: ClusterSpec, vpc: dict[str, Any], subnets: list[dict[str,
 
 @cloud_task(task_run_name="check-version-{spec.name}")
 def check_version(spec: ClusterSpec) -> list[Check]:
+    """The version is one DescribeVersions offers, spelled as offered (CreateCluster takes it verbatim):
+    "1.30" where "1.30.0" is offered is the same version (health.compare_versions) but must be spelled so."""
     versions = tencent_cloud(spec.region).describe_versions()
     ok = spec.kubernetes_version in versions
+    same = [v for v in versions if not ok and _same_version(v, spec.kubernetes_version)]
+    fix = f": write it as {same[0]}" if same else ": choose one of them"
     return [Check(name="Kubernetes version available", target=spec.kubernetes_version, ok=ok,
-                  detail=f"available: {', '.join(versions)}" + ("" if ok else ": choose one of them"))]
+                  detail=f"available: {', '.join(versions)}" + ("" if ok else fix))]
+
+
+def _same_version(offered: str, wanted: str) -> bool:
+    try:
+        return health.compare_versions(offered, wanted) == 0
+    except ValueError:  # an offered name that is not a version never matches
+        return False
 
 
 @cloud_task(task_run_name="check-quota-{spec.name}")

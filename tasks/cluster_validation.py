@@ -15,7 +15,7 @@ from tasks.cluster import endpoint_kinds
 from tasks.cluster_request import expected_worker_count
 from tasks.retry import cloud_task
 from tasks.validation import Check
-from tkeflow.clients.kube_waits import WaitTimeout, is_node_ready, is_pod_ready, kubelet_version, version_matches
+from tkeflow.clients.kube_waits import WaitTimeout, is_node_ready, is_node_ready_at, is_pod_ready, kubelet_version
 from tkeflow.rules import resources
 from tkeflow.rules.capacity import parse_quantity
 from tkeflow.specs import ClusterSpec
@@ -50,7 +50,7 @@ def _node_check(spec: ClusterSpec, worker: dict[str, Any], node: Any) -> Check:
                      detail=f"no node registered (instance {worker.get('InstanceState')}): check the instance in the console")
     version = kubelet_version(node)
     ready = is_node_ready(node)
-    ok = ready and version_matches(version, spec.kubernetes_version)
+    ok = is_node_ready_at(node, spec.kubernetes_version)
     detail = f"{'Ready' if ready else 'NotReady'}, kubelet {version}"
     return Check(name=name, target=target, ok=ok, detail=detail if ok else detail + ": repair or replace the node")
 

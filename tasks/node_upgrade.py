@@ -20,6 +20,7 @@ from tasks import nodes as node_tasks
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow import errors
+from tkeflow.rules import health
 from tkeflow.rules import upgrade as rules
 
 #: GetUpgradeInstanceProgress LifeStates of an instance whose upgrade is running (its node may be NotReady).
@@ -82,12 +83,12 @@ def upgrade_master(region: str, cluster_id: str, target_version: str, timeout_s:
         return client.describe_clusters([cluster_id])[0]
 
     cluster = read()
-    if rules.at_least(cluster.get("ClusterVersion") or "0.0.0", target_version) and cluster.get("ClusterStatus") == "Running":
+    if health.compare_versions(cluster.get("ClusterVersion") or "0.0.0", target_version) >= 0 and cluster.get("ClusterStatus") == "Running":
         return False
     if cluster.get("ClusterStatus") != "Upgrading":
         client.call("tke", "UpdateClusterVersion", {"ClusterId": cluster_id, "DstVersion": target_version})
-    poll_until(read, lambda c: c.get("ClusterStatus") == "Running" and rules.at_least(c.get("ClusterVersion") or "0.0.0",
-                                                                                        target_version),
+    poll_until(read, lambda c: c.get("ClusterStatus") == "Running"
+               and health.compare_versions(c.get("ClusterVersion") or "0.0.0", target_version) >= 0,
                what=f"master of {cluster_id} at {target_version}", timeout_s=timeout_s,
                describe=lambda c: f"{c.get('ClusterStatus')} at {c.get('ClusterVersion')}", max_interval_s=2.0)
     return True
@@ -108,7 +109,7 @@ def upgrade_instances(region: str, cluster_id: str, nodes: dict[str, str], targe
     ask = []
     for name, instance_id in nodes.items():
         seen = rules.observe_node(node_tasks.read_node(k, name))
-        if rules.at_least(seen.kubelet_version, target_version):
+        if health.compare_versions(seen.kubelet_version, target_version) >= 0:
             continue
         state = under_way.get(instance_id)
         if state in UNDER_WAY and (state != "done" or not seen.ready):

@@ -31,7 +31,8 @@ from tasks.waits import poll_until
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
 from tkeflow.clients.kube import LIST_PAGE_SIZE, MERGE_PATCH, Kube
-from tkeflow.clients.kube_waits import WaitTimeout, is_daemonset_ready, is_deployment_available
+from tkeflow.clients.kube_waits import WaitTimeout, is_daemonset_ready, is_deployment_available, is_pod_ready
+from tkeflow.rules import health
 from tkeflow.rules import upgrade as rules
 from tkeflow.specs.node_upgrade import DrainSettings
 
@@ -185,7 +186,7 @@ def _ready_by_owner(pods: Sequence[Mapping[str, Any]], excluded_nodes: set[str])
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         if uid is None or meta.get("deletionTimestamp") or spec.get("nodeName") in excluded_nodes:
             continue
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []):
+        if health.pod_ready(pod):
             counts[uid] = counts.get(uid, 0) + 1
     return counts
 
@@ -200,7 +201,7 @@ def drain_node(cluster_id: str, region: str, node: str, drain: DrainSettings) ->
     k = kube(cluster_id, region)
     deadline = time.monotonic() + drain.timeout_s
     all_pods = raw_items(k.core.list_pod_for_all_namespaces)
-    on_node = [p for p in all_pods if (p.get("spec") or {}).get("nodeName") == node and rules.moves_on_drain(p)]
+    on_node = [p for p in all_pods if (p.get("spec") or {}).get("nodeName") == node and health.moves_on_drain(p)]
     blockers = [b for b in rules.eviction_blockers(on_node, [], [node], drain.delete_local_data) if b.blocking]
     if blockers:
         raise errors.PermanentError(f"drain of {node} stopped before evicting anything: " + "; ".join(
@@ -252,7 +253,7 @@ def _wait_budgets_allow(k: Kube, node: str, refused: list[dict[str, Any]], deadl
 
     def some_allow(pdbs: list[dict[str, Any]]) -> bool:
         covering = [pdb for pdb in pdbs if any(
-            pdb["metadata"].get("namespace") == pod["metadata"].get("namespace") and rules.selector_matches(
+            pdb["metadata"].get("namespace") == pod["metadata"].get("namespace") and health.selector_matches(
                 (pdb.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {}) for pod in refused)]
         return not covering or any(int((p.get("status") or {}).get("disruptionsAllowed") or 0) > 0 for p in covering)
 
@@ -291,7 +292,7 @@ def _ready_models_by_owner(pods: list[Any], excluded_nodes: set[str]) -> dict[st
         uid = next((o.uid for o in meta.owner_references or [] if o.controller), None)
         if uid is None or meta.deletion_timestamp or (pod.spec and pod.spec.node_name in excluded_nodes):
             continue
-        if any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions if pod.status else None) or []):
+        if is_pod_ready(pod):
             counts[uid] = counts.get(uid, 0) + 1
     return counts
 
@@ -340,9 +341,8 @@ def validate_node(cluster_id: str, region: str, node: str, target_version: str, 
     k = kube(cluster_id, region)
     problems = []
     current = read_node(k, node)
-    seen = rules.observe_node(current)
-    if not seen.ready or not rules.at_least(seen.kubelet_version, target_version):
-        problems.append(f"node {node} is {'Ready' if seen.ready else 'NotReady'} at {seen.kubelet_version}")
+    if not health.node_ready_at(current, target_version, or_newer=True):
+        problems.append(f"node {node}: {health.describe_node(current, target_version, or_newer=True)}")
     try:
         k.wait_for(k.apps.list_daemon_set_for_all_namespaces, lambda items: all(is_daemonset_ready(d) for d in items),
                    timeout_s, f"DaemonSet pods Ready (on {node} too)")

@@ -20,6 +20,7 @@ from typing import Any
 
 from twin.clock import Clock
 from twin.cloud.admin import AdminRoutes
+from twin.cloud.calls import CallLog
 from twin.cloud.registry import CloudCore
 from twin.cloud.runtime import ClusterRuntime, NullRuntime
 from twin.cloud.wire import CloudServer
@@ -45,15 +46,15 @@ class Twin:
         self.runtime: ClusterRuntime = (KubeRuntime(self.clock, lambda: self.world, self.network)
                                         if self._use_kube else NullRuntime())
         self.core = CloudCore(world, self.clock, self.runtime)
+        self.ssh = _ssh_fleet(self) if ssh else None
+        self.call_log = CallLog()
+        admin = AdminRoutes(self.call_log, lambda: self.world, reset=self.reset,
+                            ssh_map=self.ssh.mapping if self.ssh else None, on_timings=self._sync_timings)
         try:
-            self.cloud = CloudServer(self.core, port=port)
+            self.cloud = CloudServer(self.core, admin.handle, self.call_log, port=port)
         except OSError:
             self.clock.stop()
             raise
-        self.ssh = _ssh_fleet(self) if ssh else None
-        self.cloud.admin_routes = AdminRoutes(self.cloud, reset=self.reset,
-                                              ssh_map=self.ssh.mapping if self.ssh else None,
-                                              on_timings=self._sync_timings)
 
     # --- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -100,7 +101,7 @@ class Twin:
             self._boot_world()
             if self.ssh is not None:
                 self.ssh.sync()
-            self.cloud.clear_calls()
+            self.call_log.clear()
 
     def _boot_world(self) -> None:
         """What start and reset both do with a freshly loaded world: its timings, its Running clusters."""
@@ -156,7 +157,7 @@ class Twin:
                 "TKEFLOW_TWIN_ENDPOINT": self.endpoint}
 
     def calls(self) -> list[dict[str, Any]]:
-        return self.cloud.calls_snapshot()
+        return self.call_log.snapshot()
 
     def kube(self, cluster_id: str) -> Any:
         """The KubeCluster of ``cluster_id`` (tests only; flows use the kubeconfig), or None."""

@@ -289,3 +289,17 @@ def test_lists_are_chunked(kc_client: kube.Kube, monkeypatch: pytest.MonkeyPatch
     names = {n.metadata.name for n in kc_client.list_all(counting)}
     assert {f"chunk-{i}" for i in range(5)} <= names and len(names) == 9
     assert len(pages) == 5 and pages[0] is None and all(pages[1:])
+
+
+def test_the_kubernetes_client_models_get_the_same_answer_in_the_waits():
+    """kube_waits' predicates are adapters of tkeflow/rules/health.py: a model gives what its JSON gives."""
+    model = k8s.V1Node(metadata=k8s.V1ObjectMeta(name="n1"), status=k8s.V1NodeStatus(
+        conditions=[k8s.V1NodeCondition(type="Ready", status="True")]))
+    assert kube_waits.is_node_ready(model) and not kube_waits.is_node_ready_at(model, "1.30.0")
+    deployment = k8s.V1Deployment(
+        metadata=k8s.V1ObjectMeta(name="web", generation=3),
+        spec=k8s.V1DeploymentSpec(selector=k8s.V1LabelSelector(), template=k8s.V1PodTemplateSpec()),
+        status=k8s.V1DeploymentStatus(observed_generation=2, replicas=1, updated_replicas=1, available_replicas=1))
+    assert not kube_waits.is_deployment_available(deployment)  # generation 3 not observed yet
+    deployment.status.observed_generation = 3
+    assert kube_waits.is_deployment_available(deployment)

@@ -46,4 +46,5 @@ def test_demo_runs_every_procedure_and_exits_0(tmp_path):
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert done.stdout.count("all checks passed") >= 3, done.stdout[-4000:]
-    assert "/runs" in done.stdout
+    # its temporary server stops with it: the closing lines say so instead of giving a dead address
+    assert "--keep-server" in done.stdout and "/runs" not in done.stdout

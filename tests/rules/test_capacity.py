@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tkeflow.rules import capacity
 from tkeflow.rules.capacity import NodeInfo, PodInfo, Resources, Toleration
+from tkeflow.rules.health import DrainFate
 
 GI = 2**30
 
@@ -59,8 +60,8 @@ def test_r_upg_2_pods_that_do_not_fit_are_named_with_the_reason():
 
 def test_r_node_2_daemonset_static_and_finished_pods_do_not_move():
     nodes = [node("a"), node("b", cpu=0.1)]
-    pods = [pod("ds", "a", 1000, daemonset=True, owner_kind="DaemonSet"), pod("static", "a", 1000, mirror=True),
-            pod("done", "a", 1000, finished=True)]
+    pods = [pod("ds", "a", 1000, drain=DrainFate.STAYS, owner_kind="DaemonSet"), pod("static", "a", 1000, drain=DrainFate.STAYS),
+            pod("done", "a", 1000, drain=DrainFate.FINISHED, finished=True)]
     verdict = capacity.check_drain_capacity(nodes, pods, ["a"])
     assert verdict.fits and verdict.moving == ()
 
@@ -180,7 +181,7 @@ def clusters(draw):
     for i in range(draw(st.integers(0, 12))):
         pods.append(pod(f"p{i}", draw(st.sampled_from([n.name for n in nodes])), cpu_m=draw(st.integers(0, 2000)),
                         mem_mi=draw(st.integers(0, 4096)), gpus=draw(st.integers(0, 1)),
-                        daemonset=draw(st.booleans()),
+                        drain=draw(st.sampled_from(list(DrainFate))),
                         node_selector=draw(st.sampled_from([{}, {"pool": "a"}]))))
     drained = draw(st.sets(st.sampled_from([n.name for n in nodes]), min_size=1))
     return nodes, pods, drained
@@ -193,7 +194,7 @@ def test_r_upg_2_property_placements_respect_room_and_rules(cluster):
     verdict = capacity.check_drain_capacity(nodes, pods, drained)
     by_name = {n.name: n for n in nodes}
     pods_by_ref = {p.ref: p for p in pods}
-    moving = {p.ref for p in pods if p.node in drained and not p.daemonset}
+    moving = {p.ref for p in pods if p.node in drained and p.drain is DrainFate.MOVES}
     assert set(verdict.moving) == moving
     assert set(verdict.placements) | {u.pod for u in verdict.unplaced} == moving
     assert not set(verdict.placements) & {u.pod for u in verdict.unplaced}

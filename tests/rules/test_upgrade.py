@@ -18,19 +18,6 @@ def seen(name: str, version: str = "v1.30.0", unschedulable: bool = False, cordo
     return ObservedNode(name, f"ins-{name}", version, ready, unschedulable, cordoned_by, upgrade_target, pods)
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("v1.32.2", (1, 32, 2)), ("1.30.0", (1, 30, 0)), ("v1.32.2-tke.1", (1, 32, 2)), ("1.28", (1, 28, 0)),
-])
-def test_parse_version(text, parsed):
-    assert upgrade.parse_version(text) == parsed
-
-
-def test_version_comparison_is_numeric_not_textual():
-    assert upgrade.at_least("v1.32.2", "1.30.0") and not upgrade.at_least("1.9.0", "1.10.0")
-    with pytest.raises(ValueError):
-        upgrade.parse_version("latest")
-
-
 @pytest.mark.parametrize(("node", "state", "needs_upgrade", "keep_cordoned"), [
     (seen("a", "v1.32.2"), NodeState.DONE, False, False),
     (seen("a", "v1.32.2", True, "tkeflow"), NodeState.IN_PROGRESS, False, False),
@@ -171,18 +158,3 @@ def test_r_node_2_local_storage_needs_the_flag_and_unmanaged_pods_block():
     assert [(b.pod, b.blocking) for b in found] == [("default/cache-1", True), ("default/debug", True)]
     allowed = upgrade.eviction_blockers([local], [], ["a"], delete_local_data=True)
     assert [(b.pod, b.blocking) for b in allowed] == [("default/cache-1", False)]
-
-
-@pytest.mark.parametrize(("selector", "labels", "ok"), [
-    ({"matchLabels": {"app": "web"}}, {"app": "web", "tier": "fe"}, True),
-    ({"matchLabels": {"app": "web"}}, {"app": "db"}, False),
-    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}, {"tier": "be"}, True),
-    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}, {"tier": "fe"}, False),
-    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {}, False),
-    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {}, True),
-    ({}, {"any": "thing"}, True),
-    (None, {"any": "thing"}, False),
-])
-def test_label_selector_semantics(selector, labels, ok):
-    assert upgrade.selector_matches(selector, labels) is ok
-

@@ -44,3 +44,15 @@ def test_r_crt_5_undersized_independent_masters_are_a_warning_never_a_stop() -> 
 
     assert (check.ok, check.warning, check.rule) == (True, True, "R-CRT-5")
     assert (managed.ok, managed.warning, managed.detail) == (True, False, "managed masters")
+
+
+def test_a_version_offered_under_another_spelling_fails_saying_how_to_write_it(twin) -> None:
+    """DescribeVersions offers 1.30.0: "1.30" is that version (one comparison, tkeflow/rules/health.py),
+    but CreateCluster takes the string verbatim, so the check says how to write it."""
+    [short] = preflight.check_version.fn(cluster_spec(kubernetes_version="1.30"))
+    [exact] = preflight.check_version.fn(cluster_spec(kubernetes_version="1.30.0"))
+    [absent] = preflight.check_version.fn(cluster_spec(kubernetes_version="1.29.0"))
+
+    assert not short.ok and short.detail.endswith("write it as 1.30.0")
+    assert exact.ok
+    assert not absent.ok and absent.detail.endswith("choose one of them")

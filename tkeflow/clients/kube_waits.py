@@ -3,7 +3,8 @@
 Who calls it: tasks that wait for nodes (create cluster, add hosts, rolling upgrade), pods
 (kube-system, probes, kube-router) and deployments, through ``Kube.wait_*`` (WaitsMixin is mixed
 into tkeflow.clients.kube.Kube). Why watch: the kubernetes client's own waits (and DESIGN.md) want no
-fixed sleeps; an event wakes the check the moment the state changes.
+fixed sleeps; an event wakes the check the moment the state changes. What "Ready" and "available"
+mean is not decided here: the predicates delegate to tkeflow/rules/health.py, the one health model.
 
 ``wait_for`` semantics: list (resourceVersion R), test the predicate on the whole current set; then
 watch from R, apply each event to the set and re-test. A 410 Gone (R expired) re-lists. A dropped
@@ -26,6 +27,7 @@ from kubernetes.client import exceptions as kube_exceptions
 
 from tkeflow import errors
 from tkeflow.clients.kube_api import THIRD_PARTY_ERRORS, selectors, translate, unguarded
+from tkeflow.rules import health
 
 Objects = dict[tuple[str | None, str], Any]
 HTTP_GONE = 410
@@ -41,59 +43,41 @@ def _key(obj: Any) -> tuple[str | None, str]:
     return obj.metadata.namespace, obj.metadata.name
 
 
-def _ready_condition(obj: Any) -> bool:
-    """Whether a node's or a pod's ``Ready`` condition is True (absent: not Ready)."""
-    for condition in (obj.status.conditions or []) if obj.status else []:
-        if condition.type == "Ready":
-            return condition.status == "True"
-    return False
+def as_api_dict(obj: Any) -> dict[str, Any]:
+    """A kubernetes client model as the API's JSON (camelCase dict), what tkeflow.rules.health takes."""
+    return obj if isinstance(obj, dict) else obj.to_dict(serialize=True)
 
+
+# The waits' predicates: thin adapters from the client's models to the one health model
+# (tkeflow/rules/health.py), so that a wait and a validation can never disagree on "Ready".
 
 def is_node_ready(node: Any) -> bool:
-    return _ready_condition(node)
+    return health.node_ready(as_api_dict(node))
 
 
 def kubelet_version(node: Any) -> str:
-    info = node.status.node_info if node.status else None
-    return str(info.kubelet_version) if info and info.kubelet_version else ""
+    return health.kubelet_version(as_api_dict(node))
 
 
-def version_matches(actual: str, wanted: str | None) -> bool:
-    """``v1.30.0-tke.5`` matches ``1.30.0``; ``v1.30.10`` does not."""
-    if not wanted:
-        return True
-    actual, wanted = actual.lstrip("v"), wanted.lstrip("v")
-    return actual == wanted or (actual.startswith(wanted) and actual[len(wanted)] in "-+")
+def is_node_ready_at(node: Any, version: str | None) -> bool:
+    """Ready with the kubelet at ``version`` (``v1.30.0-tke.5`` is 1.30.0; ``v1.30.10`` is not)."""
+    return health.node_ready_at(as_api_dict(node), version)
 
 
 def is_pod_ready(pod: Any) -> bool:
-    return _ready_condition(pod)
+    return health.pod_ready(as_api_dict(pod))
 
 
 def is_deployment_available(deployment: Any) -> bool:
-    spec_replicas = deployment.spec.replicas if deployment.spec and deployment.spec.replicas is not None else 1
-    status = deployment.status
-    if status is None or (status.observed_generation or 0) < (deployment.metadata.generation or 0):
-        return False
-    return (status.updated_replicas or 0) == spec_replicas and (status.available_replicas or 0) == spec_replicas
+    return health.deployment_rollout(as_api_dict(deployment)).available
 
 
 def is_daemonset_ready(daemonset: Any) -> bool:
-    status = daemonset.status
-    if status is None or (status.observed_generation or 0) < (daemonset.metadata.generation or 0):
-        return False
-    desired = status.desired_number_scheduled or 0
-    return (status.number_ready or 0) == desired and (status.updated_number_scheduled or 0) == desired
+    return health.daemonset_rollout(as_api_dict(daemonset)).available
 
 
 def _node_state(node: Any | None, version: str | None) -> str:
-    if node is None:
-        return "absent"
-    if not is_node_ready(node):
-        return "NotReady"
-    if not version_matches(kubelet_version(node), version):
-        return f"Ready at {kubelet_version(node)}, want {version}"
-    return "Ready"
+    return health.describe_node(None if node is None else as_api_dict(node), version)
 
 
 class WaitsMixin:
@@ -201,7 +185,7 @@ class WaitsMixin:
         wanted = list(names or [])
 
         def ready(nodes: list[Any]) -> list[Any]:
-            return [n for n in nodes if is_node_ready(n) and version_matches(kubelet_version(n), version)]
+            return [n for n in nodes if is_node_ready_at(n, version)]
 
         def done(nodes: list[Any]) -> bool:
             ready_names = {n.metadata.name for n in ready(nodes)}
@@ -224,7 +208,7 @@ class WaitsMixin:
     def wait_node_ready(self, name: str, version: str | None = None, *, timeout_s: float) -> Any:
         """One node Ready (at ``version``); returns it."""
         def done(nodes: list[Any]) -> bool:
-            return any(is_node_ready(n) and version_matches(kubelet_version(n), version) for n in nodes)
+            return any(is_node_ready_at(n, version) for n in nodes)
 
         def explain(nodes: list[Any]) -> str:
             return f"{name}: {_node_state(nodes[0] if nodes else None, version)}"
@@ -281,8 +265,8 @@ class WaitsMixin:
         def explain(deployments: list[Any]) -> str:
             present = {d.metadata.name: d for d in deployments}
             missing = [f"{n}: absent" for n in wanted if n not in present]
-            waiting = [f"{d.metadata.name}: {d.status.available_replicas or 0 if d.status else 0}/{d.spec.replicas} available"
-                       for d in chosen(deployments) if not is_deployment_available(d)]
+            rollouts = {d.metadata.name: health.deployment_rollout(as_api_dict(d)) for d in chosen(deployments)}
+            waiting = [f"{name}: {r.detail}" for name, r in rollouts.items() if not r.available]
             return "; ".join(missing + waiting)
 
         what = f"deployments {', '.join(wanted) or label_selector or 'all'} in {namespace} available"
@@ -296,10 +280,7 @@ class WaitsMixin:
             return bool(items) and is_daemonset_ready(items[0])
 
         def explain(items: list[Any]) -> str:
-            if not items or items[0].status is None:
-                return "absent"
-            status = items[0].status
-            return f"{status.number_ready or 0}/{status.desired_number_scheduled or 0} Ready, {status.updated_number_scheduled or 0} updated"
+            return health.daemonset_rollout(as_api_dict(items[0])).detail if items else "absent"
 
         what = f"daemonset {namespace}/{name} ready"
         items = self.wait_for(self.apps.list_namespaced_daemon_set, done, timeout_s, what, explain=explain,

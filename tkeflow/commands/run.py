@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from tkeflow import specs
-from tkeflow.commands import output
+from tkeflow.commands import output, quiet
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
@@ -39,18 +39,24 @@ def twin_environment(enabled: bool) -> Iterator[str | None]:
         yield os.environ["TKEFLOW_TWIN_ENDPOINT"]
         return
     server = importlib.import_module("twin.server")
-    with server.Twin.start() as twin:
-        saved = {k: os.environ.get(k) for k in twin.env()}
-        os.environ.update(twin.env())
-        try:
-            console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
-            yield twin.endpoint
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with server.Twin.start() as twin, temporary_environ(twin.env()):
+        console.print(f"[dim]twin started in-process at {twin.endpoint} (default world)[/dim]")
+        yield twin.endpoint
+
+
+@contextlib.contextmanager
+def temporary_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (read by the clients, or by a subprocess) and restore them after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def load_or_exit(path: Path) -> Any:
@@ -99,8 +105,12 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
 
     flow = flow_for(manifest.kind)
     verb = "planning" if dry_run else "running"
+    # A temporary server Prefect starts for this run (no PREFECT_API_URL) shares one SQLite file with
+    # the run: its telemetry heartbeat would hit "database is locked" and print a traceback.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
-        with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."):
+        with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."), \
+                quiet.no_tracebacks_for_expected_errors():
             report = flow(spec=manifest.spec, dry_run=dry_run)
     except ValidationFailed as err:
         report = getattr(err, "report", None)

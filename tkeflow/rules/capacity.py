@@ -13,7 +13,9 @@ The model, and what it leaves out:
   Allocatable is already net of the reservations of R-RES-1/R-RES-2 (the kubelet subtracts them),
   and the log agent of R-RES-3 is a DaemonSet pod whose requests are counted like any other, so no
   reservation is subtracted twice.
-- A pod moves when it is not DaemonSet-managed, not a static (mirror) pod and not finished.
+- Which pods move is tkeflow/rules/health.py's ``drain_fate`` (kubectl drain's filters): not a
+  mirror pod, not finished, not controlled by a DaemonSet. Label and node-affinity matching is
+  health's too, so the plan and the drain agree.
 - A candidate node is Ready, schedulable, and outside the batch being drained; the pod must tolerate
   its NoSchedule/NoExecute taints, match its nodeSelector and its required node affinity, and fit
   by CPU, memory, GPUs (``nvidia.com/gpu``) and pod count.
@@ -33,9 +35,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tkeflow.rules import health
+
 GPU_RESOURCE = "nvidia.com/gpu"
 SCHEDULING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
-FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
 _BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL_SUFFIXES = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -150,9 +153,8 @@ class PodInfo:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     required_affinity: tuple[Mapping[str, Any], ...] = ()  # nodeSelectorTerms, ORed
     owner_kind: str | None = None
-    daemonset: bool = False
-    mirror: bool = False
-    finished: bool = False
+    drain: health.DrainFate = health.DrainFate.MOVES  # R-NODE-2, decided by health.drain_fate
+    finished: bool = False  # Succeeded/Failed: holds no resources
 
     @property
     def ref(self) -> str:
@@ -160,8 +162,8 @@ class PodInfo:
 
     @property
     def moves_on_drain(self) -> bool:
-        """R-NODE-2: a drain evicts every pod except DaemonSet-managed (and static) ones."""
-        return not (self.daemonset or self.mirror or self.finished)
+        """R-NODE-2: whether it needs room elsewhere when its node is drained (tkeflow/rules/health.py)."""
+        return self.drain is health.DrainFate.MOVES
 
 
 @dataclass(frozen=True)
@@ -207,15 +209,8 @@ def node_from_manifest(node: Mapping[str, Any]) -> NodeInfo:
         taints=tuple(spec.get("taints") or ()),
         labels=dict(meta.get("labels") or {}),
         schedulable=not spec.get("unschedulable", False),
-        ready=node_is_ready(node),
+        ready=health.node_ready(node),
     )
-
-
-def node_is_ready(node: Mapping[str, Any]) -> bool:
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
 
 
 def pod_from_manifest(pod: Mapping[str, Any]) -> PodInfo:
@@ -237,29 +232,9 @@ def pod_from_manifest(pod: Mapping[str, Any]) -> PodInfo:
         node_selector=dict(spec.get("nodeSelector") or {}),
         required_affinity=tuple(affinity.get("nodeSelectorTerms") or ()),
         owner_kind=owner_kind,
-        daemonset=owner_kind == "DaemonSet",
-        mirror=owner_kind == "Node" or "kubernetes.io/config.mirror" in (meta.get("annotations") or {}),
-        finished=status.get("phase") in FINISHED_POD_PHASES,
+        drain=health.drain_fate(pod),
+        finished=status.get("phase") in health.FINISHED_POD_PHASES,
     )
-
-
-def _expression_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key, operator, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or [])
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    if operator == "Exists":
-        return key in labels
-    if operator == "DoesNotExist":
-        return key not in labels
-    if operator in ("Gt", "Lt") and key in labels and values:
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
 
 
 def placement_blockers(pod: PodInfo, node: NodeInfo) -> list[str]:
@@ -274,11 +249,10 @@ def placement_blockers(pod: PodInfo, node: NodeInfo) -> list[str]:
         if taint.get("effect") in SCHEDULING_TAINT_EFFECTS and not any(t.tolerates(taint) for t in pod.tolerations):
             reasons.append(f"taint {taint.get('key')}={taint.get('value') or ''}:{taint.get('effect')} not tolerated")
     for key, value in pod.node_selector.items():
-        if node.labels.get(key) != value:
+        if not health.selector_matches({"matchLabels": {key: value}}, node.labels):
             reasons.append(f"nodeSelector {key}={value} not matched")
     if pod.required_affinity and not any(
-        all(_expression_matches(e, node.labels) for e in term.get("matchExpressions") or ())
-        for term in pod.required_affinity
+        health.node_selector_term_matches(term, node.labels, node.name) for term in pod.required_affinity
     ):
         reasons.append("required node affinity not matched")
     return reasons

@@ -26,32 +26,16 @@ wrong, it is found while disturbing the fewest pods), ties by node name so the p
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tkeflow.rules import capacity
+from tkeflow.rules import health
 
 CORDONED_BY_ANNOTATION = "tkeflow.io/cordoned-by"
 CORDONED_BY_VALUE = "tkeflow"
 UPGRADE_TARGET_ANNOTATION = "tkeflow.io/upgrade-target"
 INSTANCE_ID_LABEL = "cloud.tencent.com/node-instance-id"
-
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    """``v1.32.2-tke.1`` -> (1, 32, 2); the vendor suffix does not count."""
-    match = _VERSION.match(version.strip())
-    if not match:
-        raise ValueError(f"not a Kubernetes version: {version!r}")
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-
-
-def at_least(version: str, target: str) -> bool:
-    return parse_version(version) >= parse_version(target)
-
 
 class NodeState(str, enum.Enum):
     DONE = "done"  # kubelet at (or above) the target and nothing of ours left on it
@@ -100,14 +84,14 @@ class NodePlan:
 
 def observe_node(node: Mapping[str, Any], moving_pods: int = 0) -> ObservedNode:
     """An ObservedNode from a Node as the API returns it (camelCase dict)."""
-    meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    meta, spec = node.get("metadata") or {}, node.get("spec") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
     return ObservedNode(
         name=meta["name"],
         instance_id=labels.get(INSTANCE_ID_LABEL, ""),
-        kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", "v0.0.0"),
-        ready=capacity.node_is_ready(node),
+        kubelet_version=health.kubelet_version(node) or "v0.0.0",
+        ready=health.node_ready(node),
         unschedulable=bool(spec.get("unschedulable", False)),
         cordoned_by=annotations.get(CORDONED_BY_ANNOTATION),
         upgrade_target=annotations.get(UPGRADE_TARGET_ANNOTATION),
@@ -132,7 +116,7 @@ def derive_node_plan(node: ObservedNode, target_version: str) -> NodePlan:
     A DONE node that still carries our upgrade-target annotation is IN_PROGRESS so the annotation is
     cleaned up and the node validated (a run killed after uncordon, before the last patch).
     """
-    upgraded = at_least(node.kubelet_version, target_version)
+    upgraded = health.compare_versions(node.kubelet_version, target_version) >= 0
     ours = node.cordoned_by_tkeflow
     started_here = node.upgrade_target == target_version
     keep_cordoned = node.cordoned_by_someone_else
@@ -194,39 +178,8 @@ class EvictionBlocker:
     blocking: bool = True
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector against labels; an empty selector matches every pod (policy/v1 PDB)."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or ():
-        key, operator, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or ())
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
-
-
 def _uses_local_storage(pod_spec: Mapping[str, Any]) -> bool:
     return any("emptyDir" in (volume or {}) for volume in pod_spec.get("volumes") or ())
-
-
-def moves_on_drain(pod: Mapping[str, Any]) -> bool:
-    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-    owners = meta.get("ownerReferences") or []
-    if any(o.get("kind") in ("DaemonSet", "Node") for o in owners):
-        return False
-    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
-        return False
-    return status.get("phase") not in capacity.FINISHED_POD_PHASES
 
 
 def _budget_blocker(pdb: Mapping[str, Any], ref: str, node: str) -> EvictionBlocker | None:
@@ -260,13 +213,13 @@ def eviction_blockers(pods: Sequence[Mapping[str, Any]], pdbs: Sequence[Mapping[
     for pod in sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("namespace", ""), p["metadata"]["name"])):
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         node = spec.get("nodeName")
-        if node not in drained or not moves_on_drain(pod):
+        if node not in drained or not health.moves_on_drain(pod):
             continue
         ref = f"{meta.get('namespace', 'default')}/{meta['name']}"
         labels = meta.get("labels") or {}
         for pdb in pdbs:
             pdb_meta = pdb.get("metadata") or {}
-            if pdb_meta.get("namespace") != meta.get("namespace") or not selector_matches(
+            if pdb_meta.get("namespace") != meta.get("namespace") or not health.selector_matches(
                     (pdb.get("spec") or {}).get("selector"), labels):
                 continue
             blocker = _budget_blocker(pdb, ref, node)
@@ -276,7 +229,7 @@ def eviction_blockers(pods: Sequence[Mapping[str, Any]], pdbs: Sequence[Mapping[
             found.append(EvictionBlocker(ref, node, "uses local storage (emptyDir): its data is lost on eviction",
                                          "back the data up, then set drain.delete_local_data: true",
                                          "R-NODE-2", blocking=not delete_local_data))
-        if not any(o.get("controller") for o in meta.get("ownerReferences") or ()):
+        if health.controller_of(pod) is None:
             found.append(EvictionBlocker(ref, node, "no controller owns it: evicting deletes it for good",
                                          "run it under a Deployment/StatefulSet/Job, or delete it yourself",
                                          "R-NODE-2"))

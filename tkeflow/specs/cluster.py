@@ -19,11 +19,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from tkeflow.rules import master_sizing
+from tkeflow.rules.health import compare_versions
 from tkeflow.specs.base import SpecModel, Violation, nested_warnings, rule_error, warn
 from tkeflow.specs.common import (
     DNS1123_LABEL, SSD_DISK_TYPES, DataDisk, KubeVersion, Login, Region, SecurityGroupId, SubnetId,
     SystemDisk, Zone, is_gpu_instance_type, listed_twice, parse_private_cidr, pay_as_you_go_warnings,
-    schedules_gpus, version_tuple, zone_violation,
+    schedules_gpus, zone_violation,
 )
 from tkeflow.specs.problems import Problem
 
@@ -177,7 +178,7 @@ def _version_rules(values: Mapping[str, Any]) -> Iterator[Violation]:
     version = values.get("kubernetes_version")
     if not version:
         return
-    if values.get("ipvs") and version_tuple(version)[:2] < (1, 10):
+    if values.get("ipvs") and compare_versions(version, "1.10") < 0:
         yield Violation(("ipvs",), "R-CRT-6", f"IPVS needs Kubernetes 1.10+, not {version}",
                         "set ipvs: false, or choose kubernetes_version 1.10 or later")
     gpu_groups = [i for i, g in enumerate(values.get("workers") or []) if is_gpu_instance_type(g.instance_type)]
@@ -193,7 +194,7 @@ def _master_rules(values: Mapping[str, Any]) -> Iterator[Violation]:
     if master is None or master.mode != "independent":
         return
     version = values.get("kubernetes_version")
-    if version and version_tuple(version)[:2] < (1, 10):
+    if version and compare_versions(version, "1.10") < 0:
         yield Violation(("master", "mode"), "R-CRT-4", f"independent masters need Kubernetes 1.10+, not {version}",
                         "use mode: managed, or kubernetes_version 1.10 or later")
     if master.count < master_sizing.MIN_MASTERS:

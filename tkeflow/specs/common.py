@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from tkeflow.rules.health import compare_versions
 from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.problems import Problem
 
@@ -44,19 +45,13 @@ GPU_FAMILY = re.compile(r"^(GN|GI|GT|GC|PNV)\d", re.IGNORECASE)  # Tencent GPU i
 PAY_AS_YOU_GO_QUOTA_PER_ZONE = 30  # R-AS-4: the default quota; accounts may have more, the flows check
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """'1.30.0' -> (1, 30, 0); 'v1.8' -> (1, 8, 0)."""
-    parts = [int(p) for p in version.lstrip("v").split(".")]
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
 def is_gpu_instance_type(instance_type: str) -> bool:
     return bool(GPU_FAMILY.match(instance_type))
 
 
 def schedules_gpus(version: str) -> bool:
     """R-GPU-1: GPU scheduling needs Kubernetes newer than 1.8."""
-    return version_tuple(version)[:2] > (1, 8)
+    return compare_versions(version, "1.9") >= 0
 
 
 def listed_twice(items: list[str]) -> list[str]:

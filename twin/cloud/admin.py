@@ -20,21 +20,26 @@ import dataclasses
 import json
 from urllib.parse import parse_qsl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from twin.cloud.calls import CallLog
 from twin.world.model import ActionFault, Faults, Timings, World
-
-if TYPE_CHECKING:
-    from twin.cloud.wire import CloudServer
 
 Reply = tuple[int, Any]
 
 
 class AdminRoutes:
-    def __init__(self, server: CloudServer, reset: Callable[[], None] | None = None,
+    """The /_twin/ routes over the call log and the current world (``world()``: it changes on reset).
+
+    The HTTP server gets ``handle`` in its constructor (twin/cloud/wire.py); this module knows
+    nothing of the server, so the two do not import each other.
+    """
+
+    def __init__(self, calls: CallLog, world: Callable[[], World], reset: Callable[[], None] | None = None,
                  ssh_map: Callable[[], dict[str, Any]] | None = None,
                  on_timings: Callable[[Timings], None] | None = None):
-        self.server = server
+        self.calls = calls
+        self.world = world
         self.reset = reset
         self.ssh_map = ssh_map
         self.on_timings = on_timings
@@ -60,17 +65,17 @@ class AdminRoutes:
 
     def _get_calls(self, query: dict[str, Any]) -> Reply:
         """The call log; ``?since=N`` skips the first N entries, ``?action=X`` keeps one action."""
-        calls = self.server.calls_snapshot()[int(query.get("since") or 0):]
+        calls = self.calls.snapshot()[int(query.get("since") or 0):]
         if query.get("action"):
             calls = [c for c in calls if c["action"] == query["action"]]
         return 200, calls
 
     def _delete_calls(self, _: Any) -> Reply:
-        self.server.clear_calls()
+        self.calls.clear()
         return 200, {"ok": True}
 
     def _get_world(self, _: Any) -> Reply:
-        world = self.server.core.world
+        world = self.world()
         with world.lock:
             return 200, dump_world(world)
 
@@ -81,10 +86,10 @@ class AdminRoutes:
         return 200, {"ok": True}
 
     def _get_faults(self, _: Any) -> Reply:
-        return 200, dataclasses.asdict(self.server.core.world.faults)
+        return 200, dataclasses.asdict(self.world().faults)
 
     def _post_faults(self, payload: dict[str, Any]) -> Reply:
-        world = self.server.core.world
+        world = self.world()
         with world.lock:
             faults: Faults = world.faults
             if "default" in payload:
@@ -103,10 +108,10 @@ class AdminRoutes:
             return 200, dataclasses.asdict(faults)
 
     def _get_timings(self, _: Any) -> Reply:
-        return 200, dataclasses.asdict(self.server.core.world.timings)
+        return 200, dataclasses.asdict(self.world().timings)
 
     def _post_timings(self, payload: dict[str, Any]) -> Reply:
-        timings: Timings = self.server.core.world.timings
+        timings: Timings = self.world().timings
         known = {f.name for f in dataclasses.fields(Timings)}
         unknown = set(payload) - known
         if unknown:

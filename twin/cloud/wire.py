@@ -5,7 +5,9 @@ What it does per request (research/tencent-sdk.md): POST / with JSON or the GET 
 checked; routed by (service from the credential scope, X-TC-Version, X-TC-Action); region checked;
 parameters checked against the SDK's models; faults applied; the action run; every reply HTTP 200
 with Content-Type exactly ``application/json`` (anything else makes the SDK miss errors) and a
-RequestId; the call recorded for ``GET /_twin/calls``. Paths under ``/_twin/`` go to admin.py.
+RequestId; the call recorded in the CallLog (twin/cloud/calls.py). Paths under ``/_twin/`` go to the
+admin handler the server is given in its constructor (twin/cloud/admin.py's ``AdminRoutes.handle``):
+this module does not import the admin routes, which read the same call log and the core.
 """
 
 from __future__ import annotations
@@ -15,29 +17,29 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from twin.cloud import admin, auth, params
+from twin.cloud import auth, params
 from twin.cloud import exceptions as exc
 from twin.cloud import handlers  # noqa: F401  (registers every action)
+from twin.cloud.calls import CallLog
 from twin.cloud.registry import ACTIONS, SERVICES, Action, CloudCore, Ctx, run_effects
 
 log = logging.getLogger(__name__)
-CALL_LOG_MAX = 200_000  # bounded so that a long benchmark cannot exhaust memory
+#: ``(method, path, query, body) -> (HTTP status, JSON payload)`` for paths under ``/_twin/``.
+AdminHandler = Callable[[str, str, str, bytes], tuple[int, Any]]
 
 
 class CloudServer:
     """One Tencent Cloud API endpoint on 127.0.0.1 serving ``core`` (swappable on reset)."""
 
-    def __init__(self, core: CloudCore, host: str = "127.0.0.1", port: int = 0,
-                 admin_routes: admin.AdminRoutes | None = None):
+    def __init__(self, core: CloudCore, admin: AdminHandler, calls: CallLog, host: str = "127.0.0.1", port: int = 0):
         self.core = core
-        self.calls: deque[dict[str, Any]] = deque(maxlen=CALL_LOG_MAX)
-        self.calls_lock = threading.Lock()
-        self.admin_routes = admin_routes or admin.AdminRoutes(self)
+        self.admin = admin
+        self.calls = calls
         handler = type("TwinCloudHandler", (_Handler,), {"cloud": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -55,20 +57,6 @@ class CloudServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    # --- the call log (GET/DELETE /_twin/calls, Twin.calls, reset): every access under calls_lock ----
-    def record(self, entry: dict[str, Any]) -> None:
-        with self.calls_lock:
-            self.calls.append(entry)
-
-    def calls_snapshot(self) -> list[dict[str, Any]]:
-        """A copy of the call log (a deque cannot be iterated while a request appends to it)."""
-        with self.calls_lock:
-            return list(self.calls)
-
-    def clear_calls(self) -> None:
-        with self.calls_lock:
-            self.calls.clear()
-
     # --- one API call ----------------------------------------------------------------------------
     def call(self, method: str, query: str, headers: Any, body: bytes) -> dict[str, Any]:
         """The ``Response`` object for one API request (never raises a CloudError)."""
@@ -84,7 +72,7 @@ class CloudServer:
             log.exception("twin cloud action %s failed", entry["action"])
             entry["error_code"] = exc.InternalError.code
             response = {"Error": {"Code": exc.InternalError.code, "Message": "An internal error has occurred."}}
-        self.record(entry)
+        self.calls.record(entry)
         response["RequestId"] = str(uuid.uuid4())
         return response
 
@@ -185,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         path, _, query = self.path.partition("?")
         if path.startswith("/_twin/"):
-            status, payload = self.cloud.admin_routes.handle(self.command, path, query, body)
+            status, payload = self.cloud.admin(self.command, path, query, body)
             self._reply(status, payload)
             return
         if path != "/":

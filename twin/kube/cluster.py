@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from twin.clock import Clock
-from twin.kube import errors, tls
-from twin.kube.apiserver import resources
+from twin.kube import errors, resources, tls
+from twin.kube.apiserver import wire
 from twin.kube.apiserver.deletion import Deleter
 from twin.kube.apiserver.eviction import Evictor
 from twin.kube.apiserver.handlers import Api
@@ -48,7 +48,7 @@ class KubeCluster:
         self.clock = clock or Clock()
         self.timings = timings or KubeTimings()
         self.network = network
-        self.store = Store(history_size)
+        self.store = Store(wire.encode, history_size)
         self.token = secrets.token_urlsafe(32)
         self._tls = tls.generate(cluster_id)
         self.ca_pem = self._tls.ca_pem.decode()

@@ -13,6 +13,9 @@ controllers (twin/kube/controllers) both read and write it; nothing else holds c
   (a write made inside a callback is delivered after that callback returns).
 - An event history ring so that a watch resumes from a resourceVersion; older than the ring ->
   410 Gone "Expired".
+- Objects are encoded once, when stored, by the ``encode`` function the Store is given (the API
+  server's wire encoder, twin/kube/apiserver/wire.py): the store knows nothing of the HTTP layer
+  (an import contract in pyproject.toml keeps it so), as etcd knows nothing of kube-apiserver.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twin.kube import errors, selectors, store_table
-from twin.kube.apiserver import resources, wire
+from twin.kube import errors, resources, selectors, store_table
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
 Listener = Callable[[str, str, Obj], None]
+Encoder = Callable[[str, Obj], bytes]  # (resource key, object) -> the JSON bytes a list or watch sends
 
 HISTORY_SIZE = 50_000
 
@@ -73,7 +76,8 @@ class _Subscriber:
 class Store:
     """Thread-safe in-memory object store with Kubernetes semantics (see module docstring)."""
 
-    def __init__(self, history_size: int = HISTORY_SIZE) -> None:
+    def __init__(self, encode: Encoder, history_size: int = HISTORY_SIZE) -> None:
+        self._encode = encode
         self._lock = threading.RLock()
         self._tables: dict[str, store_table.Table] = collections.defaultdict(store_table.Table)
         self._rv = 0
@@ -171,7 +175,7 @@ class Store:
         hit = self._tables[resource].encoded.get((meta.get("namespace", ""), meta.get("name", "")))
         if hit is not None and hit[0] is obj:
             return hit[1]
-        return wire.encode(resource, obj)
+        return self._encode(resource, obj)
 
     # ---- writes ------------------------------------------------------------------------
     def create(self, resource: str, obj: Obj, *, take: bool = False) -> Obj:
@@ -205,7 +209,7 @@ class Store:
             meta.pop("deletionTimestamp", None)
             if "spec" in new:
                 meta["generation"] = 1
-            table.put(key, new, resource == "pods", wire.encode(resource, new))
+            table.put(key, new, resource == "pods", self._encode(resource, new))
             self._record(rv, "ADDED", resource, new)
         self._deliver()
         return new
@@ -240,7 +244,7 @@ class Store:
             return self._remove_locked(resource, table, key, new)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        table.put(key, new, resource == "pods", wire.encode(resource, new))
+        table.put(key, new, resource == "pods", self._encode(resource, new))
         self._record(rv, "MODIFIED", resource, new)
         return new
 

@@ -15,6 +15,7 @@ import yaml
 
 from twin.clock import Clock
 from twin.kube import KubeCluster
+from twin.kube.apiserver import wire
 from twin.kube.controllers import Controllers
 from twin.kube.network import NetworkModel
 from twin.kube.store import Store
@@ -57,7 +58,7 @@ class ControllerTwin:
 
     def __init__(self, cluster_id: str, timings: KubeTimings, network: NetworkModel | None = None,
                  clock: Clock | None = None, **controller_options: Any) -> None:
-        self.store = Store()
+        self.store = Store(wire.encode)
         self._own_clock = clock is None
         self.clock = clock or Clock()
         self.ctl = Controllers(self.store, self.clock, timings, network, cluster_id=cluster_id, **controller_options)

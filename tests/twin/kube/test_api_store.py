@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from twin.kube import errors, patch, selectors
+from twin.kube.apiserver import wire
 from twin.kube.store import Store
 
 
@@ -25,7 +26,7 @@ def _pod(name: str, namespace: str = "default", node: str | None = None, **label
 
 
 def test_create_sets_identity_and_one_global_resource_version() -> None:
-    store = Store()
+    store = Store(wire.encode)
     pod = store.create("pods", _pod("a"))
     node = store.create("nodes", {"metadata": {"name": "10.0.1.11", "namespace": "ignored"}})
     assert (pod["kind"], pod["apiVersion"], node["kind"]) == ("Pod", "v1", "Node")
@@ -37,7 +38,7 @@ def test_create_sets_identity_and_one_global_resource_version() -> None:
 
 
 def test_update_conflict_generation_and_status_only_writes() -> None:
-    store = Store()
+    store = Store(wire.encode)
     first = store.create("deployments.apps", {"metadata": {"name": "d"}, "spec": {"replicas": 1}})
     second = store.update("deployments.apps", {**first, "spec": {"replicas": 2}}, expect_rv=first["metadata"]["resourceVersion"])
     assert second["metadata"]["generation"] == 2
@@ -49,7 +50,7 @@ def test_update_conflict_generation_and_status_only_writes() -> None:
 
 
 def test_update_status_leaves_the_previously_stored_object_unchanged() -> None:
-    store = Store()
+    store = Store(wire.encode)
     store.create("deployments.apps", {"metadata": {"name": "d"}, "spec": {"replicas": 1}})
     before = store.get("deployments.apps", "default", "d")
     snapshot = copy.deepcopy(before)
@@ -60,7 +61,7 @@ def test_update_status_leaves_the_previously_stored_object_unchanged() -> None:
 
 
 def test_new_objects_with_a_status_subresource_start_with_an_empty_status() -> None:
-    store = Store()
+    store = Store(wire.encode)
     kinds = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daemonsets.apps", "jobs.batch",
              "poddisruptionbudgets.policy", "services")
     for resource in kinds:
@@ -71,7 +72,7 @@ def test_new_objects_with_a_status_subresource_start_with_an_empty_status() -> N
 
 
 def test_new_workloads_are_encoded_with_the_go_types_zero_counters() -> None:
-    store = Store()
+    store = Store(wire.encode)
     rs = store.create("replicasets.apps", {"metadata": {"name": "r"}, "spec": {}})
     ds = store.create("daemonsets.apps", {"metadata": {"name": "d"}, "spec": {}})
     assert json.loads(store.encoded("replicasets.apps", rs))["status"] == {"replicas": 0}
@@ -81,7 +82,7 @@ def test_new_workloads_are_encoded_with_the_go_types_zero_counters() -> None:
 
 
 def test_indexes_by_namespace_and_node_follow_updates() -> None:
-    store = Store()
+    store = Store(wire.encode)
     store.create("pods", _pod("a", node="n1", app="x"))
     store.create("pods", _pod("b", namespace="kube-system", node="n1"))
     moved = store.create("pods", _pod("c", node="n2", app="x"))
@@ -95,7 +96,7 @@ def test_indexes_by_namespace_and_node_follow_updates() -> None:
 
 
 def test_list_pages_cover_everything_once() -> None:
-    store = Store()
+    store = Store(wire.encode)
     for i in range(25):
         store.create("configmaps", {"metadata": {"name": f"cm-{i:02d}", "namespace": f"ns-{i % 3}"}})
     seen, start = [], None
@@ -108,7 +109,7 @@ def test_list_pages_cover_everything_once() -> None:
 
 
 def test_subscribers_get_events_in_order_and_writes_inside_callbacks_follow() -> None:
-    store = Store()
+    store = Store(wire.encode)
     events: list[tuple[str, str]] = []
 
     def on_event(kind: str, resource: str, obj: dict[str, Any]) -> None:
@@ -126,7 +127,7 @@ def test_subscribers_get_events_in_order_and_writes_inside_callbacks_follow() ->
 
 
 def test_concurrent_writers_never_lose_an_update() -> None:
-    store = Store()
+    store = Store(wire.encode)
     store.create("configmaps", {"metadata": {"name": "counter"}, "data": {"n": "0"}})
 
     def bump() -> None:
@@ -149,7 +150,7 @@ def test_concurrent_writers_never_lose_an_update() -> None:
 
 
 def test_watch_resume_from_history_and_gone_when_too_old() -> None:
-    store = Store(history_size=5)
+    store = Store(wire.encode, history_size=5)
     store.create("configmaps", {"metadata": {"name": "before"}})
     start = store.resource_version  # "0" would mean "from now", as for the apiserver
     for i in range(3):
@@ -164,7 +165,7 @@ def test_watch_resume_from_history_and_gone_when_too_old() -> None:
 
 
 def test_finalizers_hold_deletion_until_removed() -> None:
-    store = Store()
+    store = Store(wire.encode)
     store.create("configmaps", {"metadata": {"name": "held", "finalizers": ["example.com/keep"]}})
     marked = store.delete("configmaps", "default", "held")
     assert marked["metadata"]["deletionTimestamp"]

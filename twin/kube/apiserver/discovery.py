@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.kube.apiserver import resources
+from twin.kube import resources
 
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"]}
 _SUBRESOURCE_KIND = {

@@ -24,7 +24,7 @@ from twin.kube.apiserver import discovery, protobuf, router, table, wire
 from twin.kube.apiserver.deletion import Deleter
 from twin.kube.apiserver.eviction import Evictor
 from twin.kube.apiserver.objects import Admission
-from twin.kube.apiserver.resources import Resource
+from twin.kube.resources import Resource
 from twin.kube.apiserver.server import Request, Response, status_response
 from twin.kube.apiserver.watch import WatchStream
 from twin.kube.store import Store

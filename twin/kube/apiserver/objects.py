@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from twin.kube import errors, selectors
-from twin.kube.apiserver import resources
+from twin.kube import resources
 from twin.kube.store import Store
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twin.kube import errors
-from twin.kube.apiserver import resources
+from twin.kube import resources
 
 
 @dataclass(frozen=True)

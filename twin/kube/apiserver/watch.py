@@ -24,8 +24,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from twin.kube import errors, selectors
-from twin.kube.apiserver import resources, table
+from twin.kube import errors, resources, selectors
+from twin.kube.apiserver import table
 from twin.kube.store import Store
 
 BOOKMARK_INTERVAL_S = 1.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.kube.apiserver import resources
+from twin.kube import resources
 from twin.kube.controllers import util
 from twin.kube.controllers.runtime import Runtime
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.clock import Clock
-from twin.kube import errors
-from twin.kube.apiserver import resources
+from twin.kube import errors, resources
 from twin.kube.controllers import util
 from twin.kube.types import KubeTimings
 

@@ -1,7 +1,9 @@
-"""The registry of resources the twin's apiserver serves: group, version, kind, scope, verbs.
+"""The registry of resources the cluster twin knows: group, version, kind, scope, verbs.
 
-Read by the Store (kind/apiVersion of stored objects, namespaced or not), the discovery handlers
-(APIResourceList as kubectl expects it) and the REST router (URL -> resource key). A resource key
+Read by the Store (kind/apiVersion of stored objects, namespaced or not), the controllers, the
+discovery handlers (APIResourceList as kubectl expects it) and the REST router (URL -> resource key).
+It sits beside the store, not in the HTTP layer (twin/kube/apiserver), so that the store and the
+controllers need nothing of the API server. A resource key
 is what the Store takes: ``pods`` for the core group, ``deployments.apps`` otherwise.
 """
 
