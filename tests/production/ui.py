@@ -124,8 +124,12 @@ class Screen:
 @contextlib.contextmanager
 def browser(base_url: str, shots: Path) -> Iterator[Screen]:
     """Headless Debian chromium through Playwright; a page on the UI at ``base_url``."""
-    from playwright.sync_api import sync_playwright
-
+    try:
+        from playwright.sync_api import sync_playwright
+    except ModuleNotFoundError:
+        raise RuntimeError("Playwright is not installed: run `bash scripts/setup.sh --test --browser`") from None
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"no browser at {CHROMIUM}: run `bash scripts/setup.sh --test --browser` (Debian's chromium)")
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
