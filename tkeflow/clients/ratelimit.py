@@ -92,6 +92,11 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def configured_rate() -> float:
+    """Calls per second per action from TKEFLOW_API_RATE (default 20)."""
+    return _env_float(RATE_ENV, DEFAULT_RATE)
+
+
 _buckets: dict[tuple[str, str], TokenBucket] = {}
 _buckets_lock = threading.Lock()
 

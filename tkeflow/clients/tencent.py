@@ -59,7 +59,7 @@ except ImportError:  # pragma: no cover - depends on the installation; sdk_clien
 
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
-from tkeflow.clients import ratelimit, twin_mode
+from tkeflow.clients import global_rate, twin_mode
 from tkeflow.clients.tencent_describe import DescribeMixin
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ class TencentCloud(DescribeMixin):
 
     def _send(self, client: Any, request: AbstractModel, service: str, action: str, what: str) -> Any:
         if self.rate_limited:
-            ratelimit.limiter_for(service, self.region).acquire()
+            global_rate.acquire(service, action, self.region)
         self.calls.add(what)
         call_counter.add(what)
         started = time.monotonic()

@@ -63,7 +63,8 @@ class CloudServer:
         """The ``Response`` object for one API request (never raises a CloudError)."""
         entry: dict[str, Any] = {"service": None, "region": headers.get("X-TC-Region") or "",
                                  "action": headers.get("X-TC-Action") or "", "params": {},
-                                 "mutating": False, "error_code": None}
+                                 "mutating": False, "error_code": None,
+                                 "at": round(time.time(), 4)}  # arrival: the peak rate per action (fleet benchmark)
         try:
             response = self._call(method, query, headers, body, entry)
         except exc.CloudError as error:

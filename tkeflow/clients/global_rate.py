@@ -1,0 +1,135 @@
+"""One Tencent Cloud API rate for every worker: a Prefect global concurrency rate limit per action.
+
+Who calls it: tkeflow.clients.tencent, before every API call (``acquire(service, action, region)``).
+Why: Tencent Cloud limits requests per action for the whole account (20/s for most actions); the
+per-process token bucket (ratelimit.py) holds that for one process only, and two workers calling at
+once would together go over it and be throttled (RequestLimitExceeded). A limit on the Prefect server
+is shared by every worker, CLI run and machine that talks to the same server.
+
+How (issue 16 item 4):
+- One limit per action, ``tkeflow-api-<service>-<action>`` (lower case), created on first use in this
+  process (``upsert_global_concurrency_limit_by_name``: one read, then cached) with ``limit`` = the burst
+  and ``slot_decay_per_second`` = rate - burst. Any one-second window then grants at most burst +
+  (rate - burst) = rate slots, so all workers together stay at or under ``TKEFLOW_API_RATE``.
+  The burst is a quarter of the rate (at least 1): sustained throughput 3/4 of the rate, in exchange
+  for never exceeding it in any window.
+- Each call takes one slot with ``prefect.concurrency.sync.rate_limit``: one HTTP round trip to the
+  server (benchmarks/fleet.py prints its cost); the server answers 423 with a Retry-After when the limit
+  is exhausted and Prefect's client waits that long.
+- Fallback: with no Prefect server configured (PREFECT_API_URL unset: Prefect would otherwise start an
+  ephemeral one in-process) or the server unreachable, the local bucket (ratelimit.py) keeps this process
+  under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``.
+- ``TKEFLOW_API_RATE_SCOPE=local`` forces the local bucket (a process that talks to the cloud alone).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import time
+
+import httpx
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+
+from tkeflow.clients import ratelimit
+
+log = logging.getLogger(__name__)
+
+SCOPE_ENV = "TKEFLOW_API_RATE_SCOPE"
+LIMIT_PREFIX = "tkeflow-api-"
+#: After the server could not be reached, use the local bucket this long before trying it again.
+RETRY_GLOBAL_S = 30.0
+#: Give up waiting for a slot after this long (then the call is refused as throttled would be).
+ACQUIRE_TIMEOUT_S = 120.0
+_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
+
+_known: set[str] = set()  # limits this process has created or found
+_lock = threading.Lock()
+_create_lock = threading.Lock()
+_down_until = 0.0
+stats = {"global": 0, "local": 0, "seconds": 0.0}  # acquisitions and time spent in the global path
+
+
+def limit_name(service: str, action: str) -> str:
+    return LIMIT_PREFIX + _NAME_CHARS.sub("-", f"{service}-{action}".lower())
+
+
+def shape(rate: float) -> tuple[int, float]:
+    """(limit, slot_decay_per_second) whose every one-second window grants at most ``rate`` slots."""
+    burst = max(1, int(rate // 4))
+    return burst, max(rate - burst, 0.1)
+
+
+def _server_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return os.environ.get(SCOPE_ENV, "").strip().lower() != "local" and bool(PREFECT_API_URL.value())
+
+
+def _ensure(name: str, rate: float) -> None:
+    if name in _known:
+        return
+    from prefect.client.orchestration import get_client
+
+    from prefect.exceptions import ObjectAlreadyExists
+
+    limit, decay = shape(rate)
+    with _create_lock:  # one creation per process; another process may still win the race (below)
+        if name in _known:
+            return
+        try:
+            with get_client(sync_client=True) as client:
+                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
+        except ObjectAlreadyExists:
+            pass  # created by another worker between our read and our create: the same shape
+        _known.add(name)
+
+
+def _acquire_global(service: str, action: str) -> None:
+    from prefect.concurrency.sync import rate_limit
+
+    name = limit_name(service, action)
+    _ensure(name, ratelimit.configured_rate())
+    rate_limit(name, occupy=1, timeout_seconds=ACQUIRE_TIMEOUT_S, strict=True)
+
+
+def acquire(service: str, action: str, region: str) -> str:
+    """Wait for the right to send one ``service.action`` call; return which limiter gave it."""
+    global _down_until
+    if _server_configured() and time.monotonic() >= _down_until:
+        started = time.monotonic()
+        try:
+            _acquire_global(service, action)
+        except (httpx.HTTPError, OSError, ConcurrencySlotAcquisitionError) as exc:
+            # The server is down or refuses; the local bucket still keeps this process under the rate.
+            log.warning("API rate limit on the Prefect server unavailable (%s); using this process's own "
+                        "bucket for %.0f s", type(exc).__name__, RETRY_GLOBAL_S)
+            with _lock:
+                _down_until = time.monotonic() + RETRY_GLOBAL_S
+                _known.clear()
+        else:
+            with _lock:
+                stats["global"] += 1
+                stats["seconds"] += time.monotonic() - started
+            return "global"
+    ratelimit.limiter_for(service, region).acquire()
+    with _lock:
+        stats["local"] += 1
+    return "local"
+
+
+def reset() -> None:
+    """Forget created limits, the down mark and the stats (tests, benchmarks)."""
+    global _down_until
+    with _lock:
+        _known.clear()
+        _down_until = 0.0
+        stats.update({"global": 0, "local": 0, "seconds": 0.0})
+
+
+def mean_cost_ms() -> float:
+    with _lock:
+        return 1000.0 * stats["seconds"] / stats["global"] if stats["global"] else math.nan
