@@ -28,12 +28,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import upgrade_plan
+from flows import fleet, upgrade_plan
 from flows.upgrade_plan import UpgradePlan
 from tasks import node_upgrade as cloud_steps
 from tasks import nodes as node_steps
 from tasks import procedure
-from tasks.artifacts import Progress
+from tasks.artifacts import Progress, publish_table
 from tasks.procedure import Check, ClusterTarget, ValidationReport
 from tkeflow.errors import TkeflowError
 from tkeflow.rules import health
@@ -200,7 +200,10 @@ def _approval_action(spec: NodeUpgradeSpec, plan: UpgradePlan) -> str | None:
 @flow(name=FLOW_NAME, flow_run_name=procedure.flow_run_name(FLOW_NAME, "cluster_id", "cluster_name",
                                                             suffix="to-{target_version}"), log_prints=False)
 def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationReport:
-    """Upgrade the master (when behind) and then every node of the cluster to ``spec.target_version``."""
+    """Upgrade the master (when behind) and then every node of the cluster to ``spec.target_version``; with
+    ``spec.cluster_selector``, every cluster carrying its tags, by one child run each (flows/fleet.py)."""
+    if spec.cluster_selector is not None:
+        return fleet.upgrade_fleet(spec, dry_run)
     with procedure.Run(FLOW_NAME, spec.cluster_id or spec.cluster_name or "", dry_run=dry_run) as run:
         cluster = cloud_steps.describe_cluster(spec.region, spec.cluster_id, spec.cluster_name)
         target = ClusterTarget(spec.region, str(cluster["ClusterId"]))
@@ -218,4 +221,6 @@ def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationRep
         if action:
             run.approve(action, spec.approve, "spec.approve")
         finished, failures = _execute(target, spec, plan, run.key)
+        # what this run upgraded, for a fleet's parent run (flows/fleet.py reads it back)
+        publish_table(f"{run.key}-upgraded", [{"node": n} for n in finished], f"{len(finished)} nodes upgraded")
         return run.validate(failures + _final_checks(target, spec, plan), _summary(spec, plan, False, finished))

@@ -118,10 +118,14 @@ class DescribeMixin:
         """Clusters by ID, or all; ``name`` matches ClusterName exactly, ``tags`` all given pairs.
 
         The name goes to the API as a ClusterName filter (fewer pages) and is matched exactly here
-        too, since the filter is not documented as exact. Tags are matched here from
-        TagSpecification, so no tag filter syntax is assumed.
+        too, since the filter is not documented as exact. The first tag pair goes to the API as the
+        ``Tags`` filter (``key:value``, as DescribeClustersRequest documents it); every pair is matched
+        here from TagSpecification too.
         """
-        filters = {"ClusterName": name} if name else None
+        filters: dict[str, FilterValues] = {"ClusterName": name} if name else {}
+        if tags:  # the API's Tags filter takes "key:value" pairs (one filter: its values are OR-ed, so one pair)
+            key, value = sorted(tags.items())[0]
+            filters["Tags"] = f"{key}:{value}"
         clusters = self._paginate_ids("tke", "DescribeClusters", "ClusterIds", cluster_ids, filters, "Clusters", page_size)
         if name:
             clusters = [c for c in clusters if c.get("ClusterName") == name]

@@ -9,11 +9,12 @@ cluster: the flow checks them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from tkeflow.specs.base import SpecModel, rule_error, warn
+from tkeflow.specs.base import SpecModel, Violation, rule_error, warn
 from tkeflow.specs.common import MAX_TIMEOUT_S, ClusterRef, KubeVersion, Region, timeout_field
 from tkeflow.specs.problems import Problem
 
@@ -25,6 +26,13 @@ class DrainSettings(SpecModel):
     grace_period_s: int | None = Field(None, ge=0, le=MAX_TIMEOUT_S, description="Pod termination grace period; none: each pod's own.")
     delete_local_data: bool = Field(False, description="Evict pods with local storage (emptyDir); their data is "
                                     "lost (R-NODE-2). Without it such pods stop the drain.")
+
+
+class ClusterSelector(SpecModel):
+    """Clusters chosen by their tags (a fleet, issue 16 item 3): every cluster of the region carrying all of them."""
+
+    tags: dict[str, str] = Field(min_length=1, max_length=10, description="Tag key -> value; a cluster is "
+                                 "selected when it carries every pair (DescribeClusters filter Tags).")
 
 
 class NodeUpgradeSpec(ClusterRef):
@@ -43,6 +51,24 @@ class NodeUpgradeSpec(ClusterRef):
     drain: DrainSettings = Field(default_factory=DrainSettings, description="Drain settings (R-NODE-2).")
     node_ready_timeout_s: int = timeout_field(900, "How long to wait for an upgraded node to be Ready.")
     master_timeout_s: int = timeout_field(1800, "How long to wait for the master upgrade.")
+    cluster_selector: ClusterSelector | None = Field(None, description="Upgrade a fleet: every cluster whose tags "
+                                                     "match, one child run each (instead of cluster_id / cluster_name).")
+    max_parallel_clusters: int = Field(1, ge=1, le=20, description="With cluster_selector: clusters upgraded at "
+                                       "once (each by its own child run, holding that cluster's lock).")
+    on_cluster_failure: Literal["stop", "continue"] = Field("stop", description="With cluster_selector: after a "
+                                                            "failed cluster, start no new one (stop) or go on.")
+
+    @classmethod
+    def _rules(cls, values: Mapping[str, Any]) -> Iterator[Violation]:
+        # exactly one of the three ways to name the clusters (replaces ClusterRef's rule of two)
+        yield from super(ClusterRef, cls)._rules(values)
+        keys = ("cluster_id", "cluster_name", "cluster_selector")
+        given = [k for k in keys if values.get(k)]
+        if len(given) != 1 and not (set(keys) - set(values)):
+            what = " and ".join(given) if given else "none of cluster_id, cluster_name and cluster_selector"
+            yield Violation((given[1] if len(given) > 1 else "cluster_id",), "schema", f"{what} given",
+                            "give exactly one: cluster_id (cls-xxxxxxxx), cluster_name, or cluster_selector "
+                            "(tags) for a fleet")
 
     @field_validator("batch_size", mode="before")
     @classmethod
