@@ -66,7 +66,8 @@ class NodeUpgradeSpec(ClusterRef):
         given = [k for k in keys if values.get(k)]
         if len(given) != 1 and not (set(keys) - set(values)):
             what = " and ".join(given) if given else "none of cluster_id, cluster_name and cluster_selector"
-            yield Violation((given[1] if len(given) > 1 else "cluster_id",), "schema", f"{what} given",
+            field = "cluster_selector" if "cluster_selector" in given and len(given) > 1 else "cluster_id"
+            yield Violation((field,), "schema", f"{what} given",
                             "give exactly one: cluster_id (cls-xxxxxxxx), cluster_name, or cluster_selector "
                             "(tags) for a fleet")
 
