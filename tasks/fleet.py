@@ -79,7 +79,7 @@ def watch(runs: Sequence[UUID], timeout_s: float) -> list[FlowRun]:
                 raise PermanentError(f"no child run finished within {timeout_s:.0f} s; they go on: see the "
                                      "runs in the Prefect UI", code="FleetTimeout")
             _pause_event.wait(pause)
-            pause = min(pause * 1.5, 2.0)
+            pause = min(pause * 1.5, 1.0)  # a finished child frees its slot within a second
 
 
 def nodes_upgraded(run_id: UUID) -> int | None:

@@ -91,7 +91,9 @@ def test_fleet_upgrade_selected_by_tag_runs_one_child_per_cluster_through_the_po
     rows = _fleet_table(parent)
     assert [r["cluster"] for r in rows] == prod and all(r["result"] == "Completed" for r in rows), rows
     assert [r["nodes upgraded"] for r in rows] == [2, 2, 2], rows
-    children = {c.name: c for c in _children(parent)}
+    found = _children(parent)
+    children = {c.name: c for c in found}
+    assert len(found) == len(children) == 3, "one child run per selected cluster, none started twice"
     assert {r["child run"] for r in rows} == set(children), "each row names its own child run"
     assert sorted(pauses.values()) == [1, 1, 1], "R-UPG-3: each child waited for its own approval (the parent gave none)"
     assert most <= 2, "max_parallel_clusters: 2"
