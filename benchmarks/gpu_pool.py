@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
+# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
+# benchmarks/fleet.py measures the shared limit, where several workers need it.
+os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)  # the SDK would send 127.0.0.1 through a proxy
 

@@ -13,9 +13,11 @@ How (issue 16 item 4):
   (rate - burst) = rate slots, so all workers together stay at or under ``TKEFLOW_API_RATE``.
   The burst is a quarter of the rate (at least 1): sustained throughput 3/4 of the rate, in exchange
   for never exceeding it in any window.
-- Each call takes one slot with ``prefect.concurrency.sync.rate_limit``: one HTTP round trip to the
-  server (benchmarks/fleet.py prints its cost); the server answers 423 with a Retry-After when the limit
-  is exhausted and Prefect's client waits that long.
+- Each call takes one slot the way ``prefect.concurrency.sync.rate_limit`` does (POST
+  /v2/concurrency_limits/increment, mode ``rate_limit``; a 423 carries the Retry-After to wait), but on
+  one sync client kept open per process: ``rate_limit`` itself goes through a per-limit queue service
+  and an async client that, measured inside a flow, cost 1.7-2 s per call after a pause; this costs one
+  round trip (~12 ms on an idle machine; benchmarks/fleet.py prints it).
 - Fallback: with no Prefect server configured (PREFECT_API_URL unset: Prefect would otherwise start an
   ephemeral one in-process) or the server unreachable, the local bucket (ratelimit.py) keeps this process
   under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``.
@@ -30,6 +32,7 @@ import os
 import re
 import threading
 import time
+from typing import Any
 
 import httpx
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
@@ -46,6 +49,8 @@ RETRY_GLOBAL_S = 30.0
 ACQUIRE_TIMEOUT_S = 120.0
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 
+_client_for: tuple[str, Any] | None = None
+_pause = threading.Event()  # never set: an interruptible wait for the server's Retry-After
 _known: set[str] = set()  # limits this process has created or found
 _lock = threading.Lock()
 _create_lock = threading.Lock()
@@ -88,12 +93,44 @@ def _ensure(name: str, rate: float) -> None:
         _known.add(name)
 
 
-def _acquire_global(service: str, action: str) -> None:
-    from prefect.concurrency.sync import rate_limit
+def _client() -> Any:
+    """This process's sync Prefect client for the configured server (kept open: one connection pool)."""
+    global _client_for
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
 
+    url = str(PREFECT_API_URL.value())
+    with _create_lock:
+        if _client_for is None or _client_for[0] != url:
+            client = get_client(sync_client=True)
+            client.__enter__()
+            _client_for = (url, client)
+        return _client_for[1]
+
+
+def _acquire_global(service: str, action: str) -> None:
+    """One slot of the action's limit: POST /v2/concurrency_limits/increment in ``rate_limit`` mode, the
+    call ``prefect.concurrency.sync.rate_limit`` makes, on a kept client; on 423 wait its Retry-After."""
     name = limit_name(service, action)
     _ensure(name, ratelimit.configured_rate())
-    rate_limit(name, occupy=1, timeout_seconds=ACQUIRE_TIMEOUT_S, strict=True)
+    deadline = time.monotonic() + ACQUIRE_TIMEOUT_S
+    while True:
+        try:
+            granted = _client().increment_concurrency_slots(names=[name], slots=1, mode="rate_limit").json()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
+            wait = float(exc.response.headers.get("Retry-After") or 0.05)
+            if time.monotonic() + wait > deadline:
+                raise ConcurrencySlotAcquisitionError(f"no slot of {name} within {ACQUIRE_TIMEOUT_S:.0f} s") from None
+            _pause.wait(wait)  # the server's own Retry-After: the time until a slot has decayed
+            continue
+        if not granted:  # the limit was deleted on the server: create it again, once
+            with _lock:
+                _known.discard(name)
+            _ensure(name, ratelimit.configured_rate())
+            continue
+        return
 
 
 def acquire(service: str, action: str, region: str) -> str:
