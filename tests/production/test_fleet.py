@@ -99,6 +99,10 @@ def test_fleet_upgrade_selected_by_tag_runs_one_child_per_cluster_through_the_po
     assert most <= 2, "max_parallel_clusters: 2"
     upgraded = upgrades_by_cluster(calls)
     assert upgraded == {c: 2 for c in prod} and dev not in upgraded, "one node upgrade per node, dev untouched"
+    with get_client(sync_client=True) as client:
+        every = [r for r in client.read_flow_runs(limit=200) if any(c in (r.name or "") for c in prod + [dev])]
+    print("fleet runs:", sorted((r.name, r.state.name if r.state else None) for r in every))
+    assert len(every) == 3, "no flow run for a cluster besides its one child"
     workers = {w for c in children.values() for w in stack.ran_by(c.id)[0]}
     print(f"fleet children ran by {sorted(workers)}; parent by {stack.ran_by(parent)[0]}")
     assert workers <= set(WORKERS) and workers
