@@ -76,7 +76,7 @@ class KubeRouterSpec(ClusterRef):
             return value
         if isinstance(value, str) and re.fullmatch(r"([1-9]\d?|100)%", value):
             return value
-        raise rule_error("R-KR-2", f"maxUnavailable {value!r} would never replace an agent or is not a count",
+        raise rule_error("R-KR-2", "maxUnavailable would never replace an agent or is not a count",
                          "give a node count >= 1 or a percentage from 1% to 100%")
 
     @field_validator("extra_args")
