@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
                        "or give a path in an existing directory, e.g. --env-file .twin.env)", err=True)
             raise typer.Exit(2)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        # A shell starts a background job (`... &` in a script) with SIGINT ignored, and Python then keeps
+        # it ignored: the twin would never stop on Ctrl-C or kill -INT. Take SIGINT back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             twin = Twin.start(world_path=world, port=port)
         except WorldFileError as e:
