@@ -22,7 +22,7 @@ from rich.status import Status
 
 from tkeflow import specs
 from tkeflow.clients import twin_mode
-from tkeflow.commands import output, quiet
+from tkeflow.commands import output, prefect_server, quiet
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
@@ -156,7 +156,7 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
 
-    problem = missing_credentials()
+    problem = prefect_server.unreachable_server() or missing_credentials()
     if problem:
         console.print(f"[red]failed[/red]: {problem}")
         return EXIT_FAILED
