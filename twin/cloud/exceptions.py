@@ -96,3 +96,9 @@ VpcMismatch = _error("UnsupportedOperation.VpcMismatch")
 ResourceInsufficientCidrBlock = _error("ResourceInsufficient.CidrBlock")
 FailedOperationVpcRecodrNotFound = _error("FailedOperation.VpcRecodrNotFound")
 ResourceNotFoundAsAsgNotExist = _error("ResourceNotFound.AsAsgNotExist")
+
+# --- as (Auto Scaling 2018-04-19): the scaling (alarm) policies of AS groups (R-AS-5) ---------------
+AutoScalingGroupNotFound = _error("ResourceNotFound.AutoScalingGroupNotFound")
+InvalidParameterConflict = _error("InvalidParameterConflict")
+InvalidAutoScalingPolicyId = _error("InvalidParameterValue.InvalidAutoScalingPolicyId")
+ScalingPolicyNameDuplicate = _error("InvalidParameterValue.ScalingPolicyNameDuplicate")

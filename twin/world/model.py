@@ -396,6 +396,8 @@ class World:
         self.cvms: dict[str, Cvm] = {}
         self.clusters: dict[str, Cluster] = {}
         self.peerings: dict[str, Peering] = {}
+        # the `as` API's scaling (alarm) policies, as DescribeScalingPolicies returns them (R-AS-5)
+        self.scaling_policies: dict[str, dict[str, Any]] = {}
         self.postpaid_quota_per_zone = 30
         self.scaling_group_max = 200
         self.timings = Timings()
