@@ -35,7 +35,7 @@ BOUNDARIES = ("cloud_mutating", "kube_writes_total", "ssh_host_changes")
 # Twin lifecycles short enough that the whole campaign stays well under 15 minutes on 2 cores.
 FAST_TIMINGS = {"cluster_create": 0.5, "instance_init": 0.2, "node_ready": 0.1, "endpoint_create": 0.1,
                 "pod_ready": 0.1, "node_upgrade": 0.2}
-RUN_TIMEOUT_S = 240.0
+RUN_TIMEOUT_S = float(os.environ.get("TKEFLOW_CHAOS_RUN_TIMEOUT_S", "240"))
 PASSED = re.compile(r": all checks passed \((\d+)/\1\)\s*$")  # the CLI's verdict line (tkeflow/commands/output.py)
 
 
@@ -77,6 +77,7 @@ class Outcome:
     n: int
     outcome: str  # "passed", "not reached", or what went wrong
     repeated: list[str] = field(default_factory=list)
+    log: str = ""  # the end of the rerun's output when it did not pass
 
     @property
     def passed(self) -> bool:
@@ -167,20 +168,20 @@ class Harness:
     def kill_and_rerun(self, procedure: Procedure, boundary: str, n: int) -> Outcome:
         """Kill ``procedure`` after its ``n``th ``boundary``, rerun it, judge the rerun and the twin."""
         start = self.fresh_world(procedure)
-        calls_before = len(self.get("/_twin/calls"))
+        calls_before, world_before = len(self.get("/_twin/calls")), self.get("/_twin/world")
         killed = self.run(procedure.config, kill_at=(boundary, start[boundary] + n))
         if not killed.killed_at:
             outcome = "not reached" if killed.code == 0 else f"first run failed (exit {killed.code})"
             return Outcome(procedure.flow, boundary, n, outcome)
         rerun = self.run(procedure.config)
-        twice = repeated(self.get(f"/_twin/calls?since={calls_before}"), self.get("/_twin/world"))
+        twice = repeated(self.get(f"/_twin/calls?since={calls_before}"), self.get("/_twin/world"), world_before)
         if rerun.code != 0:
             outcome = f"rerun exit {rerun.code}: {_last_line(rerun.output)}"
         elif not rerun.passed:
             outcome = f"rerun validation not passed: {_last_line(rerun.output)}"
         else:
             outcome = "repeated" if twice else "passed"
-        return Outcome(procedure.flow, boundary, n, outcome, twice)
+        return Outcome(procedure.flow, boundary, n, outcome, twice, "" if outcome == "passed" else rerun.output[-4000:])
 
 
 def _last_line(output: str) -> str:

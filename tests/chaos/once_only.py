@@ -52,17 +52,28 @@ def _keys(call: dict[str, Any]) -> Iterator[str]:
             yield f"CreateRoutes {p.get('RouteTableId')} {route.get('DestinationCidrBlock')}"
 
 
-def repeated(calls: list[dict[str, Any]], world: dict[str, Any]) -> list[str]:
-    """Every once-only action seen more than once (empty when the run redid nothing)."""
+def _formats(world: dict[str, Any]) -> dict[str, int]:
+    return {disk["disk_id"]: int(disk.get("format_count") or 0)
+            for cvm in (world.get("cvms") or {}).values()
+            for disk in [cvm.get("system_disk") or {}] + list(cvm.get("data_disks") or []) if disk.get("disk_id")}
+
+
+def repeated(calls: list[dict[str, Any]], world: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
+    """Every once-only action seen more than once (empty when the run redid nothing).
+
+    ``calls`` are the procedure's own (killed run and rerun); a disk counts as formatted twice when
+    the twin formatted it more than once since ``before`` (the world as the procedure found it: a
+    worker's disk formatted at creation and once by a reset upgrade is formatted once by the upgrade).
+    """
     seen: Counter[str] = Counter()
     for call in calls:
         if not call.get("error_code"):
             seen.update(_keys(call))
     twice = [f"{key} x{n}" for key, n in sorted(seen.items()) if n > 1]
-    for cvm in (world.get("cvms") or {}).values():
-        for disk in [cvm.get("system_disk") or {}] + list(cvm.get("data_disks") or []):
-            if disk.get("format_count", 0) > 1:
-                twice.append(f"disk {disk.get('disk_id')} formatted x{disk['format_count']}")
+    start = _formats(before or {})
+    for disk, count in sorted(_formats(world).items()):
+        if count - start.get(disk, 0) > 1:
+            twice.append(f"disk {disk} formatted x{count - start.get(disk, 0)}")
     return twice
 
 

@@ -47,7 +47,7 @@ def test_transient_faults_on_every_action_the_run_succeeds_and_does_each_once_on
     harness = Harness(twin, tmp_path)
     procedure = BY_FLOW[flow]
     harness.fresh_world(procedure)
-    since = len(harness.get("/_twin/calls"))
+    since, before = len(harness.get("/_twin/calls")), harness.get("/_twin/world")
     harness.post("/_twin/faults", TRANSIENT)
 
     result = harness.run(procedure.config)
@@ -56,7 +56,7 @@ def test_transient_faults_on_every_action_the_run_succeeds_and_does_each_once_on
     calls = _calls_since(harness, since)
     assert result.passed, result.output[-3000:]
     assert any(c.get("error_code") == "RequestLimitExceeded" for c in calls)  # the faults did happen
-    assert repeated(calls, harness.get("/_twin/world")) == []
+    assert repeated(calls, harness.get("/_twin/world"), before) == []
     done = Counter(k for c in calls if not c.get("error_code") for k in sent([c]))
     for prefix in ONCE[flow]:
         keys = [k for k in done if k.startswith(prefix)]
@@ -72,7 +72,7 @@ def _fails_at_once(harness: Harness, procedure: Any, env: dict[str, str] | None,
     assert harness.twin.secret_key not in result.output and "WRONG" not in result.output  # no secret
     assert calls and all(c.get("error_code", "").startswith(code) for c in calls), calls
     assert not any(c.get("mutating") for c in calls)
-    retried = [a for a, n in Counter((c["action"], str(c.get("params"))) for c in calls).items() if n > 1]
+    retried = [a for a, n in Counter((c["region"], c["action"], str(c.get("params"))) for c in calls).items() if n > 1]
     assert retried == [], f"a permanent error was retried: {retried}"
 
 
