@@ -86,6 +86,9 @@ def main() -> int:
     if args.count_only:
         return 0
     print(table(outcomes))
+    for failed in (o for o in outcomes if not o.passed):
+        print(f"--- {failed.flow} {failed.boundary} #{failed.n}: the rerun's last lines")
+        print("\n".join(failed.log.splitlines()[-15:]))
     flows = [p.flow for p in PROCEDURES if not args.flow or p.flow in args.flow]
     lines, passed, tried = summary(outcomes, flows)
     print("\n".join(lines))
