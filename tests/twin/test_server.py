@@ -273,3 +273,26 @@ def test_tkeflow_twin_serve_started_with_sigint_ignored_still_stops_on_sigint(tm
             proc.kill()
             proc.communicate(timeout=30)
     assert "# twin stopped" in err and "Traceback" not in err, err
+
+
+def test_counters_count_mutating_calls_and_successful_cluster_api_writes_only(full_twin: Any) -> None:
+    """GET /_twin/counters (issue 15's kill points): a cluster API write counts once it succeeded, a read or
+    a refused write does not; the cloud count is the call log's mutating entries; reset clears them."""
+    clients = Clients(full_twin)
+    cluster_id = running_cluster(clients, count=1)
+    before = admin(full_twin, "/_twin/counters")
+    assert before["cloud_mutating"] == sum(1 for c in full_twin.calls() if c["mutating"]) >= 1
+    admin(full_twin, "/_twin/faults", {"nodes_never_ready": 0})  # not a cloud call: no change
+    core = _core(clients, "cls-shpeer01", "ap-shanghai")
+    core.list_namespace()
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="counted")))
+    with pytest.raises(k8s.ApiException):  # AlreadyExists: refused, not counted
+        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="counted")))
+    after = admin(full_twin, "/_twin/counters")
+    assert after["kube_writes"].get("cls-shpeer01", 0) == before["kube_writes"].get("cls-shpeer01", 0) + 1
+    assert after["kube_writes_total"] == before["kube_writes_total"] + 1 and after["ssh_host_changes"] == 0
+    assert after["cloud_mutating"] == before["cloud_mutating"]  # DescribeClusterKubeconfig is a read
+    admin(full_twin, "/_twin/reset", {})
+    assert admin(full_twin, "/_twin/counters") == {"cloud_mutating": 0, "kube_writes": {}, "kube_writes_total": 0,
+                                                   "ssh_host_changes": 0}
+    assert cluster_id

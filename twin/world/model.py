@@ -344,6 +344,7 @@ class ActionFault:
     throttle_rate: float = 0.0  # fraction of calls answered RequestLimitExceeded
     error_rate: float = 0.0  # fraction answered InternalError
     latency_s: float = 0.0  # added to every call
+    unauthorized: bool = False  # every call answered UnauthorizedOperation (a CAM policy without the action)
 
 
 @dataclass
