@@ -123,6 +123,7 @@ def main() -> None:
             twin_env = {k: os.environ[k] for k in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY",
                                                    "TKEFLOW_TWIN_ENDPOINT", "TKEFLOW_TWIN")}
             twin_env["TKEFLOW_API_RATE"] = str(args.rate)
+            twin_env["TKEFLOW_API_RATE_SCOPE"] = "global"  # the workers share the account-wide rate
             home = Path(tmp) / "prefect-home"
             home.mkdir()
             setup_started = time.monotonic()

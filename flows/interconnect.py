@@ -30,6 +30,7 @@ from tasks import interconnect_converge as converge
 from tasks import interconnect_probes as probes
 from tasks import procedure
 from tasks.artifacts import markdown_table, publish_markdown
+from tasks.interconnect_sides import target_of
 from tasks.interconnect_ticket import await_ticket
 from tasks.lock import lock_name
 from tasks.procedure import ValidationReport
@@ -67,15 +68,16 @@ def converge_peering(plan: Plan) -> tuple[str, list[rt.Route]]:
     hop = rt.PEERING_GATEWAY_TYPE
     added: list[rt.Route] = []
     for side, dests, _, _, purpose in plan.route_groups[:2]:
-        added += converge.ensure_routes(side, dests, hop, peering_id, purpose)
-    reach = [probes.host_reaches.submit(src, dst.node_ips[0], spec.ssh, spec.probe_timeout_s) for src, dst in
+        added += converge.ensure_routes(target_of(side), side, dests, hop, peering_id, purpose)
+    reach = [probes.host_reaches.submit(target_of(src), src, dst.node_ips[0], spec.ssh, spec.probe_timeout_s)
+             for src, dst in
              ((a, b), (b, a))]
     if not all(f.result() for f in reach):
         raise PermanentError(f"hosts of {a.cluster_id} and {b.cluster_id} do not reach each other over peering "
                              f"{peering_id}: look at route tables, security groups and subnet ACLs (R-NET-3); "
                              "no container route was added")
     for side, dests, _, _, purpose in plan.route_groups[2:]:
-        added += converge.ensure_routes(side, dests, hop, peering_id, purpose)
+        added += converge.ensure_routes(target_of(side), side, dests, hop, peering_id, purpose)
     return peering_id, added
 
 
@@ -88,7 +90,7 @@ def converge_idc(plan: Plan) -> list[rt.Route]:
         plan.spd_after = converge.ensure_spd(a.region, spec.idc.vpn_connection_id, a.container_cidr, list(spec.idc.cidrs))
     added: list[rt.Route] = []
     for side, dests, kind, gateway, purpose in plan.route_groups:
-        added += converge.ensure_routes(side, dests, kind, gateway, purpose)
+        added += converge.ensure_routes(target_of(side), side, dests, kind, gateway, purpose)
     if plan.rebind:
         converge.rebind_subnets(a.region, [r["subnet"] for r in plan.rebind], str(spec.rebind_route_table_id))
     return added

@@ -29,7 +29,7 @@ def route_checks(plan: Plan, peering_id: str | None) -> list[Check]:
     planned = plan.planned_routes(peering_id)
     existing: list[rt.Route] = []
     for side in {s.label + ",".join(s.route_table_ids): s for s, *_ in plan.route_groups}.values():
-        existing += sides.read_route_tables(side)
+        existing += sides.read_route_tables(sides.target_of(side), side)
     check = rt.check_route_conflicts(planned, existing)
     rule = "R-NET-1" if plan.b is not None else ("R-NET-5" if plan.spec.type == "vpn" else "R-NET-4")
     missing = check.to_create + [c.planned for c in check.conflicts]
@@ -74,22 +74,22 @@ def start_probe_servers(plan: Plan, run: str, timeout_s: float) -> dict[str, Pre
     and it is Running by the time the routes are, so the probe round is the only wait left."""
     if plan.b is None:
         return {}
-    return {s.label: probes.start_probe_server.submit(s, run, timeout_s) for s in (plan.a, plan.b)}
+    return {s.label: probes.start_probe_server.submit(sides.target_of(s), s, run, timeout_s) for s in (plan.a, plan.b)}
 
 
 def remove_probes(plan: Plan, run: str, servers: dict[str, PrefectFuture[str]] | None = None) -> None:
     """Delete this run's probe pods and servers in every cluster (the flow calls it in ``finally``);
     servers still starting are waited for first, so none is created after the clean-up."""
     wait(list((servers or {}).values()))
-    wait([probes.remove_probe_pods.submit(s, run) for s in [plan.a] + ([plan.b] if plan.b is not None else [])])
+    wait([probes.remove_probe_pods.submit(sides.target_of(s), s, run) for s in [plan.a] + ([plan.b] if plan.b is not None else [])])
 
 
 def connectivity_checks(plan: Plan, timeout_s: float, run: str, servers: dict[str, PrefectFuture[str]]) -> list[Check]:
     """R-NET-7 (and R-NET-3 for peerings): every probe at once, host to host alongside."""
-    hosts = [(src, dst, probes.host_reaches.submit(src, dst.node_ips[0], plan.spec.ssh, timeout_s))
+    hosts = [(src, dst, probes.host_reaches.submit(sides.target_of(src), src, dst.node_ips[0], plan.spec.ssh, timeout_s))
              for src, dst in ((plan.a, plan.b), (plan.b, plan.a)) if dst is not None and src is not None]
     ips = {label: f.result() for label, f in servers.items()}
-    futures = [(p, probes.run_probe.submit(p, run, i, timeout_s)) for i, p in enumerate(_probes(plan, ips))]
+    futures = [(p, probes.run_probe.submit(sides.target_of(p.source), p, run, i, timeout_s)) for i, p in enumerate(_probes(plan, ips))]
     wait([f for _, f in futures] + [f for *_, f in hosts])
     checks = [Check(name="container reaches", target=p.what, ok=f.result(), rule="R-NET-7",
                     detail=f"{p.host}:{p.port}" + ("" if f.result() else _hint(plan))) for p, f in futures]

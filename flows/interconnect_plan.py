@@ -159,7 +159,7 @@ def _plan_routes(plan: Plan) -> None:
     groups_sides = {side.label + ",".join(side.route_table_ids): side for side, *_ in plan.route_groups}
     existing: list[rt.Route] = []
     for side in groups_sides.values():
-        existing += sides.read_route_tables(side)
+        existing += sides.read_route_tables(sides.target_of(side), side)
     vpc_cidrs = {t: s.vpc_cidr for s in groups_sides.values() for t in s.route_table_ids}
     check = rt.check_route_conflicts(plan.planned_routes(), existing, vpc_cidrs)
     plan.to_create = check.to_create

@@ -23,7 +23,8 @@ again finishes the job without upgrading any node twice:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -35,7 +36,7 @@ from tasks import nodes as node_steps
 from tasks import procedure
 from tasks.artifacts import Progress, publish_table
 from tasks.procedure import Check, ClusterTarget, ValidationReport
-from tkeflow.errors import TkeflowError
+from tkeflow.errors import TkeflowError, TransientError
 from tkeflow.rules import health
 from tkeflow.rules import upgrade as rules
 from tkeflow.specs import NodeUpgradeSpec
@@ -220,7 +221,23 @@ def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationRep
         action = _approval_action(spec, plan)
         if action:
             run.approve(action, spec.approve, "spec.approve")
-        finished, failures = _execute(target, spec, plan, run.key)
+        with _stop_if_cluster_gone(target):
+            finished, failures = _execute(target, spec, plan, run.key)
+            checks = failures + _final_checks(target, spec, plan)
         # what this run upgraded, for a fleet's parent run (flows/fleet.py reads it back)
         publish_table(f"{run.key}-upgraded", [{"node": n} for n in finished], f"{len(finished)} nodes upgraded")
-        return run.validate(failures + _final_checks(target, spec, plan), _summary(spec, plan, False, finished))
+        return run.validate(checks, _summary(spec, plan, False, finished))
+
+
+@contextlib.contextmanager
+def _stop_if_cluster_gone(target: ClusterTarget) -> Iterator[None]:
+    """Issue 15: a cluster deleted mid-run closes its API, which reads as 'cannot reach the API server'.
+
+    Whatever step met that, the run says what happened (ClusterGone from require_cluster) instead of
+    the connection error, and touches nothing more; a cluster still there lets the error stand.
+    """
+    try:
+        yield
+    except TransientError:
+        node_steps.require_cluster(target, "upgrading its nodes")
+        raise

@@ -35,7 +35,7 @@ SERVER_READY_TIMEOUT_S = 120.0
 def short_run_id() -> str:
     """Eight characters of the flow run's ID: the verification's namespaces carry it."""
     run_id = flow_run.get_id()
-    return (str(run_id) if run_id else uuid.uuid4().hex).replace("-", "")[:8]
+    return (str(run_id) if run_id else uuid.uuid4().hex).replace("-", "")[:nm.RUN_ID_CHARS]
 
 
 def agent_checks(state: router.AgentState) -> list[Check]:

@@ -29,7 +29,12 @@ class Approval(RunInput):
     reason: str = Field(default="", description="Optional: who approves and why (kept in the run's input).")
 
 
-def _started_from_deployment() -> bool:
+def started_from_deployment() -> bool:
+    """Whether this flow run was started from its deployment (a person can answer a pause in the UI).
+
+    Who calls it: ``require_approval`` here and ``await_ticket`` (tasks/interconnect_ticket.py): a CLI run
+    that needs a person stops with ApprovalRequired instead of pausing where nobody would see it.
+    """
     ctx = FlowRunContext.get()
     return bool(ctx and ctx.flow_run and ctx.flow_run.deployment_id)
 
@@ -44,7 +49,7 @@ def require_approval(action: str, approved: bool, preview_md: str, spec_field: s
     if approved:
         logger.info("Approved in the spec (%s): %s", spec_field, action)
         return
-    if not _started_from_deployment():
+    if not started_from_deployment():
         raise ApprovalRequired(
             f"{action} needs approval and nothing was changed. Review the plan artifact, then set "
             f"{spec_field}: true in the config and run again, or start the run from its deployment "

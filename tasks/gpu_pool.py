@@ -38,6 +38,7 @@ class PoolFacts:
     pool: dict[str, Any] | None
     members: list[dict[str, Any]] = field(default_factory=list)
     gpu_software: list[dict[str, Any]] = field(default_factory=list)  # DescribeGPUInfo's GPUParams
+    metric_policies: list[dict[str, Any]] = field(default_factory=list)  # R-AS-5: on the node pools' AS groups
 
     @property
     def vpc_id(self) -> str:
@@ -96,19 +97,51 @@ def read_gpu_software(spec: GpuPoolSpec) -> list[dict[str, Any]]:
     return list(found.get("GPUParams") or [])
 
 
+@cloud_task(task_run_name="read-metric-scaling-policies-{target.cluster_id}")
+def read_metric_policies(target: ClusterTarget) -> list[dict[str, Any]]:
+    """R-AS-5: the scaling (alarm) policies on the AS groups of the cluster's node pools.
+
+    Every policy of the `as` API is metric-based (SIMPLE: a metric alarm; TARGET_TRACKING: a metric
+    held at a target), so any one means the nodes are also scaled by metrics. Read through the common
+    package's generic client (tkeflow/clients/tencent.py COMMON_SERVICES), five groups per filter (the
+    API's bound on Filter.Values).
+    """
+    cloud = tencent_cloud(target.region)
+    pools = cloud.call("tke", "DescribeClusterNodePools", {"ClusterId": target.cluster_id}).get("NodePoolSet") or []
+    groups = sorted({str(p["AutoscalingGroupId"]) for p in pools if p.get("AutoscalingGroupId")})
+    policies: list[dict[str, Any]] = []
+    for start in range(0, len(groups), 5):
+        policies += cloud.paginate("as", "DescribeScalingPolicies", {
+            "Filters": [{"Name": "auto-scaling-group-id", "Values": groups[start:start + 5]}]}, "ScalingPolicySet")
+    return policies
+
+
 def read_facts(target: ClusterTarget, spec: GpuPoolSpec, cluster: dict[str, Any]) -> PoolFacts:
     """Every read of the pre-flight, in parallel task runs."""
     futures = [read_instance_type.submit(spec), read_subnet.submit(spec), read_quota.submit(spec),
-               find_pool.submit(target, spec), read_gpu_software.submit(spec)]
-    itype, subnet, quota, (pool, members), software = (f.result() for f in futures)
-    return PoolFacts(cluster, itype, subnet, quota, pool, members, software)
+               find_pool.submit(target, spec), read_gpu_software.submit(spec), read_metric_policies.submit(target)]
+    itype, subnet, quota, (pool, members), software, policies = (f.result() for f in futures)
+    return PoolFacts(cluster, itype, subnet, quota, pool, members, software, policies)
 
 
 # ---- judging (pure) ----------------------------------------------------------------------------------
 
 def preflight_checks(spec: GpuPoolSpec, facts: PoolFacts) -> list[Check]:
     return [*_cluster_checks(facts.cluster), _type_check(spec, facts.instance_type), _subnet_check(spec, facts),
-            _quota_check(spec, facts), *_image_checks(spec, facts.gpu_software)]
+            _quota_check(spec, facts), *_image_checks(spec, facts.gpu_software),
+            _metric_autoscaling_check(facts)]
+
+
+def _metric_autoscaling_check(facts: PoolFacts) -> Check:
+    """R-AS-5: the cluster autoscaler must not share node pools with metric-based scaling policies."""
+    found = [f"{p.get('AutoScalingPolicyId')} ({p.get('ScalingPolicyType')} '{p.get('ScalingPolicyName')}' on "
+             f"{p.get('AutoScalingGroupId')})" for p in facts.metric_policies]
+    return Check(name="no metric-based node autoscaling", target=str(facts.cluster.get("ClusterId", "?")),
+                 ok=not found, rule="R-AS-5",
+                 detail=("none on the node pools' scaling groups" if not found else
+                         "metric-based scaling policies on the node pools' scaling groups: " + ", ".join(found)
+                         + ". Delete them (Auto Scaling console, or DeleteScalingPolicy) before the cluster "
+                         "autoscaler manages a pool: the two would fight over the node count"))
 
 
 def _cluster_checks(cluster: dict[str, Any]) -> list[Check]:

@@ -18,8 +18,8 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks.cloud import tencent_cloud
-from tasks.interconnect_sides import find_peering, read_vpn_connection
+from tasks.cloud import ClusterTarget, tencent_cloud
+from tasks.interconnect_sides import find_peering, read_vpn_connection, require_side_of
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow.errors import PermanentError
@@ -80,10 +80,11 @@ def wait_peering_active(region: str, peering_id: str, timeout_s: float) -> dict[
 
 
 @cloud_task(task_run_name="ensure-routes-{side.label}-{gateway_id}")
-def ensure_routes(side: ic.Side, destinations: list[str], gateway_type: str, gateway_id: str,
+def ensure_routes(target: ClusterTarget, side: ic.Side, destinations: list[str], gateway_type: str, gateway_id: str,
                   purpose: str) -> list[rt.Route]:
     """Add the routes missing from the side's node-subnet tables; returns the ones it added."""
-    cloud = tencent_cloud(side.region)
+    require_side_of(target, side)
+    cloud = tencent_cloud(target.region)
     planned = ic.plan_routes(side, destinations, gateway_type, gateway_id, purpose)
     existing = ic.existing_routes(cloud.describe_route_tables(list(side.route_table_ids)))
     check = rt.check_route_conflicts(planned, existing, {t: side.vpc_cidr for t in side.route_table_ids})

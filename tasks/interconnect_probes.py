@@ -20,7 +20,8 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks.cloud import fetch_kubeconfig, save_kubeconfig, tencent_cloud
+from tasks.cloud import ClusterTarget, fetch_kubeconfig, save_kubeconfig, tencent_cloud
+from tasks.interconnect_sides import require_side_of
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow.clients.errors import AlreadyExistsError
@@ -50,16 +51,18 @@ class Probe:
     what: str  # e.g. "container a -> container b"
 
 
-def _kube(side: ic.Side) -> Kube:
-    """A client for the side's cluster, from a kubeconfig fetched now (a stale kept one never serves)."""
-    kubeconfig = fetch_kubeconfig(tencent_cloud(side.region), side.cluster_id, True)
-    save_kubeconfig(side.cluster_id, kubeconfig)
+def _kube(target: ClusterTarget) -> Kube:
+    """A client for the cluster, from a kubeconfig fetched now (a stale kept one never serves)."""
+    kubeconfig = fetch_kubeconfig(tencent_cloud(target.region), target.cluster_id, True)
+    save_kubeconfig(target.cluster_id, kubeconfig)
     return Kube(kubeconfig)
 
 
 @cloud_task(task_run_name="host-reaches-{source.label}-{target_ip}", retries=0)
-def host_reaches(source: ic.Side, target_ip: str, ssh: SshSettings, timeout_s: float) -> bool:
-    """R-NET-3: a node of ``source`` pings ``target_ip`` within ``timeout_s`` (False when it never does)."""
+def host_reaches(target: ClusterTarget, source: ic.Side, target_ip: str, ssh: SshSettings, timeout_s: float) -> bool:
+    """R-NET-3: a node of ``source`` (the cluster ``target``) pings ``target_ip`` within ``timeout_s`` (False when it
+    never does)."""
+    require_side_of(target, source)
     if not source.node_ips:
         raise PermanentError(f"side {source.label} ({source.cluster_id}) has no node to test from (R-NET-3)")
     with SshClient.from_spec(ssh) as client:
@@ -82,11 +85,12 @@ def _pod(name: str, run: str, container: dict[str, Any], restart: str) -> dict[s
 
 
 @cloud_task(task_run_name="start-probe-server-{side.label}")
-def start_probe_server(side: ic.Side, run: str, timeout_s: float) -> str:
+def start_probe_server(target: ClusterTarget, side: ic.Side, run: str, timeout_s: float) -> str:
     """A server pod in the side's cluster listening on PROBE_PORT; returns its pod IP once Running."""
+    require_side_of(target, side)
     name = f"ic-server-{run}"
     container = {"name": "server", "image": SERVER_IMAGE, "ports": [{"containerPort": PROBE_PORT}]}
-    with _kube(side) as kube:
+    with _kube(target) as kube:
         try:
             kube.core.create_namespaced_pod(PROBE_NAMESPACE, _pod(name, run, container, "Always"))
         except AlreadyExistsError:  # a task retry after a lost answer: the server is there
@@ -109,11 +113,13 @@ def _run_probe_once(kube: Kube, probe: Probe, name: str, run: str, timeout_s: fl
 
 
 @cloud_task(task_run_name="probe-{index}-{run}", retries=0)
-def run_probe(probe: Probe, run: str, index: int, timeout_s: float) -> bool:
-    """R-NET-7: the probe succeeds within ``timeout_s`` (a failed attempt is run again, new pod each time)."""
+def run_probe(target: ClusterTarget, probe: Probe, run: str, index: int, timeout_s: float) -> bool:
+    """R-NET-7: the probe, from a pod of ``target`` (its source side), succeeds within ``timeout_s`` (a failed
+    attempt is run again, new pod each time)."""
+    require_side_of(target, probe.source)
     deadline = time.monotonic() + timeout_s
     attempt, pause = 0, RETRY_FIRST_PAUSE_S
-    with _kube(probe.source) as kube:
+    with _kube(target) as kube:
         while True:
             attempt += 1
             if _run_probe_once(kube, probe, f"ic-probe-{run}-{index}-{attempt}", run, max(1.0, deadline - time.monotonic())):
@@ -127,8 +133,9 @@ def run_probe(probe: Probe, run: str, index: int, timeout_s: float) -> bool:
 
 
 @cloud_task(task_run_name="remove-probe-pods-{side.label}")
-def remove_probe_pods(side: ic.Side, run: str) -> None:
+def remove_probe_pods(target: ClusterTarget, side: ic.Side, run: str) -> None:
     """Delete every probe pod and server of this run in the side's cluster (called in ``finally``)."""
-    with _kube(side) as kube:
+    require_side_of(target, side)
+    with _kube(target) as kube:
         kube.core.delete_collection_namespaced_pod(PROBE_NAMESPACE, label_selector=f"{PROBE_LABEL}={run}",
                                                    grace_period_seconds=0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.cloud import cluster_by_id_or_name, tencent_cloud
+from tasks.cloud import ClusterTarget, cluster_by_id_or_name, tencent_cloud
 from tasks.retry import cloud_task
 from tasks.validation import Check
 from tkeflow.errors import NotFoundError, PermanentError
@@ -53,10 +53,23 @@ def record_side(label: str, side: ClusterSide) -> ic.Side:
                    node_ips=tuple(sorted(n.get("LanIP") or "" for n in nodes if n.get("LanIP"))))
 
 
+def target_of(side: ic.Side) -> ClusterTarget:
+    """The cluster of a recorded side, as the tasks that act on it take it first."""
+    return ClusterTarget(side.region, side.cluster_id)
+
+
+def require_side_of(target: ClusterTarget, side: ic.Side) -> None:
+    """A task given a side of another cluster than its target refuses before doing anything."""
+    if target != target_of(side):
+        raise PermanentError(f"side {side.label} records {side.cluster_id} in {side.region}, not the task's "
+                             f"cluster {target.cluster_id} in {target.region}", code="WrongSide")
+
+
 @cloud_task(task_run_name="read-route-tables-{side.label}")
-def read_route_tables(side: ic.Side) -> list[rt.Route]:
+def read_route_tables(target: ClusterTarget, side: ic.Side) -> list[rt.Route]:
     """The user routes now in the side's route tables (the plan's "existing")."""
-    tables = tencent_cloud(side.region).describe_route_tables(list(side.route_table_ids))
+    require_side_of(target, side)
+    tables = tencent_cloud(target.region).describe_route_tables(list(side.route_table_ids))
     return ic.existing_routes(tables)
 
 

@@ -18,7 +18,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from tasks.approval import APPROVAL_TIMEOUT_S, _started_from_deployment
+from tasks.approval import APPROVAL_TIMEOUT_S, started_from_deployment
 from tasks.artifacts import publish_markdown
 from tkeflow.errors import ApprovalRequired
 
@@ -44,7 +44,7 @@ def await_ticket(key: str, rule: str, payload: dict[str, Any], ticket_id: str | 
     if ticket_id:
         logger.info("Ticket %s confirmed in the spec (spec.ticket_id) for %s", ticket_id, rule)
         return ticket_id
-    if not _started_from_deployment():
+    if not started_from_deployment():
         raise ApprovalRequired(f"the ticket ({rule}) must be done first; nothing more was changed. Open it with "
                                f"the payload of artifact {key}, then set spec.ticket_id: <its number> and run "
                                "again, or start the run from its deployment and confirm it in the Prefect UI.")

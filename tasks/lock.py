@@ -11,8 +11,9 @@ How it works, and why:
   makes) and releases it when it ends, however it ends.
 - While it holds the slot, a heartbeat thread renews the lease and writes the holder record (run
   name, flow run ID, lease ID, heartbeat time) into the Prefect Variable of the same name.
-- A second run polls with backoff up to ``lock_timeout_s()``, logging who holds the slot, then stops
-  with ClusterBusy having changed nothing.
+- A second run polls with backoff up to ``lock_timeout_s()``, logging who holds the slot (the run its
+  record names: a slot held by no record is being taken or released, and is asked for again at once),
+  then stops with ClusterBusy having changed nothing. A free slot is taken by the first request.
 - A crashed or killed run stops beating. A waiter that finds the heartbeat older than
   ``lease_s()`` releases that run's lease (decrement-with-lease: idempotent), and so gets the slot.
   Prefect's own repossessor frees expired leases too, but only on a full server (``prefect server
@@ -128,36 +129,55 @@ def _free_dead_holders(client: Any, records: dict[str, dict[str, Any]], own_run:
     return freed
 
 
+#: A slot held by no named run is being taken (its holder writes its record right after) or released:
+#: asked again at once, a few times, before anyone is said to hold it.
+UNNAMED_FIRST_PAUSE_S, UNNAMED_MAX_PAUSE_S = 0.05, 0.5
+
+
+def _named_holders(records: dict[str, dict[str, Any]]) -> str:
+    """The runs holding the slots, by their records ('' when none has written one yet)."""
+    return "; ".join(sorted({f"flow run {r.get('run')} ({r.get('flow_run_id')})" for r in records.values()}))
+
+
 def _wait_for_slot(client: Any, names: list[str], holder: ConcurrencyLeaseHolder, timeout_s: float) -> tuple[UUID, bool]:
-    """Poll for the slots with backoff until the deadline; returns (lease ID, whether it waited)."""
+    """Poll for the slots with backoff until the deadline; returns (lease ID, whether it waited).
+
+    The wait starts after the first answer, so that a first request the Prefect client retried (a busy
+    server database answers 503, retried after 2 s) never eats the window of a free lock; and one last
+    attempt is made at the deadline. "Held by" is said only of a run that its record names.
+    """
     logger = get_run_logger()
+    lease_id = _try_acquire(client, names, holder)
     deadline = time.monotonic() + timeout_s
-    interval, last_said, waited = 0.5, "", False
-    while True:
-        lease_id = _try_acquire(client, names, holder)
-        if lease_id is not None:
-            return lease_id, waited
+    interval, unnamed_pause, last_said, waited = 0.5, UNNAMED_FIRST_PAUSE_S, "", False
+    while lease_id is None:
         waited = True
         records = _holder_records(names)
         freed = _free_dead_holders(client, records, str(holder.id))
         if freed:
             logger.warning("Freed the cluster lock %s of a run that stopped without releasing it: %s",
                            ", ".join(names), "; ".join(freed))
-            continue
-        holders = "; ".join(sorted({f"flow run {r.get('run')} ({r.get('flow_run_id')})" for r in records.values()})) \
-            or "another run"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        holders, remaining = _named_holders(records), deadline - time.monotonic()
+        if remaining <= 0 and not freed:
             raise ClusterBusy(
-                f"the cluster lock {', '.join(names)} is held by {holders}: waited {timeout_s:g}s and changed "
-                "nothing. Run again when that run has finished (a killed run's lock is freed after "
-                f"{lease_s():g}s), or raise TKEFLOW_LOCK_TIMEOUT_S", code="ClusterBusy")
-        if holders != last_said:
-            logger.warning("Waiting for the cluster lock %s, held by %s (up to %ss)", ", ".join(names), holders,
-                           int(remaining))
-            last_said = holders
-        threading.Event().wait(min(remaining, interval))
-        interval = min(interval * 2, 5.0)
+                f"the cluster lock {', '.join(names)} is held by "
+                f"{holders or 'a run that has not written its holder record (a run starting or ending)'}: waited "
+                f"{timeout_s:g}s and changed nothing. Run again when that run has finished (a killed run's lock is "
+                f"freed after {lease_s():g}s), or raise TKEFLOW_LOCK_TIMEOUT_S", code="ClusterBusy")
+        if freed:
+            pause = 0.0
+        elif not holders:  # taken or released at this moment: ask again soon, say nothing yet
+            pause, unnamed_pause = unnamed_pause, min(unnamed_pause * 2, UNNAMED_MAX_PAUSE_S)
+        else:
+            if holders != last_said:
+                logger.warning("Waiting for the cluster lock %s, held by %s (up to %ss)", ", ".join(names), holders,
+                               int(remaining))
+                last_said = holders
+            pause, interval = interval, min(interval * 2, 5.0)
+        if pause:
+            threading.Event().wait(max(0.0, min(remaining, pause)))
+        lease_id = _try_acquire(client, names, holder)
+    return lease_id, waited
 
 
 class _Heartbeat:

@@ -107,6 +107,7 @@ def upgrade_instances(target: ClusterTarget, nodes: dict[str, str], target_versi
     coming back (NotReady). A "done" instance whose node is Ready below the target belongs to an
     older upgrade task and is asked again. Returns the instance IDs asked for now.
     """
+    node_tasks.require_cluster(target, "upgrading its nodes")  # issue 15: never ask for a deleted cluster
     under_way = _progress(target)
     k = cloud.session_kube(target)
     ask = []

@@ -26,7 +26,7 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-from tasks.cloud import ClusterTarget, session_kube
+from tasks.cloud import ClusterTarget, session_kube, tencent_cloud
 from tasks.retry import cloud_task
 from tasks.waits import poll_until
 from tkeflow import errors
@@ -319,10 +319,40 @@ def wait_pods_rescheduled(target: ClusterTarget, drains: list[DrainResult], time
                    explain=lambda pods: "; ".join(missing(pods)), namespace=namespace)
 
 
+#: A node wait asks the cloud whether the cluster still exists after this long without the node Ready.
+CLUSTER_CHECK_S = 10.0
+
+
 @cloud_task(cache_policy=NO_CACHE, name="wait-node-upgraded", task_run_name="wait-{node}-ready")
 def wait_node_upgraded(target: ClusterTarget, node: str, target_version: str, timeout_s: float) -> None:
-    """Watch the node until it is Ready again with its kubelet at the target version."""
-    session_kube(target).wait_node_ready(node, target_version, timeout_s=timeout_s)
+    """Watch the node until it is Ready again with its kubelet at the target version.
+
+    Issue 15: a cluster deleted while its nodes upgrade closes its API, which looks like a transient
+    outage; without a look at the cloud the run would poll a dead endpoint for node_ready_timeout_s.
+    Every CLUSTER_CHECK_S without the node Ready, DescribeClusters says whether the cluster is still
+    there; when it is gone the run stops saying so and touches no node again (R-UPG-5, R-NODE-1).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            session_kube(target).wait_node_ready(node, target_version,
+                                                 timeout_s=max(0.1, min(CLUSTER_CHECK_S, remaining)))
+            return
+        except (WaitTimeout, errors.TransientError):
+            if deadline - time.monotonic() <= 0:
+                raise
+        require_cluster(target, f"waiting for node {node} to come back at {target_version}")
+
+
+def require_cluster(target: ClusterTarget, doing: str) -> None:
+    """Stop (PermanentError ClusterGone) when the cluster no longer exists or is being deleted."""
+    found = tencent_cloud(target.region).describe_clusters([target.cluster_id])
+    status = found[0].get("ClusterStatus") if found else None
+    if status is None or status in ("Deleting", "Deleted"):
+        raise errors.PermanentError(
+            f"cluster {target.cluster_id} in {target.region} was deleted while this run was {doing}: stopped, "
+            "nothing more was changed and its nodes are left as they are", code="ClusterGone")
 
 
 @cloud_task(cache_policy=NO_CACHE, name="validate-node", task_run_name="validate-{node}")

@@ -29,11 +29,13 @@ def kube_available() -> bool:
 
 
 class KubeRuntime:
-    def __init__(self, clock: Clock, world_fn: Callable[[], World], network: Any):
+    def __init__(self, clock: Clock, world_fn: Callable[[], World], network: Any,
+                 on_write: Callable[[str], None] | None = None):
         from twin.kube import KubeTimings  # noqa: PLC0415
 
         self.clock = clock
         self.timings = KubeTimings()
+        self.on_write = on_write  # each cluster API's successful writes (GET /_twin/counters)
         self.network = network  # the world's NetworkOracle (twin/world/network.py), shared by all clusters
         self._world_fn = world_fn
         self._clusters: dict[str, Any] = {}
@@ -50,7 +52,7 @@ class KubeRuntime:
             return
         kc = KubeCluster(cluster_id=cluster.cluster_id, name=cluster.name, version=cluster.version,
                          container_cidr=cluster.container_cidr, service_cidr=cluster.service_cidr,
-                         clock=self.clock, timings=self.timings, network=self.network)
+                         clock=self.clock, timings=self.timings, network=self.network, on_write=self.on_write)
         kc.start()
         kc.set_endpoint_open("Created" in cluster.endpoints.values())  # R-CRT-11: closed until opened
         with self._lock:

@@ -21,7 +21,7 @@ from typing import Any
 
 from twin.clock import Clock
 from twin.cloud.admin import AdminRoutes
-from twin.cloud.calls import CallLog
+from twin.cloud.calls import CallLog, WriteCounters
 from twin.cloud.registry import CloudCore
 from twin.cloud.runtime import ClusterRuntime, NullRuntime
 from twin.cloud.wire import CloudServer
@@ -44,14 +44,16 @@ class Twin:
         self._stopped = False
         self._use_kube = kube and kube_available()
         self.network = _world_network(self) if self._use_kube else None
-        self.runtime: ClusterRuntime = (KubeRuntime(self.clock, lambda: self.world, self.network)
+        self.counters = WriteCounters()
+        self.runtime: ClusterRuntime = (KubeRuntime(self.clock, lambda: self.world, self.network,
+                                                    on_write=self.counters.kube_write)
                                         if self._use_kube else NullRuntime())
         self.core = CloudCore(world, self.clock, self.runtime)
         self.ssh = _ssh_fleet(self) if ssh else None
         self.call_log = CallLog()
         admin = AdminRoutes(self.call_log, lambda: self.world, reset=self.reset,
                             ssh_map=self.ssh.mapping if self.ssh else None, on_timings=self._sync_timings,
-                            on_network=self._sync_network)
+                            on_network=self._sync_network, counters=self.counters)
         try:
             self.cloud = CloudServer(self.core, admin.handle, self.call_log, port=port)
         except OSError:
@@ -109,6 +111,7 @@ class Twin:
             if self.ssh is not None:
                 self.ssh.sync()
             self.call_log.clear()
+            self.counters.clear()
 
     def _boot_world(self) -> None:
         """What start and reset both do with a freshly loaded world: its timings, its Running clusters."""

@@ -254,3 +254,16 @@ def test_bad_kubeconfig_is_permanent_and_quotes_nothing() -> None:
     assert "https" in str(caught.value) and secret not in str(caught.value)
     with pytest.raises(errors.PermanentError):
         kube.Kube("{ not: [yaml")
+
+
+def test_matches_on_an_exceptions_text_live_in_errors_py_only() -> None:
+    """Guessing an error from its text is kept in one place (tkeflow/clients/errors.py): no `... in str(exc)`
+    or `.reason` text test elsewhere in the clients."""
+    import re
+    from pathlib import Path
+
+    clients = Path(__file__).resolve().parents[2] / "tkeflow" / "clients"
+    pattern = re.compile(r"""["'][^"']+["']\s+(not\s+)?in\s+(str\(|repr\(|\w+\.reason|\w+\.message)""")
+    found = [f"{path.name}:{number}" for path in sorted(clients.glob("*.py")) if path.name != "errors.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []

@@ -37,7 +37,7 @@ def test_shape_never_grants_more_than_the_rate_in_a_second() -> None:
 def test_global_limit_holds_the_rate_across_clients(prefect_server: str, twin: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TKEFLOW_API_RATE", "8")
-    monkeypatch.delenv(global_rate.SCOPE_ENV, raising=False)
+    monkeypatch.setenv(global_rate.SCOPE_ENV, "global")
     global_rate.reset()
     stop = time.monotonic() + 2.5
 

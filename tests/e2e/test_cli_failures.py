@@ -63,6 +63,35 @@ def test_missing_credentials_exit_1_saying_what_to_set():
     assert out.count("no Tencent Cloud credentials") <= 4  # the CLI line, plus Prefect's run-state lines
 
 
+def test_missing_credentials_without_a_server_of_ones_own_said_once_before_any_server_starts():
+    """No keys and no PREFECT_API_URL: no Secret block can exist (a run's temporary server is empty), so the
+    CLI says so once, before starting anything (it used to start a server and repeat it in 3 log lines)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENCENTCLOUD_", "TKEFLOW_TWIN", "PREFECT_API_URL"))}
+
+    done = tkeflow("run", str(CONFIGS / "cluster.yaml"), env=env)
+
+    out = assert_clean_failure(done, 1, "no Tencent Cloud credentials", "TENCENTCLOUD_SECRET_ID", "add --twin")
+    assert out.count("no Tencent Cloud credentials") == 1 and "temporary server on" not in out, out
+
+
+@pytest.mark.parametrize("command", ["plan", "demo"])
+def test_a_prefect_server_that_does_not_answer_is_said_once_without_a_traceback(command: str):
+    """PREFECT_API_URL set to a server that is not running (stopped since): one line saying so and what to do
+    (it used to end in Prefect's RuntimeError traceback)."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # nothing listens there once closed
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+
+    done = tkeflow(command, *([str(CONFIGS / "cluster.yaml"), "--twin"] if command == "plan" else []), env=env)
+
+    out = assert_clean_failure(done, 1, f"PREFECT_API_URL=http://127.0.0.1:{port}/api does not answer",
+                               "unset PREFECT_API_URL")
+    assert " ".join(out.split()).count("does not answer") == 1, out
+
+
 def upgrade_config(tmp_path: Path, cluster_id: str, **changes: Any) -> Path:
     doc = {"apiVersion": "tkeflow/v1", "kind": "NodeUpgrade", "metadata": {"name": "cli-failure"},
            "spec": {"cluster_id": cluster_id, "region": "ap-guangzhou", "target_version": "1.32.2",

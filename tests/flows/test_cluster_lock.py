@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,61 @@ def test_r_node_1_the_cordon_mark_names_the_run_that_set_it(cluster: UpgradeClus
     annotations = cluster.node(failed.target)["metadata"]["annotations"]
     assert annotations["tkeflow.io/cordoned-by"] == "tkeflow"
     assert annotations["tkeflow.io/cordoned-by-run"].startswith(f"rolling-node-upgrade-{cluster.cluster_id}-to-1.32.2 (")
+
+
+@flow(name="wait-for-cluster-lock")
+def wait_for_lock(name: str) -> bool:
+    """A run that takes a cluster's lock and lets go at once; whether it had to wait."""
+    from tasks.lock import cluster_lock
+
+    with cluster_lock(name, timeout_s=30) as waited:
+        return waited
+
+
+def test_a_waiter_says_held_by_only_naming_the_run_that_holds_it():
+    """A slot whose holder has not written its record yet (a run between taking the slot and its first
+    heartbeat) is not 'held by another run': the waiter asks again at once, and names the holder once
+    its record says who it is (fails before: 'held by another run' logged, and the 0.5-2 s backoff)."""
+    from uuid import UUID, uuid4
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+    from prefect.variables import Variable
+
+    from tasks.lock import _ensure_limit, lock_name
+
+    name = lock_name("ap-guangzhou", f"cls-named{uuid4().hex[:6]}")
+    Variable.set(name, {}, overwrite=True)
+    with get_client(sync_client=True) as client:
+        _ensure_limit(client, name)
+        lease = client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=60,
+            holder=ConcurrencyLeaseHolder(type="flow_run", id=uuid4())).json()["lease_id"]
+
+        def holder_names_itself_then_ends() -> None:
+            threading.Event().wait(1.0)
+            Variable.set(name, {"run": "holder-run", "flow_run_id": "fr-1", "lease_id": lease, "lease_s": 60,
+                                "heartbeat": time.time()}, overwrite=True)
+            threading.Event().wait(1.5)
+            client.release_concurrency_slots_with_lease(UUID(lease))
+            Variable.set(name, {}, overwrite=True)
+
+        ender = threading.Thread(target=holder_names_itself_then_ends)
+        ender.start()
+        try:
+            assert wait_for_lock(name) is True
+        finally:
+            ender.join(30)
+
+    said = [m for m in warnings_logged("Waiting for the cluster lock") if name in m]
+    assert said and all("held by flow run holder-run (fr-1)" in m for m in said), said
+
+
+def test_a_free_lock_is_taken_by_the_first_request_without_a_wait():
+    from uuid import uuid4
+
+    from tasks.lock import lock_name
+
+    name = lock_name("ap-guangzhou", f"cls-free{uuid4().hex[:6]}")
+    assert wait_for_lock(name) is False
+    assert not [m for m in warnings_logged("cluster lock") if name in m]

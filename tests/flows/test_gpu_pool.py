@@ -172,3 +172,57 @@ def test_smoke_job_that_never_runs_fails_its_row_and_is_removed(gpu_cluster: Gpu
     kc = gpu_cluster.twin.kube(gpu_cluster.cluster_id)
     uw.wait_store(kc, lambda: not kc.store.list("jobs.batch", "default")[0]
                   and not kc.store.list("pods", "default")[0], what="the smoke Job and its pod deleted")
+
+
+def _as_client(twin: Any) -> Any:
+    """The official SDK's generic client on the twin's `as` service (the per-service package is not installed)."""
+    from tencentcloud.common import credential
+    from tencentcloud.common.common_client import CommonClient
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+
+    env = twin.env()
+    profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=twin.endpoint))
+    return CommonClient("as", "2018-04-19", credential.Credential(env["TENCENTCLOUD_SECRET_ID"],
+                                                                  env["TENCENTCLOUD_SECRET_KEY"]), "ap-guangzhou", profile)
+
+
+def test_metric_based_scaling_policy_on_a_node_pool_refused_r_as_5(gpu_cluster: GpuCluster) -> None:
+    """R-AS-5: a cluster whose node pools' AS groups carry metric alarm policies is refused in pre-flight
+    (DescribeScalingPolicies through CommonClient); without one the check passes."""
+    first = run_flow(gpu_cluster.spec(desired_nodes=1))
+    plan = latest_artifact(f"gpu-pool-{gpu_cluster.cluster_id}-gpu-t4-plan")
+    row = next(line for line in plan.splitlines() if "no metric-based node autoscaling" in line)
+    assert first.ok and "R-AS-5" in row and "none on the node pools' scaling groups" in row, row
+
+    group = _pool_group(gpu_cluster, first.summary["node_pool_id"])
+    created = _as_client(gpu_cluster.twin).call_json("CreateScalingPolicy", {
+        "AutoScalingGroupId": group, "ScalingPolicyName": "cpu-high", "ScalingPolicyType": "SIMPLE",
+        "AdjustmentType": "CHANGE_IN_CAPACITY", "AdjustmentValue": 1,
+        "MetricAlarm": {"ComparisonOperator": "GREATER_THAN", "MetricName": "CPU_UTILIZATION", "Threshold": 80,
+                        "Period": 60, "ContinuousTime": 3}})["Response"]["AutoScalingPolicyId"]
+    before = len(gpu_cluster.calls(mutating=True))
+
+    with pytest.raises(PreflightFailed, match="R-AS-5") as err:
+        run_flow(gpu_cluster.spec(desired_nodes=1))
+
+    assert created in str(err.value) and group in str(err.value) and "cpu-high" in str(err.value)
+    assert len(gpu_cluster.calls(mutating=True)) == before
+    assert [c["params"]["Filters"] for c in gpu_cluster.calls() if c["action"] == "DescribeScalingPolicies"][-1] == \
+        [{"Name": "auto-scaling-group-id", "Values": [group]}]
+
+
+def _pool_group(cluster: GpuCluster, pool_id: str) -> str:
+    """The AS group of node pool ``pool_id``, read through the official TKE client."""
+    from tencentcloud.common import credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.tke.v20180525 import models, tke_client
+
+    env = cluster.twin.env()
+    client = tke_client.TkeClient(credential.Credential(env["TENCENTCLOUD_SECRET_ID"], env["TENCENTCLOUD_SECRET_KEY"]),
+                                  "ap-guangzhou", ClientProfile(httpProfile=HttpProfile(protocol="http",
+                                                                                        endpoint=cluster.twin.endpoint)))
+    request = models.DescribeClusterNodePoolDetailRequest()
+    request.ClusterId, request.NodePoolId = cluster.cluster_id, pool_id
+    return str(client.DescribeClusterNodePoolDetail(request).NodePool.AutoscalingGroupId)

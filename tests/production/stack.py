@@ -161,6 +161,7 @@ def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]
         "PYTHONPATH": str(ROOT),  # this checkout's flows, whatever checkout .venv was installed from
         "TKEFLOW_RETRY_BACKOFF_S": os.environ.get("TKEFLOW_RETRY_BACKOFF_S", "0.05"),
         "PYTHONUNBUFFERED": "1",
+        "TKEFLOW_API_RATE_SCOPE": "global",  # workers share the account-wide API rate, as the README says
     })
     return env
 

@@ -146,6 +146,19 @@ def test_r_kr_2_durations_and_r_kr_3_cases() -> None:
     assert rules_of(changed("kube-router", verify__cases=[0, 3])) == {"R-KR-3"}
 
 
+def test_r_kr_3_namespace_prefix_fits_a_namespace_name() -> None:
+    """R-KR-3: <prefix>-<run>-<role> must be a namespace name the API accepts (at most 63 characters)."""
+    from tkeflow.rules import netpol_matrix as nm
+
+    longest = "p" * nm.PREFIX_MAX
+    spec = specs.parse_manifest(changed("kube-router", verify__namespace_prefix=longest)).spec
+    layout = nm.Layout(spec.verify.namespace_prefix, "a" * nm.RUN_ID_CHARS, ("10.0.1.11", "10.0.1.12"))
+    assert max(len(layout.namespace(role)) for role in nm.ROLES) == 63
+    problems = problems_of(changed("kube-router", verify__namespace_prefix=longest + "p"))
+    assert [(p.path, p.rule) for p in problems] == [("spec.verify.namespace_prefix", "R-KR-3")]
+    assert f"at most {nm.PREFIX_MAX} characters" in problems[0].fix
+
+
 def test_gpu_pool_example() -> None:
     spec = specs.parse_manifest(example("gpu-pool")).spec
     assert spec.taints[0].key == "nvidia.com/gpu" and spec.gpus_per_pod == 1 and spec.os == "centos7.6.0_x64"

@@ -14,6 +14,8 @@ import pytest
 
 from tasks import interconnect_converge as converge
 from tasks import interconnect_sides as sides
+from tasks.cloud import ClusterTarget
+from tasks.interconnect_sides import target_of
 from tkeflow.clients import tencent
 from tkeflow.errors import PermanentError
 from tkeflow.rules import interconnect as ic
@@ -41,14 +43,26 @@ def test_r_net_1_ensure_routes_adds_once_and_never_replaces_another_next_hop(twi
     side = ic.Side("a", "cls-demo0001", "ap-guangzhou", "vpc-gzdemo01", "10.0.0.0/16", "172.20.0.0/16",
                    route_table_ids=("rtb-gzdemo01",))
 
-    added = converge.ensure_routes(side, ["192.168.0.0/16"], "VPN", "vpngw-gzdemo01", "-> IDC")
-    again = converge.ensure_routes(side, ["192.168.0.0/16"], "VPN", "vpngw-gzdemo01", "-> IDC")
+    added = converge.ensure_routes(target_of(side), side, ["192.168.0.0/16"], "VPN", "vpngw-gzdemo01", "-> IDC")
+    again = converge.ensure_routes(target_of(side), side, ["192.168.0.0/16"], "VPN", "vpngw-gzdemo01", "-> IDC")
 
     assert [r.destination_cidr for r in added] == ["192.168.0.0/16"] and again == []
     assert len(mutating(twin_calls, "CreateRoutes")) == 1
     with pytest.raises(PermanentError, match="rtb-gzdemo01 already routes 192.168.0.0/16 to VPN vpngw-gzdemo01"):
-        converge.ensure_routes(side, ["192.168.0.0/16"], "DIRECTCONNECT", "dcg-gzdemo01", "-> IDC")
+        converge.ensure_routes(target_of(side), side, ["192.168.0.0/16"], "DIRECTCONNECT", "dcg-gzdemo01", "-> IDC")
     assert len(mutating(twin_calls)) == 1
+
+
+def test_a_one_cluster_task_takes_its_cluster_target_first_and_refuses_another_clusters_side(twin, twin_calls):
+    """Like every task module, ClusterTarget first; a side of another cluster is refused with nothing done."""
+    side = ic.Side("a", "cls-demo0001", "ap-guangzhou", "vpc-gzdemo01", "10.0.0.0/16", "172.20.0.0/16",
+                   route_table_ids=("rtb-gzdemo01",))
+
+    with pytest.raises(PermanentError, match="records cls-demo0001 in ap-guangzhou, not the task's cluster cls-shpeer01"):
+        converge.ensure_routes(ClusterTarget("ap-shanghai", "cls-shpeer01"), side, ["192.168.0.0/16"], "VPN",
+                               "vpngw-gzdemo01", "-> IDC")
+    assert twin_calls() == []
+    assert sides.read_route_tables(target_of(side), side) == []  # its own cluster: read, no tkeflow route yet
 
 
 def test_r_net_5_ensure_spd_keeps_every_entry_and_writes_once(twin, twin_calls):

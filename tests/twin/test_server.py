@@ -232,3 +232,67 @@ def test_network_knobs_at_run_time_and_the_outside_host(full_twin: Any) -> None:
     assert not full_twin.network.host_accepts(outside["ip"], 6379, "TCP")
     admin(full_twin, "/_twin/reset", {})
     assert full_twin.network.same_node_policy_defect is False and full_twin.network.policy_agent_failing_nodes == set()
+
+
+def test_tkeflow_twin_serve_with_an_env_file_in_a_missing_directory_says_so_and_exits_2(tmp_path: Any) -> None:
+    """One message naming the option and the fix, no traceback, no twin left running (it used to start the
+    twin, then die with FileNotFoundError's traceback)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "tkeflow.cli", "twin", "serve", "--env-file",
+                           str(Path(tmp_path) / "nowhere" / ".twin.env")], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "does not exist" in done.stderr and "--env-file" in done.stderr and done.stdout == ""
+
+
+def test_tkeflow_twin_serve_started_with_sigint_ignored_still_stops_on_sigint(tmp_path: Any) -> None:
+    """A script's `tkeflow twin serve ... &` starts it with SIGINT ignored (as a shell does for background
+    jobs); kill -INT / Ctrl-C must still stop it (it used to keep running: only SIGTERM stopped it)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env_file = Path(tmp_path) / "twin.env"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "tkeflow.cli", "twin", "serve", "--env-file", str(env_file)],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_until(lambda: env_file.exists() and len(env_file.read_text().splitlines()) == 4, timeout=60,
+                   what="the env file")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert "# twin stopped" in err and "Traceback" not in err, err
+
+
+def test_counters_count_mutating_calls_and_successful_cluster_api_writes_only(full_twin: Any) -> None:
+    """GET /_twin/counters (issue 15's kill points): a cluster API write counts once it succeeded, a read or
+    a refused write does not; the cloud count is the call log's mutating entries; reset clears them."""
+    clients = Clients(full_twin)
+    cluster_id = running_cluster(clients, count=1)
+    before = admin(full_twin, "/_twin/counters")
+    assert before["cloud_mutating"] == sum(1 for c in full_twin.calls() if c["mutating"]) >= 1
+    admin(full_twin, "/_twin/faults", {"nodes_never_ready": 0})  # not a cloud call: no change
+    core = _core(clients, "cls-shpeer01", "ap-shanghai")
+    core.list_namespace()
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="counted")))
+    with pytest.raises(k8s.ApiException):  # AlreadyExists: refused, not counted
+        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="counted")))
+    after = admin(full_twin, "/_twin/counters")
+    assert after["kube_writes"].get("cls-shpeer01", 0) == before["kube_writes"].get("cls-shpeer01", 0) + 1
+    assert after["kube_writes_total"] == before["kube_writes_total"] + 1 and after["ssh_host_changes"] == 0
+    assert after["cloud_mutating"] == before["cloud_mutating"]  # DescribeClusterKubeconfig is a read
+    admin(full_twin, "/_twin/reset", {})
+    assert admin(full_twin, "/_twin/counters") == {"cloud_mutating": 0, "kube_writes": {}, "kube_writes_total": 0,
+                                                   "ssh_host_changes": 0}
+    assert cluster_id

@@ -27,6 +27,7 @@ drains retry it until their deadline.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 from tkeflow import errors
@@ -183,3 +184,26 @@ def from_connection_error(exc: BaseException, *, what: str) -> errors.TransientE
     """A transport failure (refused, reset, timed out, TLS handshake cut) during ``what``."""
     detail = scrub(f"{type(exc).__name__}: {exc}", ())
     return errors.TransientError(f"{what} failed: cannot reach the API server ({detail})", code="ConnectionError")
+
+
+# --- matches on an exception's text: here only, so that every such guess is in one place --------------
+
+def is_cert_verify_failure(exc: BaseException) -> bool:
+    """Whether a TLS certificate check failed anywhere in the chain (urllib3 nests it in .reason, and
+    sometimes only its text says CERTIFICATE_VERIFY_FAILED). Who calls it: kube_api.translate."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        reason = getattr(current, "reason", None)
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+def is_key_passphrase_missing(exc: TypeError) -> bool:
+    """Whether loading a private key failed for want of its passphrase: cryptography's OpenSSH loader says
+    "password-protected" with a TypeError (paramiko's own PasswordRequiredException needs no guess).
+    Who calls it: ssh._load_private_key."""
+    return "password" in str(exc).lower()

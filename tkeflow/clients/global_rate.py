@@ -21,7 +21,10 @@ How (issue 16 item 4):
 - Fallback: with no Prefect server configured (PREFECT_API_URL unset: Prefect would otherwise start an
   ephemeral one in-process) or the server unreachable, the local bucket (ratelimit.py) keeps this process
   under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``.
-- ``TKEFLOW_API_RATE_SCOPE=local`` forces the local bucket (a process that talks to the cloud alone).
+- Opt-in: ``TKEFLOW_API_RATE_SCOPE=global`` (set it on the work pool's workers, as the fleet does).
+  Default ``local``: one round trip to the server per call costs 10-90 ms under load, and a busy
+  SQLite server answers some slots only after seconds of client retries; a single process (the CLI, a
+  serving process) is held under the rate by its own bucket at no cost.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def shape(rate: float) -> tuple[int, float]:
 def _server_configured() -> bool:
     from prefect.settings import PREFECT_API_URL
 
-    return os.environ.get(SCOPE_ENV, "").strip().lower() != "local" and bool(PREFECT_API_URL.value())
+    return os.environ.get(SCOPE_ENV, "").strip().lower() == "global" and bool(PREFECT_API_URL.value())
 
 
 def _ensure(name: str, rate: float) -> None:

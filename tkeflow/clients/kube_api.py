@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -31,22 +30,9 @@ THIRD_PARTY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _is_cert_verify_failure(exc: BaseException) -> bool:
-    """Whether a TLS certificate check failed anywhere in the chain (urllib3 nests it in .reason)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
-            return True
-        reason = getattr(current, "reason", None)
-        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
-    return False
-
-
 def translate(exc: BaseException, what: str) -> errors.TkeflowError:
     """The tkeflow error for a kubernetes-client exception raised while doing ``what``."""
-    if _is_cert_verify_failure(exc):  # a wrong CA does not fix itself: permanent
+    if client_errors.is_cert_verify_failure(exc):  # a wrong CA does not fix itself: permanent
         return errors.PermanentError(
             f"{what} failed: the API server's certificate does not verify against the kubeconfig's CA",
             code="TLSVerifyFailed",

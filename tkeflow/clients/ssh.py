@@ -48,6 +48,7 @@ from typing import Any
 import paramiko
 
 from tkeflow import errors
+from tkeflow.clients import errors as client_errors
 from tkeflow.clients import ssh_hostkeys, twin_mode
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ def _load_private_key(path: Path, passphrase: str | None) -> paramiko.PKey:
         raise errors.PermanentError(f"SSH private key file {path} does not exist") from e
     except (paramiko.PasswordRequiredException, TypeError) as e:
         # cryptography's OpenSSH loader says "password-protected" with a TypeError instead
-        if isinstance(e, TypeError) and "password" not in str(e):
+        if isinstance(e, TypeError) and not client_errors.is_key_passphrase_missing(e):
             raise errors.PermanentError(f"SSH private key {path} could not be loaded ({e})") from e
         raise errors.PermanentError(f"SSH private key {path} is encrypted: put its passphrase in "
                                     f"${PASSPHRASE_ENV}") from e

@@ -39,6 +39,7 @@ from typing import Any
 
 from tencentcloud.common import credential
 from tencentcloud.common.abstract_model import AbstractModel
+from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
@@ -91,6 +92,13 @@ SERVICES: dict[str, tuple[type, ModuleType]] = {
 }
 if dc_client is not None:
     SERVICES["dc"] = (dc_client.DcClient, dc_models)
+# Services reached through the common package's generic CommonClient (service, API version): their
+# per-service SDK package is not installed (Auto Scaling's, tencentcloud-sdk-python-autoscaling, R-AS-5).
+# No request model checks their parameters: each action's allowed parameters are listed here instead.
+COMMON_SERVICES: dict[str, str] = {"as": "2018-04-19"}
+COMMON_PARAMS: dict[tuple[str, str], frozenset[str]] = {
+    ("as", "DescribeScalingPolicies"): frozenset({"AutoScalingPolicyIds", "Filters", "Limit", "Offset"}),
+}
 
 
 class CallCounter:
@@ -240,19 +248,23 @@ class TencentCloud(DescribeMixin):
         if service == "dc" and service not in SERVICES:
             raise errors.PermanentError("the `dc` service needs the package tencentcloud-sdk-python-dc: install it "
                                         "(pip install tencentcloud-sdk-python-dc)", code="InvalidService")
-        if service not in SERVICES:
-            raise errors.PermanentError(f"unknown service {service!r}; known: {sorted(SERVICES)}", code="InvalidService")
+        if service not in SERVICES and service not in COMMON_SERVICES:
+            raise errors.PermanentError(f"unknown service {service!r}; known: {sorted([*SERVICES, *COMMON_SERVICES])}",
+                                        code="InvalidService")
         with self._lock:
             client = self._clients.get(service)
             if client is None:
-                client_cls, _ = SERVICES[service]
                 profile = ClientProfile(
                     httpProfile=_endpoint_profile(self.endpoint, self.req_timeout),
                     language="en-US",
                     disable_region_breaker=True,
                     retryer=None,
                 )
-                client = self._clients[service] = client_cls(self._credential, self.region, profile)
+                if service in COMMON_SERVICES:
+                    client = CommonClient(service, COMMON_SERVICES[service], self._credential, self.region, profile)
+                else:
+                    client = SERVICES[service][0](self._credential, self.region, profile)
+                self._clients[service] = client
             return client
 
     def _build_request(self, service: str, action: str, params: dict[str, Any]) -> AbstractModel:
@@ -276,14 +288,17 @@ class TencentCloud(DescribeMixin):
                                         f"({type(exc).__name__})", code="ClientParamsError") from None
         return request
 
-    def _send(self, client: Any, request: AbstractModel, service: str, action: str, what: str) -> Any:
+    def _send(self, client: Any, request: AbstractModel | dict[str, Any], service: str, action: str, what: str) -> Any:
         if self.rate_limited:
             global_rate.acquire(service, action, self.region)
         self.calls.add(what)
         call_counter.add(what)
         started = time.monotonic()
         try:
-            response = getattr(client, action)(request)
+            if isinstance(request, dict):  # a CommonClient: the raw {"Response": {...}}
+                response = client.call_json(action, request)["Response"]
+            else:
+                response = getattr(client, action)(request)
         except TencentCloudSDKException as exc:
             log.debug("%s in %s failed after %.3fs: %s", what, self.region, time.monotonic() - started, exc.code)
             secrets = (self._credential.secret_key,)
@@ -302,7 +317,8 @@ class TencentCloud(DescribeMixin):
         ``RequestId``. Raises TransientError (retry), NotFoundError or PermanentError.
         """
         client = self.sdk_client(service)
-        request = self._build_request(service, action, params or {})
+        request = (self._common_request(service, action, params or {}) if service in COMMON_SERVICES
+                   else self._build_request(service, action, params or {}))
         what = f"{service}.{action}"
         for attempt in range(THROTTLE_RETRIES + 1):
             try:
@@ -314,7 +330,19 @@ class TencentCloud(DescribeMixin):
                 if not client_errors.is_throttled(exc.code) or attempt == THROTTLE_RETRIES:
                     raise
                 _throttle_pause.wait(THROTTLE_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
-        return json.loads(response.to_json_string())
+        return dict(response) if isinstance(response, dict) else json.loads(response.to_json_string())
+
+    @staticmethod
+    def _common_request(service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The params of a CommonClient call, refused before any call when not known for the action."""
+        known = COMMON_PARAMS.get((service, action))
+        if known is None:
+            raise errors.PermanentError(f"{service}.{action}: not an action tkeflow calls", code="InvalidAction")
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise errors.PermanentError(f"{service}.{action}: unknown parameters {', '.join(unknown)} (misspelt, or "
+                                        "not taken by this action)", code="UnknownParameter")
+        return dict(params)
 
 
 _cache: dict[tuple[Any, ...], TencentCloud] = {}

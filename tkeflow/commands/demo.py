@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from tkeflow import specs
-from tkeflow.commands.prefect_server import closing_lines, prefect_server
+from tkeflow.commands.prefect_server import closing_lines, prefect_server, unreachable_server
 from tkeflow.commands.run import run_manifest, twin_environment
 from tkeflow.errors import TkeflowError
 
@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
         except TkeflowError as err:
             console.print(f"[red]failed[/red]: {err}")
             raise typer.Exit(1) from None
+        unreachable = unreachable_server()
+        if unreachable:
+            console.print(f"[red]failed[/red]: {unreachable}")
+            raise typer.Exit(1)
         failures = 0
         with twin_environment(True), prefect_server(ui=keep_server, announce=_announce) as server:
             for path in runnable:

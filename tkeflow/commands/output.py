@@ -16,8 +16,8 @@ _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
 
 def print_problems(console: Console, path: Path | str, problems: list[Any]) -> None:
     table = Table(title=f"{path}: {len(problems)} problem(s)", title_justify="left")
-    for column in ("field", "rule", "problem", "fix"):
-        table.add_column(column, overflow="fold")
+    for column in ("field", "rule", "problem", "fix"):  # a field path or rule ID split in two misleads: kept whole
+        table.add_column(column, overflow="fold", no_wrap=column in ("field", "rule"))
     for p in problems:
         table.add_row(str(p.path), str(p.rule or ""), str(p.message), str(p.fix or ""))
     console.print(table)
@@ -36,7 +36,7 @@ def print_report(console: Console, report: Any) -> None:
     """A ValidationReport (tasks/validation.py) as a table, then one line saying whether it held."""
     table = Table(title=f"{report.flow} on {report.target}", title_justify="left")
     for column in ("result", "check", "target", "detail", "rule"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("result", "rule"))
     for check in report.checks:
         table.add_row(f"[{_STYLE[check.result]}]{check.result}[/]", check.name, check.target, check.detail,
                       check.rule or "")

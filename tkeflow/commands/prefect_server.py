@@ -47,6 +47,24 @@ class PrefectServer:
     started_by_demo: bool
 
 
+def unreachable_server() -> str | None:
+    """Why the user's Prefect server (PREFECT_API_URL) cannot take a run, said before one starts; None
+    when none is set (a temporary one is started) or it answers its health check."""
+    import prefect.settings
+
+    api_url = str(prefect.settings.PREFECT_API_URL.value() or "").rstrip("/")
+    if not api_url:
+        return None
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as answer:
+            answer.read()
+        return None
+    except (OSError, ValueError) as err:  # URLError, refused, timeout, an address that is no URL
+        return (f"the Prefect server at PREFECT_API_URL={api_url} does not answer ({getattr(err, 'reason', err)}): "
+                "start it (`.venv/bin/prefect server start`), or unset PREFECT_API_URL and tkeflow starts a "
+                "temporary one for the run")
+
+
 @contextlib.contextmanager
 def prefect_server(ui: bool, announce: Callable[[str], None] = print) -> Iterator[PrefectServer]:
     """The user's server (PREFECT_API_URL), else a temporary one: serving the UI when ``ui``."""

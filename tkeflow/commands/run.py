@@ -22,7 +22,7 @@ from rich.status import Status
 
 from tkeflow import specs
 from tkeflow.clients import twin_mode
-from tkeflow.commands import output, quiet
+from tkeflow.commands import output, prefect_server, quiet
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
@@ -134,9 +134,32 @@ def progress_display(headline: str) -> Iterator[None]:
                 logger.removeFilter(quiet)
 
 
+def missing_credentials() -> str | None:
+    """Why a run cannot have Tencent Cloud credentials, said before any server starts; None when it may.
+
+    Keys in the environment will do; without them the flow reads the Prefect Secret blocks, which only a
+    server of your own (PREFECT_API_URL) can hold: the temporary server a run starts otherwise is empty.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if os.environ.get("TENCENTCLOUD_SECRET_ID") and os.environ.get("TENCENTCLOUD_SECRET_KEY"):
+        return None
+    if PREFECT_API_URL.value():
+        return None  # the Secret blocks may be there: the run reads them and says so if they are not
+    return ("no Tencent Cloud credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or point "
+            "PREFECT_API_URL at a Prefect server holding the Secret blocks tencentcloud-secret-id and "
+            "tencentcloud-secret-key (a run without PREFECT_API_URL uses a temporary, empty server); "
+            "to rehearse on the twin instead, add --twin")
+
+
 def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
+
+    problem = prefect_server.unreachable_server() or missing_credentials()
+    if problem:
+        console.print(f"[red]failed[/red]: {problem}")
+        return EXIT_FAILED
 
     try:
         flow = flow_for(manifest.kind)

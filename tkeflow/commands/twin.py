@@ -39,12 +39,19 @@ def register(app: typer.Typer) -> None:
         from twin.server import Twin  # the CLI may start the twin; the twin never imports the CLI
         from twin.world.loader import WorldFileError
 
+        if env_file is not None and not env_file.parent.is_dir():  # said before the twin starts, not after
+            typer.echo(f"--env-file {env_file}: the directory {env_file.parent} does not exist (fix: create it, "
+                       "or give a path in an existing directory, e.g. --env-file .twin.env)", err=True)
+            raise typer.Exit(2)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        # A shell starts a background job (`... &` in a script) with SIGINT ignored, and Python then keeps
+        # it ignored: the twin would never stop on Ctrl-C or kill -INT. Take SIGINT back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             twin = Twin.start(world_path=world, port=port)
         except WorldFileError as e:
-            for problem in e.problems:
-                typer.echo(f"{world}: {problem}", err=True)
+            for problem in e.problems:  # the loader's problems may name the file already
+                typer.echo(problem if problem.startswith(f"{world}:") else f"{world}: {problem}", err=True)
             raise typer.Exit(2) from None
         except OSError as e:
             typer.echo(f"cannot serve on 127.0.0.1:{port}: {e}", err=True)
@@ -52,7 +59,11 @@ def register(app: typer.Typer) -> None:
         with twin:
             lines = env_lines(twin.env())
             if env_file is not None:
-                env_file.write_text(lines)
+                try:
+                    env_file.write_text(lines)
+                except OSError as e:
+                    typer.echo(f"--env-file {env_file}: cannot write it ({e.strerror}); the twin stops", err=True)
+                    raise typer.Exit(2) from None
             typer.echo(lines, nl=False)
             typer.echo(f"# twin serving on {twin.url} (admin under {twin.url}/_twin/); Ctrl-C stops it", err=True)
             try:

@@ -23,6 +23,10 @@ from typing import Any
 from tkeflow.rules import netpol
 
 ROLES = ("nsa", "nsb", "nsc", "default")
+RUN_ID_CHARS = 8  # the flow run's ID, shortened, in every namespace of a run
+NAMESPACE_MAX = 63  # a namespace name is a DNS label (RFC 1123): the API refuses a longer one
+#: The longest namespace_prefix whose namespaces ``<prefix>-<run>-<role>`` the API accepts (46).
+PREFIX_MAX = NAMESPACE_MAX - len("--") - RUN_ID_CHARS - max(len(role) for role in ROLES)
 ROLE_LABELS = {"nsb": {netpol.NSB_LABEL[0]: netpol.NSB_LABEL[1]}}  # R-KR-3 case 3
 SERVER_PORTS = (80, 5978, 6379)
 CASE_PROBE_PORTS = {1: (80,), 2: (80,), 3: (6379, 80), 4: (5978, 80), 5: (80,)}  # each case's port, plus one it forbids

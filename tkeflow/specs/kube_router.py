@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from tkeflow.rules.netpol_matrix import NAMESPACE_MAX, PREFIX_MAX
 from tkeflow.specs.base import SpecModel, rule_error
 from tkeflow.specs.common import ClusterRef, Region, timeout_field
 
@@ -31,8 +32,19 @@ class VerifySettings(SpecModel):
     cases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], max_length=5, description="Which R-KR-3 cases to "
                              "run (1-5).")
     namespace_prefix: str = Field("tkeflow-kr", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                                  description="Prefix of the test namespaces (deleted after).")
+                                  description="Prefix of the test namespaces (deleted after); at most "
+                                              f"{PREFIX_MAX} characters (R-KR-3).")
     timeout_s: float = timeout_field(120.0, "Timeout of the whole verification.", minimum=0.1)
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _prefix_fits_a_namespace_name(cls, prefix: str) -> str:
+        # R-KR-3's namespaces are <prefix>-<8-char run>-<role>: a longer prefix gives names over 63 characters
+        if len(prefix) > PREFIX_MAX:
+            raise rule_error("R-KR-3", f"namespace_prefix has {len(prefix)} characters: the verification's namespaces "
+                             f"(<prefix>-<run>-default) would be longer than the {NAMESPACE_MAX} characters a "
+                             "namespace name may have", f"use a prefix of at most {PREFIX_MAX} characters")
+        return prefix
 
     @field_validator("cases")
     @classmethod
@@ -76,7 +88,9 @@ class KubeRouterSpec(ClusterRef):
             return value
         if isinstance(value, str) and re.fullmatch(r"([1-9]\d?|100)%", value):
             return value
-        raise rule_error("R-KR-2", f"maxUnavailable {value!r} would never replace an agent or is not a count",
+        # the value itself is not echoed: a secret pasted into the wrong field must not reach a message
+        shown = repr(value) if isinstance(value, int) or re.fullmatch(r"\d{1,4}%", value) else "(the text given)"
+        raise rule_error("R-KR-2", f"maxUnavailable {shown} would never replace an agent or is not a count",
                          "give a node count >= 1 or a percentage from 1% to 100%")
 
     @field_validator("extra_args")

@@ -11,6 +11,8 @@ rehearsal. They sit apart from the emulated API, are not signed, and answer plai
 - GET/POST /_twin/faults             {"default": {...}, "actions": {"DescribeClusters": {"throttle_rate": 1}},
                                       "nodes_never_ready": N, "clear": true}
 - GET/POST /_twin/timings            {"cluster_create": 0.1, ...}
+- GET  /_twin/counters               {"cloud_mutating": N, "kube_writes": {cluster: N}, "kube_writes_total": N,
+                                      "ssh_host_changes": N}: the boundaries the crash campaign kills at
 - GET  /_twin/ssh                    private IP -> SSH address and host key (from the SSH fleet)
 - GET/POST /_twin/network            {"same_node_policy_defect": true} (R-KR-4),
                                       {"policy_agent_failing_nodes": ["10.0.1.12"]} (kube-router never Ready there)
@@ -31,7 +33,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 from typing import Any
 
-from twin.cloud.calls import CallLog
+from twin.cloud.calls import CallLog, WriteCounters
 from twin.world.model import ActionFault, Faults, Timings, World
 
 Reply = tuple[int, Any]
@@ -76,13 +78,14 @@ class AdminRoutes:
     def __init__(self, calls: CallLog, world: Callable[[], World], reset: Callable[[], None] | None = None,
                  ssh_map: Callable[[], dict[str, Any]] | None = None,
                  on_timings: Callable[[Timings], None] | None = None,
-                 on_network: Callable[[], None] | None = None):
+                 on_network: Callable[[], None] | None = None, counters: WriteCounters | None = None):
         self.calls = calls
         self.world = world
         self.reset = reset
         self.ssh_map = ssh_map
         self.on_timings = on_timings
         self.on_network = on_network
+        self.counters = counters or WriteCounters()
 
     def handle(self, method: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         refused = refusal(method, headers)  # a web page in the user's browser cannot reset a rehearsal
@@ -112,6 +115,11 @@ class AdminRoutes:
         if query.get("action"):
             calls = [c for c in calls if c["action"] == query["action"]]
         return 200, calls
+
+    def _get_counters(self, _: Any) -> Reply:
+        """Mutating cloud calls, cluster API writes, host-changing SSH commands (issue 15's kill points)."""
+        mutating = sum(1 for call in self.calls.snapshot() if call.get("mutating"))
+        return 200, {"cloud_mutating": mutating, **self.counters.snapshot()}
 
     def _delete_calls(self, _: Any) -> Reply:
         self.calls.clear()

@@ -33,3 +33,37 @@ class CallLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class WriteCounters:
+    """How many writes the twin answered outside the cloud API, for ``GET /_twin/counters`` (issue 15).
+
+    The crash campaign (tests/chaos/) kills a run after the Nth write to a cluster's Kubernetes API;
+    each cluster twin's apiserver calls ``kube_write(cluster_id)`` once per successful create, update,
+    patch or delete (twin/kube/cluster.py), so a client sees the boundary over the wire as it would on
+    a real cluster's audit log. ``ssh_host_changes`` counts SSH commands that change a host: none of
+    the twin's commands does (twin/ssh/commands: all read), so it stays 0 until one is added.
+    """
+
+    def __init__(self) -> None:
+        self._kube: dict[str, int] = {}
+        self._ssh = 0
+        self._lock = threading.Lock()
+
+    def kube_write(self, cluster_id: str) -> None:
+        with self._lock:
+            self._kube[cluster_id] = self._kube.get(cluster_id, 0) + 1
+
+    def ssh_host_change(self) -> None:
+        with self._lock:
+            self._ssh += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"kube_writes": dict(self._kube), "kube_writes_total": sum(self._kube.values()),
+                    "ssh_host_changes": self._ssh}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kube.clear()
+            self._ssh = 0

@@ -3,6 +3,7 @@
 Who imports it: wire.py. One line per module, so that adding a service is one line here.
 """
 
+from twin.cloud.autoscaling import responses as as_responses  # noqa: F401
 from twin.cloud.cvm import responses as cvm_responses  # noqa: F401
 from twin.cloud.dc import responses as dc_responses  # noqa: F401
 from twin.cloud.tke import responses as tke_responses  # noqa: F401

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     dc_models = None
 
 from twin.clock import Clock
+from twin.cloud.autoscaling import models as as_models
 from twin.cloud.runtime import ClusterRuntime
 from twin.world.model import World
 
@@ -39,6 +40,7 @@ SERVICES: dict[str, tuple[str, ModuleType]] = {
     "vpc": ("2017-03-12", vpc_models),
     # a service's other API version is keyed "<service>@<version>" (the wire routes X-TC-Version to it)
     "tke@2022-05-01": ("2022-05-01", tke2022_models),
+    "as": ("2018-04-19", as_models),  # Auto Scaling: its request models are the twin's own (see that module)
 }
 if dc_models is not None:
     SERVICES["dc"] = ("2018-04-10", dc_models)

@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 AdminHandler = Callable[[str, str, str, bytes, Any], tuple[int, Any]]
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (kill -9, the crash campaign) resets its connection: as for the
+        # cluster APIs (twin/kube/apiserver/server.py), that is logged at debug, not a traceback on stderr.
+        log.debug("cloud API connection from %s ended with an error", client_address, exc_info=True)
+
+
 class CloudServer:
     """One Tencent Cloud API endpoint on 127.0.0.1 serving ``core`` (swappable on reset)."""
 
@@ -42,7 +49,7 @@ class CloudServer:
         self.admin = admin
         self.calls = calls
         handler = type("TwinCloudHandler", (_Handler,), {"cloud": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -89,7 +96,7 @@ class CloudServer:
             raise exc.UnsupportedRegion(f"The region `{region}` is not supported.")
         request = _parse(method, query, body, action)
         entry["params"] = redact(request)
-        _apply_faults(self.core, action)
+        _apply_faults(self.core, action, region)
         ctx = Ctx(self.core, region)
         checked = params.check(SERVICES[action.service][1], f"{action.name}Request", request, action.required)
         if action.locked:
@@ -160,10 +167,14 @@ def _parse(method: str, query: str, body: bytes, action: Action) -> dict[str, An
     return parsed
 
 
-def _apply_faults(core: CloudCore, action: Action) -> None:
+def _apply_faults(core: CloudCore, action: Action, region: str) -> None:
     fault = core.world.faults.for_action(action.service, action.name)
     if fault.latency_s > 0:
         time.sleep(fault.latency_s)  # the twin's own threads may sleep (STYLE: not outside twin)
+    if fault.unauthorized:  # the CAM message of a missing permission (research/tencent-sdk.md: a permanent code)
+        raise exc.UnauthorizedOperation(
+            f"you are not authorized to perform operation ({action.service}:{action.name})\n"
+            f"resource (qcs::{action.service}:{region}:uin/{core.world.uin}:*) has no permission\n")
     if fault.throttle_rate > 0 and core.world.rng.random() < fault.throttle_rate:
         raise exc.RequestLimitExceeded("Your current request times equals to `20` in a second, "
                                        "which exceeds the frequency limit `20` for a second.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -24,11 +25,12 @@ from twin.kube.apiserver.deletion import Deleter
 from twin.kube.apiserver.eviction import Evictor
 from twin.kube.apiserver.handlers import Api
 from twin.kube.apiserver.objects import Admission
-from twin.kube.apiserver.server import ApiServer
+from twin.kube.apiserver.server import ApiServer, Request, Response
 from twin.kube.controllers import Controllers
 from twin.kube.store import HISTORY_SIZE, Store
 from twin.kube.types import KubeTimings, NodeSpec
 
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -38,8 +40,9 @@ class KubeCluster:
     def __init__(self, cluster_id: str, name: str = "", version: str = "1.30.0",
                  container_cidr: str = "172.20.0.0/16", service_cidr: str = "172.21.0.0/20",
                  clock: Clock | None = None, timings: KubeTimings | None = None, network: Any = None,
-                 history_size: int = HISTORY_SIZE):
+                 history_size: int = HISTORY_SIZE, on_write: Callable[[str], None] | None = None):
         self.cluster_id = cluster_id
+        self._on_write = on_write  # the twin's WriteCounters (GET /_twin/counters, the crash campaign)
         self.name = name or cluster_id
         self.version = version
         self.container_cidr = container_cidr
@@ -56,12 +59,26 @@ class KubeCluster:
         self._deleter = Deleter(self.store)
         api = Api(self.store, self._admission, self._deleter, Evictor(self.store, self._deleter),
                   git_version=lambda: self.git_version, server_address=lambda: f"127.0.0.1:{self._server.port}")
-        self._server = ApiServer(self._tls.server_context(), self.token, api.dispatch)
+        self._server = ApiServer(self._tls.server_context(), self.token, self._counted(api.dispatch))
         self.controllers = Controllers(self.store, self.clock, self.timings, network, cluster_id=cluster_id,
                                        container_cidr=container_cidr, service_cidr=service_cidr, version=version)
         self._started = False
         self._seeded = False
         self._unsubscribe_namespaces = self.store.subscribe(self._on_namespace)
+
+    def _counted(self, dispatch: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        """``dispatch`` that reports each successful write (not a read, not a refused write) to on_write."""
+        if self._on_write is None:
+            return dispatch
+        on_write = self._on_write
+
+        def counted(request: Request) -> Response:
+            response = dispatch(request)
+            if request.method in _WRITES and response.status < 300:
+                on_write(self.cluster_id)
+            return response
+
+        return counted
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> KubeCluster:

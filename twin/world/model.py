@@ -344,6 +344,7 @@ class ActionFault:
     throttle_rate: float = 0.0  # fraction of calls answered RequestLimitExceeded
     error_rate: float = 0.0  # fraction answered InternalError
     latency_s: float = 0.0  # added to every call
+    unauthorized: bool = False  # every call answered UnauthorizedOperation (a CAM policy without the action)
 
 
 @dataclass
@@ -396,6 +397,8 @@ class World:
         self.cvms: dict[str, Cvm] = {}
         self.clusters: dict[str, Cluster] = {}
         self.peerings: dict[str, Peering] = {}
+        # the `as` API's scaling (alarm) policies, as DescribeScalingPolicies returns them (R-AS-5)
+        self.scaling_policies: dict[str, dict[str, Any]] = {}
         self.postpaid_quota_per_zone = 30
         self.scaling_group_max = 200
         self.timings = Timings()

@@ -64,6 +64,7 @@ def _calls(cluster_id: str) -> list[tuple[str, str, dict[str, Any]]]:
             {"DestinationCidrBlock": "192.168.0.0/16", "GatewayType": "VPN", "GatewayId": "vpngw-gzdemo01"}]}),
         ("vpc", "DeleteRoutes", {"RouteTableId": "rtb-gzdemo01", "Routes": [{"DestinationCidrBlock": "192.168.0.0/16"}]}),
         ("vpc", "CreateRouteTable", {"VpcId": "vpc-gzdemo01", "RouteTableName": "x"}),
+        ("as", "DescribeScalingPolicies", {"Filters": [{"Name": "auto-scaling-group-id", "Values": ["asg-any"]}]}),
         ("vpc", "CreateDirectConnectGateway", {"DirectConnectGatewayName": "d", "NetworkType": "VPC",
                                                "NetworkInstanceId": "vpc-gzdemo01"}),
     ]
