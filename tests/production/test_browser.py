@@ -53,13 +53,15 @@ def _demo_cluster(twin: Any) -> Any:
 
 
 def _check_forms(ui: Screen) -> None:
-    for procedure in PROCEDURES:
-        deployment = read_deployment(procedure.deployment)
+    """Every deployment of every procedure (one per example config) shows its spec's fields in its form."""
+    names = [p.deployment_name(config) for p in PROCEDURES for config in p.example_configs]
+    for name in names:
+        deployment = read_deployment(name)
         fields = spec_fields(deployment.parameter_openapi_schema)
         ui.open_run_form(deployment.id)
-        ui.shot_form(f"form-{procedure.deployment}")
-        assert len(fields) > 5, f"{procedure.deployment}: the spec's fields carry descriptions"
-        assert ui.missing_fields(fields) == [], f"{procedure.deployment}: the form shows every field and its description"
+        ui.shot_form(f"form-{name}")
+        assert len(fields) > 5, f"{name}: the spec's fields carry descriptions"
+        assert ui.missing_fields(fields) == [], f"{name}: the form shows every field and its description"
 
 
 def test_a_person_runs_create_and_an_approved_upgrade_from_the_prefect_ui(fresh_twin, shots):
