@@ -35,13 +35,11 @@ from uuid import UUID
 
 import httpx
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, VariableCreate, VariableUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.variables import Variable
-
+from tkeflow.clients.prefect_busy import busy_aware_client
 from tkeflow.errors import ClusterBusy, PermanentError
 
 #: Bounds of the settings below: a wait of at most a day; a lease between 5 s and an hour.
@@ -103,12 +101,31 @@ def _try_acquire(client: Any, names: list[str], holder: ConcurrencyLeaseHolder) 
     return UUID(response.json()["lease_id"])
 
 
-def _holder_records(names: list[str]) -> dict[str, dict[str, Any]]:
+def _read_record(client: Any, name: str) -> dict[str, Any]:
+    """The holder record in the Variable ``name`` ({} when there is none)."""
+    variable = client.read_variable_by_name(name)
+    return variable.value if variable is not None and isinstance(variable.value, dict) else {}
+
+
+def _write_record(client: Any, name: str, record: dict[str, Any]) -> None:
+    """Set the Variable ``name`` to ``record``, creating it on first use (one PATCH once it exists)."""
+    try:
+        client.update_variable(VariableUpdate(name=name, value=record))
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 404:
+            raise
+        try:
+            client.create_variable(VariableCreate(name=name, value=record))
+        except ObjectAlreadyExists:  # another run created it in between: write over it
+            client.update_variable(VariableUpdate(name=name, value=record))
+
+
+def _holder_records(client: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     """Lock name -> the record of the run holding it (an empty record once released or freed)."""
     records = {}
     for name in names:
-        value = Variable.get(name, default=None)
-        if isinstance(value, dict) and value.get("lease_id"):
+        value = _read_record(client, name)
+        if value.get("lease_id"):
             records[name] = value
     return records
 
@@ -124,7 +141,7 @@ def _free_dead_holders(client: Any, records: dict[str, dict[str, Any]], own_run:
         silent = time.time() - float(record.get("heartbeat") or 0)
         if silent > float(record.get("lease_s") or lease_s()) and record.get("flow_run_id") != own_run:
             client.release_concurrency_slots_with_lease(UUID(str(record["lease_id"])))
-            Variable.set(name, {}, overwrite=True)
+            _write_record(client, name, {})
             freed.append(f"flow run {record.get('run')} (silent for {int(silent)}s)")
     return freed
 
@@ -152,7 +169,7 @@ def _wait_for_slot(client: Any, names: list[str], holder: ConcurrencyLeaseHolder
     interval, unnamed_pause, last_said, waited = 0.5, UNNAMED_FIRST_PAUSE_S, "", False
     while lease_id is None:
         waited = True
-        records = _holder_records(names)
+        records = _holder_records(client, names)
         freed = _free_dead_holders(client, records, str(holder.id))
         if freed:
             logger.warning("Freed the cluster lock %s of a run that stopped without releasing it: %s",
@@ -192,12 +209,12 @@ class _Heartbeat:
     def beat(self, client: Any) -> None:
         self.record["heartbeat"] = time.time()
         for name in self.names:
-            Variable.set(name, dict(self.record), overwrite=True)
+            _write_record(client, name, dict(self.record))
         client.renew_concurrency_lease(lease_id=UUID(self.record["lease_id"]),
                                        lease_duration=max(SERVER_MIN_LEASE_S, lease_s()))
 
     def _run(self) -> None:
-        with get_client(sync_client=True) as client:
+        with busy_aware_client() as client:
             while not self.stop.wait(float(self.record["lease_s"]) / 4):
                 try:
                     self.beat(client)
@@ -215,7 +232,7 @@ def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[bool]:
         yield False
         return
     run, wanted = ctx.flow_run, sorted(set(names))
-    with get_client(sync_client=True) as client:
+    with busy_aware_client() as client:
         for name in wanted:
             _ensure_limit(client, name)
         lease_id, waited = _wait_for_slot(client, wanted, ConcurrencyLeaseHolder(type="flow_run", id=run.id),
@@ -232,5 +249,5 @@ def cluster_lock(*names: str, timeout_s: float | None = None) -> Iterator[bool]:
             heartbeat.thread.join(timeout=30)  # no beat after the release
             client.release_concurrency_slots_with_lease(lease_id)
             for name in wanted:  # released: the record names no holder any more (unless a new one wrote it)
-                if (Variable.get(name, default=None) or {}).get("lease_id") == str(lease_id):
-                    Variable.set(name, {}, overwrite=True)
+                if _read_record(client, name).get("lease_id") == str(lease_id):
+                    _write_record(client, name, {})

@@ -80,16 +80,16 @@ def _server_configured() -> bool:
 def _ensure(name: str, rate: float) -> None:
     if name in _known:
         return
-    from prefect.client.orchestration import get_client
-
     from prefect.exceptions import ObjectAlreadyExists
+
+    from tkeflow.clients.prefect_busy import busy_aware_client
 
     limit, decay = shape(rate)
     with _create_lock:  # one creation per process; another process may still win the race (below)
         if name in _known:
             return
         try:
-            with get_client(sync_client=True) as client:
+            with busy_aware_client() as client:
                 client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
         except ObjectAlreadyExists:
             pass  # created by another worker between our read and our create: the same shape
@@ -99,13 +99,14 @@ def _ensure(name: str, rate: float) -> None:
 def _client() -> Any:
     """This process's sync Prefect client for the configured server (kept open: one connection pool)."""
     global _client_for
-    from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
+
+    from tkeflow.clients.prefect_busy import busy_aware_client
 
     url = str(PREFECT_API_URL.value())
     with _create_lock:
         if _client_for is None or _client_for[0] != url:
-            client = get_client(sync_client=True)
+            client = busy_aware_client()
             client.__enter__()
             _client_for = (url, client)
         return _client_for[1]
