@@ -12,9 +12,11 @@ import time
 from typing import Any
 
 import pytest
+from prefect import flow
 
 from tkeflow.clients import global_rate, ratelimit, tencent
 from tests.conftest import twin_get
+from tkeflow.errors import PermanentError
 
 
 def _peak(arrivals: list[float]) -> int:
@@ -66,3 +68,29 @@ def test_local_bucket_without_a_server(twin: Any, monkeypatch: pytest.MonkeyPatc
                                  endpoint=twin.endpoint)
     cloud.call("vpc", "DescribeVpcs", {})
     assert global_rate.stats == {"global": 0, "local": 1, "seconds": 0.0}
+
+
+def test_auto_scope_a_cli_flow_run_keeps_its_own_bucket(prefect_server: str, twin: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default scope: a run not started from a deployment (the CLI's) is one process; no round trip per call."""
+    monkeypatch.delenv(global_rate.SCOPE_ENV, raising=False)
+    global_rate.reset()
+
+    @flow
+    def one_call() -> None:
+        tencent.TencentCloud("ap-guangzhou", secret_id=twin.secret_id, secret_key=twin.secret_key,
+                             endpoint=twin.endpoint).call("vpc", "DescribeVpcs", {})
+
+    one_call()
+    assert global_rate.stats["global"] == 0 and global_rate.stats["local"] == 1
+
+
+@pytest.mark.parametrize("value", ["globl", "on", "1"])
+def test_a_scope_that_is_not_one_is_refused_naming_the_values(twin: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              value: str) -> None:
+    monkeypatch.setenv(global_rate.SCOPE_ENV, value)
+    cloud = tencent.TencentCloud("ap-guangzhou", secret_id=twin.secret_id, secret_key=twin.secret_key,
+                                 endpoint=twin.endpoint)
+    with pytest.raises(PermanentError, match=r"TKEFLOW_API_RATE_SCOPE=.*auto, global, local"):
+        cloud.call("vpc", "DescribeVpcs", {})
+    assert twin_get(twin, "/_twin/calls") == []  # refused before anything was sent

@@ -16,6 +16,7 @@ from flows.deployments import build_deployments
 from tests.conftest import CONFIGS
 from tests.flows.prefect_artifacts import latest_artifact
 from tests.flows.test_approval import _wait_until_paused
+from tkeflow.clients import global_rate
 from tkeflow.errors import ApprovalRequired
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -35,6 +36,7 @@ def test_r_upg_3_a_deployment_run_of_the_upgrade_pauses_with_its_plan_and_change
     spec = {**deployment.parameters["spec"], "cluster_name": None, "cluster_id": cluster.cluster_id,
             "drain": {"timeout_s": 30}, "node_ready_timeout_s": 60, "master_timeout_s": 60}
     assert spec["approve"] is False, "as registered: the deployment approves nothing"
+    global_rate.reset()
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(deployment.apply(), parameters={"spec": spec})
     outcome: dict[str, Any] = {}
@@ -55,3 +57,5 @@ def test_r_upg_3_a_deployment_run_of_the_upgrade_pauses_with_its_plan_and_change
 
     assert isinstance(outcome.get("error"), ApprovalRequired)
     assert cluster.calls(mutating=True) == []
+    # a deployment's run shares the account's API rate with every worker (TKEFLOW_API_RATE_SCOPE=auto)
+    assert global_rate.stats["global"] > 0 and global_rate.stats["local"] == 0

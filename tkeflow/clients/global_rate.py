@@ -21,10 +21,12 @@ How (issue 16 item 4):
 - Fallback: with no Prefect server configured (PREFECT_API_URL unset: Prefect would otherwise start an
   ephemeral one in-process) or the server unreachable, the local bucket (ratelimit.py) keeps this process
   under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``.
-- Opt-in: ``TKEFLOW_API_RATE_SCOPE=global`` (set it on the work pool's workers, as the fleet does).
-  Default ``local``: one round trip to the server per call costs 10-90 ms under load, and a busy
-  SQLite server answers some slots only after seconds of client retries; a single process (the CLI, a
-  serving process) is held under the rate by its own bucket at no cost.
+- Scope, ``TKEFLOW_API_RATE_SCOPE``: ``auto`` (default) takes the shared limit in a run started from a
+  deployment (the runs of workers and of ``tkeflow serve``: several processes at once) and the
+  process's own bucket in a CLI run (one process; the shared limit would cost a round trip per call for
+  nothing); ``global`` takes it in every run with a server (set it where CLI runs and workers share an
+  account); ``local`` never does. A busy SQLite server's 503 is asked again within milliseconds
+  (tkeflow/clients/prefect_busy.py), not after the Prefect client's 2 s backoff.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import httpx
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
 from tkeflow.clients import ratelimit
+from tkeflow.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +74,34 @@ def shape(rate: float) -> tuple[int, float]:
     return burst, max(rate - burst, 0.1)
 
 
-def _server_configured() -> bool:
+SCOPES = ("auto", "global", "local")
+
+
+def scope() -> str:
+    """TKEFLOW_API_RATE_SCOPE (default auto), refused with the accepted values when it is something else."""
+    raw = os.environ.get(SCOPE_ENV, "").strip().lower() or "auto"
+    if raw not in SCOPES:
+        raise PermanentError(f"{SCOPE_ENV}={raw!r} is not a scope: set one of {', '.join(SCOPES)} (default auto: "
+                             "the shared limit in deployment runs, this process's own bucket in CLI runs)",
+                             code="InvalidSetting")
+    return raw
+
+
+def _deployment_run() -> bool:
+    """Whether this call is made in a flow run started from a deployment (a worker's or ``serve``'s)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return bool(ctx and ctx.flow_run and ctx.flow_run.deployment_id)
+
+
+def _use_server() -> bool:
     from prefect.settings import PREFECT_API_URL
 
-    return os.environ.get(SCOPE_ENV, "").strip().lower() == "global" and bool(PREFECT_API_URL.value())
+    wanted = scope()
+    if wanted == "local" or not PREFECT_API_URL.value():
+        return False
+    return wanted == "global" or _deployment_run()
 
 
 def _ensure(name: str, rate: float) -> None:
@@ -140,7 +167,7 @@ def _acquire_global(service: str, action: str) -> None:
 def acquire(service: str, action: str, region: str) -> str:
     """Wait for the right to send one ``service.action`` call; return which limiter gave it."""
     global _down_until
-    if _server_configured() and time.monotonic() >= _down_until:
+    if _use_server() and time.monotonic() >= _down_until:
         started = time.monotonic()
         try:
             _acquire_global(service, action)
