@@ -49,10 +49,6 @@ from tkeflow.clients import tencent  # noqa: E402
 
 # The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
-# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
-# benchmarks/fleet.py measures the shared limit, where several workers need it.
-os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 
 DEFAULT_WORLD = ROOT / "configs" / "twin" / "world.yaml"
 DEMO_KEY = ROOT / "configs" / "twin" / "keys" / "demo_ed25519"
@@ -120,6 +116,17 @@ def phase_seconds(flow_run_id: Any, wall_started: datetime) -> dict[str, float]:
     return {k: round(v, 3) for k, v in phases.items()}
 
 
+def measured_run(procedure: Any, spec: Any, calls: Any) -> tuple[Any, float, list[dict[str, Any]], dict[str, float]]:
+    """Run the flow ``procedure`` on ``spec``: its report, wall seconds, the cloud calls it made (``calls()``
+    reads the twin's log) and where the time went (``phase_seconds``)."""
+    calls_before = len(calls())
+    started, wall_started = time.monotonic(), datetime.now(timezone.utc)
+    state = procedure(spec=spec, return_state=True)
+    wall = time.monotonic() - started
+    report = state.result()
+    return report, wall, calls()[calls_before:], phase_seconds(state.state_details.flow_run_id, wall_started)
+
+
 def twin_admin(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """GET, or POST JSON to, a /_twin/ admin route (loopback, JSON: what the admin routes accept)."""
     data = json.dumps(body).encode() if body is not None else None
@@ -143,14 +150,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "ssh": {"private_key_file": str(DEMO_KEY), "concurrency": args.concurrency}})
             if args.warm_up:
                 warm_up()
-            calls_before = len(twin_admin(endpoint, "/_twin/calls"))
-            started = time.monotonic()
-            wall_started = datetime.now(timezone.utc)
-            state = add_existing_hosts(spec=spec, return_state=True)
-            wall = time.monotonic() - started
-            report = state.result()
-            calls = twin_admin(endpoint, "/_twin/calls")[calls_before:]
-            phases = phase_seconds(state.state_details.flow_run_id, wall_started)
+            report, wall, calls, phases = measured_run(add_existing_hosts, spec,
+                                                       lambda: twin_admin(endpoint, "/_twin/calls"))
     waves = math.ceil(args.hosts / args.concurrency)
     ideal = waves * args.ssh_latency + args.instance_init + args.node_ready
     return {"hosts": args.hosts, "concurrency": args.concurrency, "ssh_latency_s": args.ssh_latency,

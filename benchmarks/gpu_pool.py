@@ -15,8 +15,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
-# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
-# benchmarks/fleet.py measures the shared limit, where several workers need it.
-os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_proxy, None)  # the SDK would send 127.0.0.1 through a proxy
 
 from prefect import flow  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from benchmarks.add_hosts import phase_seconds, warm_up  # noqa: E402
+from benchmarks.add_hosts import measured_run, warm_up  # noqa: E402
 from flows.gpu_pool import gpu_pool  # noqa: E402
 from tasks.lock import cluster_lock, lock_name  # noqa: E402
 from tests.flows.gpu_world import write_gpu_world  # noqa: E402
@@ -72,14 +66,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.warm_up:
                 warm_up()
                 _warm_up_lock()
-            calls_before = len(twin.calls())
-            started = time.monotonic()
-            wall_started = datetime.now(timezone.utc)
-            state = gpu_pool(spec=spec, return_state=True)
-            wall = time.monotonic() - started
-            report = state.result()
-            calls = twin.calls()[calls_before:]
-            phases = phase_seconds(state.state_details.flow_run_id, wall_started)
+            report, wall, calls, phases = measured_run(gpu_pool, spec, twin.calls)
     ideal = args.boot + args.node_ready + args.pod_ready + PROBE_RUN_S
     gpu_rows = [c for c in report.checks if c.name == "nvidia-smi: GPUs and driver" and c.ok]
     return {"nodes": args.nodes, "boot_s": args.boot, "node_ready_s": args.node_ready, "validation_ok": report.ok,

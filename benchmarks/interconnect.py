@@ -33,10 +33,6 @@ from tests.flows import interconnect_world as iw  # noqa: E402
 from tests.flows import upgrade_world as uw  # noqa: E402
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
-# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
-# benchmarks/fleet.py measures the shared limit, where several workers need it.
-os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 
 
 def parse_args() -> argparse.Namespace:

@@ -32,10 +32,6 @@ from benchmarks.upgrade_nodes import prefect_server, twin_process  # noqa: E402 
 from tests.flows import upgrade_world as uw  # noqa: E402
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
-# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
-# benchmarks/fleet.py measures the shared limit, where several workers need it.
-os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 POLICY_SYNC_S = 0.0  # the twin's agent applies a NetworkPolicy as it is written
 
 

@@ -37,10 +37,6 @@ from tests.flows import upgrade_world as uw  # noqa: E402
 
 # The temporary Prefect server's telemetry heartbeat competes with the runs for SQLite; not measured here.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# One process talks to the cloud here: its own token bucket holds the rate (tkeflow/clients/global_rate.py).
-# The shared limit on the temporary SQLite server stalls ~2 s per call when runs write at the same time;
-# benchmarks/fleet.py measures the shared limit, where several workers need it.
-os.environ.setdefault("TKEFLOW_API_RATE_SCOPE", "local")
 
 TARGET = "1.32.2"
 

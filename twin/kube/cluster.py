@@ -93,7 +93,7 @@ class KubeCluster:
         return self
 
     def stop(self) -> None:
-        self._server.close()
+        self._server.release()
         self.controllers.stop()
         self._unsubscribe_namespaces()
         if self._own_clock:
@@ -140,7 +140,7 @@ class KubeCluster:
         return self._server.is_open
 
     def set_endpoint_open(self, is_open: bool) -> None:
-        """R-CRT-11: closed -> connections refused (listening socket closed); reopened on the same port."""
+        """R-CRT-11: closed -> connections refused (the port kept, not listening); reopened on the same port."""
         if is_open:
             self._server.open()
         else:

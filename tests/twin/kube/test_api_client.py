@@ -261,6 +261,10 @@ def test_endpoint_closed_refuses_connections_and_reopens_on_same_port(cluster: K
     cluster.set_endpoint_open(False)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    squatter = socket.socket()  # nothing else (another cluster's API, an SSH host) may take the port meanwhile
+    with pytest.raises(OSError):
+        squatter.bind(("127.0.0.1", port))
+    squatter.close()
     cluster.set_endpoint_open(True)
     assert cluster.server_url == url
     assert {n.metadata.name for n in core.list_namespace().items} >= {"default"}

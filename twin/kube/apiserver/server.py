@@ -3,7 +3,8 @@
 The KubeCluster facade owns one ApiServer. Requests are parsed into a ``Request`` and passed to the
 router (handlers.Api.dispatch); a ``Response`` is either a whole body or a stream of chunks (watch).
 Closing the endpoint (R-CRT-11) closes the listening socket and every open connection, so clients
-see "connection refused" as with a real closed endpoint; reopening binds the same port again.
+see "connection refused" as with a real closed endpoint; the port stays bound (not listening) while
+closed, so that nothing else on the machine takes it, and reopening listens on it again.
 """
 
 from __future__ import annotations
@@ -148,13 +149,19 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, port: int, context: ssl.SSLContext, token: str, dispatch: Dispatch):
+    def __init__(self, port: int, context: ssl.SSLContext, token: str, dispatch: Dispatch,
+                 reserved: socket.socket | None = None):
         self.context = context
         self.token = token
         self.dispatch = dispatch
         self.connections: set[socket.socket] = set()
         self.closed = threading.Event()
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler, bind_and_activate=reserved is None)
+        if reserved is not None:  # the port kept while closed: listen on that very socket
+            self.socket.close()
+            self.socket = reserved
+            self.server_address = reserved.getsockname()
+            self.server_activate()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
@@ -166,6 +173,15 @@ class _Server(ThreadingHTTPServer):
         log.debug("kube-apiserver connection from %s ended with an error", client_address, exc_info=True)
 
 
+def _reserve(port: int) -> socket.socket:
+    """A socket bound to ``port`` but not listening: connections to it are refused, as to a closed
+    endpoint, and no other server (another cluster's API, an SSH host) can take the port meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 class ApiServer:
     """Serves ``dispatch`` over HTTPS on 127.0.0.1; the port stays the same across close/reopen."""
 
@@ -175,6 +191,7 @@ class ApiServer:
         self._dispatch = dispatch
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._reserved: socket.socket | None = None  # holds the port while the endpoint is closed
         self.port = 0
         self._lock = threading.Lock()
 
@@ -186,7 +203,8 @@ class ApiServer:
         with self._lock:
             if self._server is not None:
                 return
-            server = _Server(self.port, self._context, self._token, self._dispatch)
+            server = _Server(self.port, self._context, self._token, self._dispatch, self._reserved)
+            self._reserved = None
             self.port = server.server_address[1]
             self._server = server
             self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"kube-apiserver-{self.port}", daemon=True)
@@ -209,3 +227,12 @@ class ApiServer:
                 conn.close()
             if self._thread:
                 self._thread.join(timeout=5)
+            self._reserved = _reserve(self.port)
+
+    def release(self) -> None:
+        """Stop for good: close the endpoint and give the port back."""
+        self.close()
+        with self._lock:
+            if self._reserved is not None:
+                self._reserved.close()
+                self._reserved = None
