@@ -28,7 +28,7 @@ def _login(spec: ClusterSpec) -> dict[str, Any]:
 
 def _run_instances_para(spec: ClusterSpec, group: Any) -> dict[str, Any]:
     para: dict[str, Any] = {
-        "InstanceChargeType": group.billing,
+        "InstanceChargeType": group.billing,  # R-CRT-8
         "Placement": {"Zone": group.zone},
         "InstanceType": group.instance_type,
         "SystemDisk": {"DiskType": group.system_disk.type, "DiskSize": group.system_disk.size_gb},
@@ -36,6 +36,8 @@ def _run_instances_para(spec: ClusterSpec, group: Any) -> dict[str, Any]:
         "InstanceCount": group.count,
         "InstanceName": f"{spec.name}-worker",
     }
+    if group.billing == "PREPAID":  # R-CRT-8: required with PREPAID; no automatic renewal charged unasked
+        para["InstanceChargePrepaid"] = {"Period": group.prepaid_months, "RenewFlag": "NOTIFY_AND_MANUAL_RENEW"}
     if group.data_disks:
         para["DataDisks"] = [{"DiskType": d.type, "DiskSize": d.size_gb} for d in group.data_disks]
     login = _login(spec)

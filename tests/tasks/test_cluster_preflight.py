@@ -56,3 +56,27 @@ def test_a_version_offered_under_another_spelling_fails_saying_how_to_write_it(t
     assert not short.ok and short.detail.endswith("write it as 1.30.0")
     assert exact.ok
     assert not absent.ok and absent.detail.endswith("choose one of them")
+
+
+def test_r_crt_8_billing_per_worker_group_and_a_prepaid_period_sent_only_with_prepaid() -> None:
+    import json
+
+    from tasks.cluster_request import create_cluster_request
+
+    base = cluster_spec()
+    prepaid = base.workers[0].model_copy(update={"billing": "PREPAID", "prepaid_months": 12})
+    request = create_cluster_request(base.model_copy(update={"workers": [prepaid, *base.workers[1:]]}))
+    paras = [json.loads(p) for p in request["RunInstancesForNode"][-1]["RunInstancesPara"]]
+
+    assert paras[0]["InstanceChargeType"] == "PREPAID"
+    assert paras[0]["InstanceChargePrepaid"] == {"Period": 12, "RenewFlag": "NOTIFY_AND_MANUAL_RENEW"}
+    assert all(p["InstanceChargeType"] == "POSTPAID_BY_HOUR" and "InstanceChargePrepaid" not in p for p in paras[1:])
+
+
+def test_r_crt_8_a_prepaid_period_that_is_not_sold_is_refused_naming_the_field() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prepaid_months"):
+        specs.ClusterSpec.model_validate({**cluster_spec().model_dump(), "workers": [
+            {**cluster_spec().workers[0].model_dump(), "billing": "PREPAID", "prepaid_months": 13}]})

@@ -57,3 +57,17 @@ def test_autoscaler_settings_written_once(gpu_cluster: GpuCluster) -> None:
     option = call["ClusterAsGroupOption"]
     assert option["ScaleDownUnneededTime"] == 5 and option["ScaleDownUtilizationThreshold"] == 40
     assert gpu_cluster.twin.world.clusters[gpu_cluster.cluster_id].as_option["ScaleDownUnneededTime"] == 5
+
+
+def test_r_crt_8_autoscaled_nodes_are_always_pay_as_you_go() -> None:
+    """The pool's launch configuration is POSTPAID_BY_HOUR: the autoscaler adds and removes CVMs by the hour."""
+    import json
+
+    from tests.conftest import CONFIGS
+    from tkeflow import specs
+
+    spec = specs.load_manifest(CONFIGS / "gpu-pool.yaml").spec
+    request = pool_tasks.create_request(ClusterTarget("ap-guangzhou", "cls-abcdefgh"), spec, "vpc-gzdemo01")
+
+    assert json.loads(request["LaunchConfigurePara"])["InstanceChargeType"] == "POSTPAID_BY_HOUR"
+    assert "billing" not in type(spec).model_fields  # nothing in the spec can make it prepaid

@@ -66,6 +66,8 @@ class WorkerGroup(SpecModel):
     data_disks: list[DataDisk] = Field(default_factory=list, max_length=20, description="Data disks of each node (R-CRT-7).")
     billing: Literal["POSTPAID_BY_HOUR", "PREPAID"] = Field("POSTPAID_BY_HOUR", description="Pay-as-you-go or "
                                                            "prepaid monthly (R-CRT-8).")
+    prepaid_months: Literal[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 36, 48, 60] = Field(
+        1, description="billing PREPAID only: months bought (R-CRT-8); renewal is left to a person (never automatic).")
     security_group_ids: list[SecurityGroupId] = Field(default_factory=list, max_length=MAX_SECURITY_GROUPS,
                                                       description="Security groups (empty: the cluster's default).")
     labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS,

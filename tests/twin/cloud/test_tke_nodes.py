@@ -233,3 +233,28 @@ def test_disk_partition_by_id_formats_that_disk_only_r_add_3(clients: Clients, c
     missing = {**settings, "DataDisks": [{**settings["DataDisks"][0], "DiskPartition": "/dev/disk/by-id/virtio-nope"}]}
     _add(clients, cluster_id, ["ins-host0001"], InstanceAdvancedSettingsOverrides=[missing])
     assert host1.data_disks[0].format_count == 0
+
+
+def test_r_crt_8_prepaid_workers_need_a_period_and_are_kept_out_of_the_pay_as_you_go_quota(clients: Clients) -> None:
+    """RunInstances refuses PREPAID without InstanceChargePrepaid.Period (or with a period not sold);
+    with one, the CVMs are prepaid, as DescribeInstances reports them."""
+    import json
+
+    from tests.twin.cloud.helpers import RUN_PARA, create_cluster_request
+
+    def with_para(**changes: Any) -> Any:
+        para = dict(RUN_PARA, InstanceCount=1, InstanceChargeType="PREPAID", **changes)
+        return create_cluster_request(name="prepaid", RunInstancesForNode=[
+            {"NodeRole": "WORKER", "RunInstancesPara": [json.dumps(para)]}])
+
+    tke = clients.tke()
+    assert error_code(lambda: tke.CreateCluster(with_para())) == "MissingParameter"
+    assert error_code(lambda: tke.CreateCluster(with_para(InstanceChargePrepaid={"Period": 13}))) \
+        == "InvalidParameterValue"
+    cluster_id = tke.CreateCluster(with_para(InstanceChargePrepaid={"Period": 6})).ClusterId
+    instances = tke.DescribeClusterInstances(req(tke_models.DescribeClusterInstancesRequest, ClusterId=cluster_id))
+    [instance_id] = [i.InstanceId for i in instances.InstanceSet]
+    from tencentcloud.cvm.v20170312 import models as cvm_models
+
+    [cvm] = clients.cvm().DescribeInstances(req(cvm_models.DescribeInstancesRequest, InstanceIds=[instance_id])).InstanceSet
+    assert cvm.InstanceChargeType == "PREPAID"

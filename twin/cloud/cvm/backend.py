@@ -51,6 +51,22 @@ def check_quota(world: model.World, orders: Iterable[tuple[dict[str, Any], int]]
                 f"{world.postpaid_quota_per_zone}.")
 
 
+#: RunInstances' InstanceChargePrepaid.Period: the months a prepaid CVM may be bought for.
+PREPAID_PERIODS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 36, 48, 60})
+
+
+def check_charge(para: dict[str, Any], path: str = "") -> None:
+    """R-CRT-8: a prepaid (monthly) CVM needs InstanceChargePrepaid.Period, one of the periods sold."""
+    if para.get("InstanceChargeType") != "PREPAID":
+        return
+    period = (para.get("InstanceChargePrepaid") or {}).get("Period")
+    if period is None:
+        raise exc.MissingParameter(f"The request is missing a required parameter `{path}InstanceChargePrepaid.Period`.")
+    if period not in PREPAID_PERIODS:
+        raise exc.InvalidParameterValue(f"The value `{period}` of `{path}InstanceChargePrepaid.Period` is invalid: "
+                                        f"one of {sorted(PREPAID_PERIODS)}.")
+
+
 def leave_cluster(world: model.World, cvm: Cvm, mode: str) -> None:
     """``cvm`` leaves its cluster (DeleteClusterInstances, DeleteCluster, a pool shrinking): its node
     services stop; ``terminate`` destroys it when pay-as-you-go (a prepaid CVM is kept)."""

@@ -99,6 +99,7 @@ def run_instances(ctx: Ctx, cluster: model.Cluster, nodes: list[dict[str, Any]],
             except ValueError as e:
                 raise exc.InvalidParameterValue(f"The parameter `{path[:-1]}` is not a JSON string.") from e
             para = params.check(cvm_models, "RunInstancesRequest", para, ("InstanceType", "Placement.Zone"), path)
+            cvm_backend.check_charge(para, path)
             if (para.get("VirtualPrivateCloud") or {}).get("VpcId") != cluster.vpc_id:
                 raise exc.CvmVpcidNotMatch(f"`{path}VirtualPrivateCloud.VpcId` must be the cluster's VPC "
                                            f"{cluster.vpc_id}.")
