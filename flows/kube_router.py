@@ -75,6 +75,8 @@ def preflight_checks(spec: KubeRouterSpec, cluster: dict[str, Any], obs: router.
               detail="; ".join(conflicts) + ": remove it first, two agents' rules would fight" if conflicts else "none found"),
         Check(name="current kube-router", target=f"{rules.NAMESPACE}/{rules.NAME}", ok=True, detail=_current_detail(obs)),
     ]
+    warn, note = rules.qps_cost_note(len(obs.pods))
+    checks.append(Check(name="expected throughput cost", target=cid, ok=True, warning=warn, rule="R-KR-5", detail=note))
     if policies and not agent_running(obs):
         checks.append(Check(name="existing NetworkPolicies", target=cid, ok=True, warning=True, rule="R-KR-3",
                             detail=f"{len(policies)} will start being enforced (listed in the plan): needs approval"))

@@ -78,3 +78,10 @@ def test_tables_mark_wrong_cells_and_count_same_and_cross_node_apart_r_kr_4() ->
     assert "same-node: 24 correct, 8 wrong; cross-node: 32 correct, 0 wrong; outside: 8 correct, 0 wrong (of 72)" in table
     wrong = [c for c in cells if c.wrong][0].describe()
     assert "same-node" in wrong and "R-KR-4" in wrong and "kubectl run" in wrong and "--overrides" in wrong
+
+
+def test_r_kr_5_the_qps_cost_is_a_warning_from_2000_pods_never_a_stop() -> None:
+    small_warns, small = kr.qps_cost_note(1999)
+    big_warns, big = kr.qps_cost_note(2000)
+    assert not small_warns and "1999 pods" in small
+    assert big_warns and "2000 pods" in big and "10-20%" in big

@@ -32,6 +32,19 @@ CNI_CONF_DIR = "/etc/cni/net.d"
 KUBECONFIG_DIR = "/var/lib/kube-router"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: Images of network policy agents that must not run beside kube-router (their rules would fight).
+#: R-KR-5: the doc's benchmark (1000 services, one policy selecting every pod) lost 10-20% of its QPS
+#: with kube-router at 2000-8000 pods; a cluster at or above the lower bound is told so before the rollout.
+QPS_COST_PODS = 2000
+
+
+def qps_cost_note(pods: int) -> tuple[bool, str]:
+    """(whether to warn, what to say) about kube-router's throughput cost for a cluster of ``pods`` pods (R-KR-5)."""
+    if pods >= QPS_COST_PODS:
+        return True, (f"{pods} pods: the TKE guide measured 10-20% fewer requests per second with kube-router at "
+                      f"2000-8000 pods; plan the capacity before the rollout")
+    return False, f"{pods} pods: below the {QPS_COST_PODS} pods at which the TKE guide measured a 10-20% QPS cost"
+
+
 OTHER_AGENTS = ("calico/node", "calico-node", "cilium", "weave-npc", "antrea", "kube-router")
 
 _READ = ["get", "list", "watch"]
