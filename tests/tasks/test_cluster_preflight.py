@@ -59,6 +59,7 @@ def test_a_version_offered_under_another_spelling_fails_saying_how_to_write_it(t
 
 
 def test_r_crt_8_billing_per_worker_group_and_a_prepaid_period_sent_only_with_prepaid() -> None:
+    """R-CRT-8: pay-as-you-go or prepaid per worker group; RunInstances needs the period with PREPAID."""
     import json
 
     from tasks.cluster_request import create_cluster_request
