@@ -14,11 +14,11 @@ one after another. Seen (py-spy): a create-cluster run sat in ``_send_with_retry
 block read for minutes after its server was killed right after CreateCluster.
 
 So the CLI starts that server itself (exactly as Prefect's ``get_client`` would: the same singleton,
-the same settings) to hold its process handle, and a watcher thread polls the process (a local
-``waitpid``, no request) while the flow runs. When it has exited, the run ends as a killed run ends:
-one line saying what happened, exit code 1, no traceback, no verdict. The cloud work already done is
-kept; every procedure converges on a rerun (the crash campaign of issue 15 item 1 holds each flow to
-that), so the same command again finishes the job. A server of one's own (PREFECT_API_URL) is not
+the same settings) to hold its process handle, and a watcher thread waits for that process to exit
+(a pidfd, else a poll of ``waitpid``: no request) while the flow runs. When it has exited, the run
+ends as a killed run ends: one line saying what happened, exit code 1, no traceback, no verdict.
+The cloud work already done is kept; every procedure converges on a rerun (the crash campaign of
+issue 15 item 1 holds each flow to that), so the same command again finishes the job. A server of one's own (PREFECT_API_URL) is not
 watched: Prefect's retries are what let a run ride out its restart.
 
 The rerun needs one more thing: Prefect keeps concurrency leases in the server's memory by default,
@@ -31,14 +31,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
-#: How often the watcher looks at the server's process: a non-blocking waitpid, no network.
+from tkeflow.errors import PermanentError
+
+#: How often the watcher looks at the server's process (a non-blocking waitpid, no network) when it
+#: cannot be told of its exit (no pidfd), and how often it checks that the run has not ended.
 POLL_INTERVAL_S = 0.1
 EXIT_SERVER_GONE = 1
+#: Prefect gives its temporary server 20 s to start: a loaded 2-core machine has been seen to need more.
+START_TIMEOUT_S = 120
 #: Prefect's own file-based store of concurrency leases (its default keeps them in the server's memory).
 LEASE_STORAGE_ENV = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
 FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
@@ -70,7 +77,7 @@ def own_server_process() -> subprocess.Popen[bytes] | None:
         # (tasks/lock.py) instead of finding its slot taken by a lease nobody knows, for ever.
         os.environ.setdefault(LEASE_STORAGE_ENV, FILE_LEASES)
         server = SubprocessASGIServer()
-        server.start()
+        _start(server)
         return server.server_process
     for server in list(SubprocessASGIServer._instances.values()):  # noqa: SLF001 - Prefect's registry of them
         if server.server_process is not None and server.running and server.api_url == api_url.rstrip("/"):
@@ -78,8 +85,34 @@ def own_server_process() -> subprocess.Popen[bytes] | None:
     return None
 
 
+def _exit_notice(pid: int) -> int | None:
+    """A pidfd of ``pid`` (Linux 5.3+), readable once the process exits; None where there is none.
+
+    Why not only poll: a refused connection fails at once in a Prefect client that never connected
+    (a new one), and such a failure logs a traceback; told at once, the run ends before any does.
+    """
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, an old kernel, or the process already reaped
+        return None
+
+
+def _start(server: Any) -> None:
+    """Start Prefect's temporary server, given at least START_TIMEOUT_S: a failure is one clear line."""
+    import prefect.settings
+
+    timeout = max(prefect.settings.PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), START_TIMEOUT_S)
+    try:
+        server.start(timeout=timeout)
+    except RuntimeError as err:  # Prefect's "Timed out while attempting to connect to ephemeral ..."
+        raise PermanentError(
+            f"the temporary Prefect server for this run did not start within {timeout}s ({err}): on a busy machine "
+            "set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher, or point PREFECT_API_URL at a running "
+            "Prefect server", code="PrefectServerStart") from None
+
+
 class _Watcher:
-    """Polls the server's process in a daemon thread; on its exit, ``on_gone`` and the process ends."""
+    """Watches the server's process from a daemon thread; on its exit, ``on_gone`` and the process ends."""
 
     def __init__(self, process: subprocess.Popen[bytes], on_gone: Callable[[str], None]):
         self.process, self.on_gone = process, on_gone
@@ -88,18 +121,29 @@ class _Watcher:
         self.thread = threading.Thread(target=self._watch, name="tkeflow-server-watch", daemon=True)
 
     def _watch(self) -> None:
-        while not self.stopped.wait(POLL_INTERVAL_S):
-            if self.process.poll() is None:
-                continue
-            with self.deciding:
-                if self.stopped.is_set():
-                    return  # the run had finished: the server stops with the process
-                self.on_gone(gone_message(self.process.pid, self.process.returncode))
-                sys.stdout.flush()
-                sys.stderr.flush()
-                # Every thread of the run is in, or about to enter, a minute of retries per request
-                # against a server that cannot come back: end the process as a kill would.
-                os._exit(EXIT_SERVER_GONE)
+        exited = _exit_notice(self.process.pid)
+        try:
+            while not self.stopped.is_set():
+                if exited is not None:  # readable the moment the process exits: no poll's delay
+                    select.select([exited], [], [], POLL_INTERVAL_S)
+                else:
+                    self.stopped.wait(POLL_INTERVAL_S)
+                if self.process.poll() is not None:
+                    self._gone()
+        finally:
+            if exited is not None:
+                os.close(exited)
+
+    def _gone(self) -> None:
+        with self.deciding:
+            if self.stopped.is_set():
+                return  # the run had finished: the server stops with the process
+            self.on_gone(gone_message(self.process.pid, self.process.returncode))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Every thread of the run is in, or about to enter, a minute of retries per request
+            # against a server that cannot come back: end the process as a kill would.
+            os._exit(EXIT_SERVER_GONE)
 
     def stop(self) -> None:
         with self.deciding:
