@@ -18,8 +18,8 @@ the same settings) to hold its process handle, and a watcher thread waits for th
 (a pidfd, else a poll of ``waitpid``: no request) while the flow runs. When it has exited, the run
 ends as a killed run ends: one line saying what happened, exit code 1, no traceback, no verdict.
 The cloud work already done is kept; every procedure converges on a rerun (the crash campaign of
-issue 15 item 1 holds each flow to that), so the same command again finishes the job. A server of one's own (PREFECT_API_URL) is not
-watched: Prefect's retries are what let a run ride out its restart.
+issue 15 item 1 holds each flow to that), so the same command again finishes the job. A server of
+one's own (PREFECT_API_URL) is not watched: Prefect's retries are what let a run ride out its restart.
 
 The rerun needs one more thing: Prefect keeps concurrency leases in the server's memory by default,
 so the cluster lock's slot (counted in the database) outlived the killed server while its lease did
