@@ -58,12 +58,16 @@ def gone_message(pid: int, returncode: int | None) -> str:
             "to finish (it converges on what was done)")
 
 
+#: API URL -> the process of a server this process started for its runs (the demo's `prefect server start`).
+STARTED_HERE: dict[str, subprocess.Popen[bytes]] = {}
+
+
 def own_server_process() -> subprocess.Popen[bytes] | None:
     """The process of the temporary API server this run uses, started if needed; None for a server of one's own.
 
     No PREFECT_API_URL: Prefect's ephemeral SubprocessASGIServer, started here as ``get_client`` starts
     it (its ``start`` is idempotent: the flow's client finds it running). PREFECT_API_URL naming that
-    server's address (the demo's temporary API-only server): its process too.
+    server's address (the demo's temporary API-only server), or one in STARTED_HERE: its process too.
     """
     import prefect.settings
     from prefect.server.api.server import SubprocessASGIServer
@@ -79,10 +83,11 @@ def own_server_process() -> subprocess.Popen[bytes] | None:
         server = SubprocessASGIServer()
         _start(server)
         return server.server_process
+    api_url = api_url.rstrip("/")
     for server in list(SubprocessASGIServer._instances.values()):  # noqa: SLF001 - Prefect's registry of them
-        if server.server_process is not None and server.running and server.api_url == api_url.rstrip("/"):
+        if server.server_process is not None and server.running and server.api_url == api_url:
             return server.server_process
-    return None
+    return STARTED_HERE.get(api_url)
 
 
 def _exit_notice(pid: int) -> int | None:
