@@ -14,7 +14,7 @@ import sys
 from tests.conftest import ROOT
 
 WATCHING = """
-import signal, subprocess, sys, threading, time
+import os, signal, subprocess, sys, threading, time
 from tkeflow.commands import server_watch
 server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 watcher = server_watch._Watcher(server, lambda line: print("failed:", line, flush=True))
@@ -23,7 +23,15 @@ if sys.argv[1] == "finished":
     watcher.stop()
 print("killing", flush=True)
 killed = time.monotonic()
-server.send_signal(signal.SIGKILL)
+if sys.argv[1] == "ctrl-c":  # SIGINT to the whole process group, as a terminal's Ctrl-C sends it
+    with server_watch._noting_interrupts(watcher.interrupted):
+        try:
+            os.killpg(0, signal.SIGINT)
+            threading.Event().wait(5)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+else:
+    server.send_signal(signal.SIGKILL)
 threading.Event().wait(5)  # the run goes on: only the watch can end it before this
 print("still running after", round(time.monotonic() - killed, 1), flush=True)
 """
@@ -31,7 +39,7 @@ print("still running after", round(time.monotonic() - killed, 1), flush=True)
 
 def _watch(case: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", WATCHING, case], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={"PYTHONPATH": str(ROOT)})
+                          timeout=60, env={"PYTHONPATH": str(ROOT)}, start_new_session=True)  # its own group
 
 
 def test_a_killed_temporary_server_ends_the_run_at_once_with_one_line_and_exit_1():
@@ -49,3 +57,12 @@ def test_a_server_stopping_after_the_run_finished_is_no_failure():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "went away" not in done.stdout and "still running after" in done.stdout
 
+
+
+def test_ctrl_c_stopping_run_and_server_together_is_said_as_an_interrupt_exit_130():
+    """Ctrl-C reaches the temporary server too: the line names the interrupt, not a server that went away."""
+    done = _watch("ctrl-c")
+
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert "interrupted (Ctrl-C)" in done.stdout and "went away" not in done.stdout, done.stdout
+    assert "still running" not in done.stdout

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +44,7 @@ from tkeflow.errors import PermanentError
 #: How often the watcher looks at the server's process (a non-blocking waitpid, no network) when it
 #: cannot be told of its exit (no pidfd), and how often it checks that the run has not ended.
 POLL_INTERVAL_S = 0.1
-EXIT_SERVER_GONE = 1
+EXIT_SERVER_GONE, EXIT_INTERRUPTED = 1, 130  # 130: the shell's code for a run stopped by SIGINT
 #: Prefect gives its temporary server 20 s to start: a loaded 2-core machine has been seen to need more.
 START_TIMEOUT_S = 120
 #: Prefect's own file-based store of concurrency leases (its default keeps them in the server's memory).
@@ -51,8 +52,11 @@ LEASE_STORAGE_ENV = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
 FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 
 
-def gone_message(pid: int, returncode: int | None) -> str:
-    """The one line a run prints when its temporary server went away."""
+def gone_message(pid: int, returncode: int | None, interrupted: bool = False) -> str:
+    """The one line a run prints when its temporary server went away (with it, when Ctrl-C stopped both)."""
+    if interrupted:  # Ctrl-C reaches the whole process group: the server stops at once with the run
+        return ("interrupted (Ctrl-C): the run and its temporary Prefect server stopped here; the cloud work done "
+                "so far is kept; run the same command again to finish (it converges on what was done)")
     return (f"the Prefect API server of this run (its temporary server, pid {pid}) went away mid-run (exit code "
             f"{returncode}): the run stopped here; the cloud work done so far is kept; run the same command again "
             "to finish (it converges on what was done)")
@@ -123,6 +127,7 @@ class _Watcher:
         self.process, self.on_gone = process, on_gone
         self.stopped = threading.Event()
         self.deciding = threading.Lock()  # the run ending normally and the server going away: one wins
+        self.interrupted = threading.Event()  # set by the SIGINT handler of watch_own_server
         self.thread = threading.Thread(target=self._watch, name="tkeflow-server-watch", daemon=True)
 
     def _watch(self) -> None:
@@ -143,12 +148,13 @@ class _Watcher:
         with self.deciding:
             if self.stopped.is_set():
                 return  # the run had finished: the server stops with the process
-            self.on_gone(gone_message(self.process.pid, self.process.returncode))
+            interrupted = self.interrupted.is_set()
+            self.on_gone(gone_message(self.process.pid, self.process.returncode, interrupted))
             sys.stdout.flush()
             sys.stderr.flush()
             # Every thread of the run is in, or about to enter, a minute of retries per request
             # against a server that cannot come back: end the process as a kill would.
-            os._exit(EXIT_SERVER_GONE)
+            os._exit(EXIT_INTERRUPTED if interrupted else EXIT_SERVER_GONE)
 
     def stop(self) -> None:
         with self.deciding:
@@ -166,6 +172,27 @@ def watch_own_server(on_gone: Callable[[str], None]) -> Iterator[int | None]:
     watcher = _Watcher(process, on_gone)
     watcher.thread.start()
     try:
-        yield process.pid
+        with _noting_interrupts(watcher.interrupted):
+            yield process.pid
     finally:
         watcher.stop()
+
+
+@contextlib.contextmanager
+def _noting_interrupts(interrupted: threading.Event) -> Iterator[None]:
+    """Python's Ctrl-C handler, which also sets ``interrupted`` (so the watch names the real cause); only
+    where it is the handler in force (the main thread, SIGINT not ignored)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as before
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
