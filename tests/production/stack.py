@@ -106,6 +106,12 @@ class Stack:
         self.processes.append(process)
         return process
 
+    def start_server(self, name: str = "server") -> Process:
+        """`prefect server start` on this stack's port and home, once it answers its health check."""
+        server = self.start(name, [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
+        wait_until("prefect server start", lambda: _healthy(self.api_url), 180, server.exited)
+        return server
+
     def prefect(self, *args: str, timeout_s: float = 180) -> str:
         """Run a `prefect` CLI command against this server; its output, or an error with it."""
         done = subprocess.run([PREFECT, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
@@ -149,7 +155,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]:
+def base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]:
+    """The environment of every process of a stack on ``port`` with its PREFECT_HOME ``home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TKEFLOW_", "TENCENTCLOUD_"))}
     env.update(twin_env)
     env.update({
@@ -162,6 +169,10 @@ def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]
         "TKEFLOW_RETRY_BACKOFF_S": os.environ.get("TKEFLOW_RETRY_BACKOFF_S", "0.05"),
         "PYTHONUNBUFFERED": "1",
         "TKEFLOW_API_RATE_SCOPE": "global",  # workers share the account-wide API rate, as the README says
+        # The server's concurrency leases (the cluster locks) in files under PREFECT_HOME, as the README
+        # asks of a platform team: Prefect's default keeps them in memory, and a restart would leave
+        # every lock held then taken for ever (tests/chaos/test_deployment_server_restart.py).
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
     })
     return env
 
@@ -170,10 +181,9 @@ def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]
 def production_stack(home: Path, twin_env: dict[str, str]) -> Iterator[Stack]:
     """Server, work pool, deployments from deployments/prefect.yaml, two workers; all stopped on exit."""
     port = free_port()
-    stack = Stack(home, port, _base_env(home, twin_env, port))
+    stack = Stack(home, port, base_env(home, twin_env, port))
     try:
-        server = stack.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
-        wait_until("prefect server start", lambda: _healthy(stack.api_url), 180, server.exited)
+        stack.start_server()
         stack.prefect("work-pool", "create", POOL, "--type", "process")
         stack.prefect("--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML.relative_to(ROOT)), "--all")
         for name in WORKERS:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tkeflow.commands import server_watch
 from tkeflow.commands.run import temporary_environ
 from tkeflow.errors import PermanentError
 
@@ -120,8 +121,10 @@ def _ui_server(home: Path) -> Iterator[tuple[str, str]]:
                                    stdin=subprocess.DEVNULL)
         try:
             _wait_healthy(process, f"{address}/api/health", log_path)
+            server_watch.STARTED_HERE[f"{address}/api"] = process  # its runs end if it goes away
             yield f"{address}/api", address
         finally:
+            server_watch.STARTED_HERE.pop(f"{address}/api", None)
             process.terminate()
             try:
                 process.wait(SERVER_STOP_TIMEOUT_S)

@@ -22,7 +22,7 @@ from rich.status import Status
 
 from tkeflow import specs
 from tkeflow.clients import twin_mode
-from tkeflow.commands import output, prefect_server, quiet
+from tkeflow.commands import output, prefect_server, quiet, server_watch
 from tkeflow.errors import ApprovalRequired, TkeflowError, ValidationFailed
 
 console = Console(stderr=False)
@@ -152,6 +152,11 @@ def missing_credentials() -> str | None:
             "to rehearse on the twin instead, add --twin")
 
 
+def _say_server_gone(line: str) -> None:
+    """The one line of a run whose temporary Prefect server went away (server_watch ends the process)."""
+    console.print(f"[red]failed[/red]: {escape(line)}", soft_wrap=True)  # one line, however wide the terminal
+
+
 def run_manifest(manifest: Any, dry_run: bool) -> int:
     """Run the flow for a loaded manifest; print its report; return the exit code."""
     from flows.registry import flow_for  # the CLI sits above the flows (see pyproject's contracts)
@@ -172,7 +177,7 @@ def run_manifest(manifest: Any, dry_run: bool) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         with progress_display(f"{verb} {flow.name} for {manifest.metadata.name} ..."), \
-                quiet.no_tracebacks_for_expected_errors():
+                quiet.no_tracebacks_for_expected_errors(), server_watch.watch_own_server(_say_server_gone):
             report = flow(spec=manifest.spec, dry_run=dry_run)
     except ValidationFailed as err:  # PreflightFailed too: every flow's failed table is printed, then one line
         report = getattr(err, "report", None)
