@@ -167,12 +167,17 @@ def _base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def production_stack(home: Path, twin_env: dict[str, str]) -> Iterator[Stack]:
-    """Server, work pool, deployments from deployments/prefect.yaml, two workers; all stopped on exit."""
+def production_stack(home: Path, twin_env: dict[str, str], server_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Server, work pool, deployments from deployments/prefect.yaml, two workers; all stopped on exit.
+
+    ``server_env`` goes to the server only (benchmarks/fleet.py: PREFECT_API_DATABASE_CONNECTION_URL of a
+    PostgreSQL); without it the server keeps its SQLite file in ``home``.
+    """
     port = free_port()
     stack = Stack(home, port, _base_env(home, twin_env, port))
     try:
-        server = stack.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+        server = stack.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                             server_env)
         wait_until("prefect server start", lambda: _healthy(stack.api_url), 180, server.exited)
         stack.prefect("work-pool", "create", POOL, "--type", "process")
         stack.prefect("--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML.relative_to(ROOT)), "--all")
