@@ -163,6 +163,9 @@ def _print_results(args: argparse.Namespace, f: Figures) -> None:
         print("cloud_errors:", dict(Counter(f"{c['action']}:{c['error_code']}" for c in f.calls if c.get("error_code"))))
     print(f"ideal_s: {ideal:.1f} ({waves} waves x {f.per_cluster:.1f} s)")
     print(f"wall_s: {f.wall:.1f}")
+    if f.state != "Completed":  # a fleet that stopped early is fast, not good: no ratio for it
+        print(f"ratio: nan (the fleet run ended {f.state}: see the child lines and --verbose logs)")
+        raise SystemExit(1)
     print(f"ratio: {f.wall / ideal:.3f}")
 
 

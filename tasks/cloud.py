@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect.blocks.system import Secret
+from prefect.exceptions import ObjectNotFound
 
 from tasks.cluster_request import MANAGED_TAG
 from tkeflow.clients import tencent
@@ -77,7 +78,13 @@ def save_kubeconfig(cluster_id: str, kubeconfig: str) -> bool:
     name = kubeconfig_block_name(cluster_id)
     if _secret_value(name) == kubeconfig:
         return False
-    Secret(value=kubeconfig).save(name, overwrite=True)
+    try:
+        Secret(value=kubeconfig).save(name, overwrite=True)
+    except ObjectNotFound:
+        # A fresh Prefect server makes its encryption key with the first secret block; two runs saving their
+        # first secrets at once (a fleet's children) both make one, the loser's insert is answered 409 "already
+        # exists", and save() then finds no block of that name. The key exists now: the same save succeeds.
+        Secret(value=kubeconfig).save(name, overwrite=True)
     return True
 
 
