@@ -189,7 +189,8 @@ def main() -> None:
                     prefect.settings.temporary_settings(
                     {prefect.settings.PREFECT_API_URL: stack.api_url}):
                 wait_for_workers()
-                print(f"setup_s: {time.monotonic() - setup_started:.1f}")
+                print(f"setup_s: {time.monotonic() - setup_started:.1f}; workers ask for runs every "
+                      f"{stack.env['PREFECT_WORKER_QUERY_SECONDS']} s")
                 wall, parent, state = run_fleet(args)
                 per_cluster = args.master_s + args.nodes * (args.upgrade_s + args.ready_s)
                 timing = fleet_timing.report(parent, state.timestamp, per_cluster, args.verbose)

@@ -31,6 +31,7 @@ from prefect import flow, get_run_logger
 
 from flows import fleet, upgrade_plan
 from flows.upgrade_plan import UpgradePlan
+from tasks import cloud
 from tasks import node_upgrade as cloud_steps
 from tasks import nodes as node_steps
 from tasks import procedure
@@ -211,6 +212,7 @@ def upgrade_nodes(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationRep
         cluster = cloud_steps.describe_cluster(spec.region, spec.cluster_id, spec.cluster_name)
         target = ClusterTarget(spec.region, str(cluster["ClusterId"]))
         run.retarget(target.cluster_id)
+        cloud.prefetch_kube(target)  # its client is built while the run waits for the lock
         # The plan depends on what another run of this cluster may be changing (cordons, versions): the
         # lock is taken before observing, and a run that had to wait reads the cluster again.
         if run.lock(procedure.lock_name(target.region, target.cluster_id)):
