@@ -91,10 +91,8 @@ def finish(fleet: Fleet, clusters: list[str], outcomes: list[rules.ClusterOutcom
     ok = sum(o.ok for o in outcomes)
     publish_table(artifact_key(fleet.flow, fleet.target), rules.table_rows(outcomes, fleet.count_label),
                   f"{title}: {ok} of {len(outcomes)} clusters completed")
-    counted = f"; {{}} {fleet.count_label}" if fleet.count_label else ""
-    checks = [Check(name=check_name, target=o.cluster_id, ok=o.ok, rule=rule,
-                    detail=f"{o.result}" + (counted.format("?" if o.count is None else o.count)) + f" by "
-                           f"{o.child_run or 'no run'}" + (f": {o.detail}" if o.detail else "")) for o in outcomes]
+    checks = [Check(name=check_name, target=o.cluster_id, ok=o.ok, rule=rule, detail=_detail(fleet, o))
+              for o in outcomes]
     report = ValidationReport(flow=fleet.flow, target=fleet.target, ok=ok == len(outcomes), checks=checks,
                               summary={"clusters": clusters, **summary})
     if not report.ok:
@@ -102,6 +100,13 @@ def finish(fleet: Fleet, clusters: list[str], outcomes: list[rules.ClusterOutcom
         error.report = report  # type: ignore[attr-defined]  # the CLI prints the table from it
         raise error
     return report
+
+
+def _detail(fleet: Fleet, outcome: rules.ClusterOutcome) -> str:
+    """``Completed; 3 nodes upgraded by <child run>``, and why on a failure."""
+    counted = f"; {'?' if outcome.count is None else outcome.count} {fleet.count_label}" if fleet.count_label else ""
+    why = f": {outcome.detail}" if outcome.detail else ""
+    return f"{outcome.result}{counted} by {outcome.child_run or 'no run'}{why}"
 
 
 def upgrade_fleet(spec: NodeUpgradeSpec, dry_run: bool = False) -> ValidationReport:
