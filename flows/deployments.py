@@ -109,7 +109,9 @@ def deployment_specs(configs: Path = Path("configs")) -> list[DeploymentSpec]:
     found.append(DeploymentSpec(
         name=NIGHTLY, flow=validate_cluster,
         parameters=parameters_from(configs / "cluster.yaml"), tags=["tkeflow", "read-only"],
-        description="Read-only validation of the demo cluster, every night.", cron=NIGHTLY_CRON))
+        description="Read-only validation of the demo cluster, every night. For a fleet, set cluster_selector "
+                    "(tags): every cluster of the region carrying them is validated against the spec by a child run "
+                    "of this deployment, at most max_parallel_clusters at once; one table.", cron=NIGHTLY_CRON))
     found.append(DeploymentSpec(
         name=NIGHTLY_NETPOL, flow=verify_network_policy,
         parameters=parameters_from(configs / "kube-router.yaml"), tags=["tkeflow", "read-only"],

@@ -15,6 +15,7 @@ is a client of its own, closed at the end of the ``with``. No module-global cach
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect.blocks.system import Secret
+from prefect.exceptions import ObjectNotFound
 
 from tasks.cluster_request import MANAGED_TAG
 from tkeflow.clients import tencent
@@ -77,7 +79,13 @@ def save_kubeconfig(cluster_id: str, kubeconfig: str) -> bool:
     name = kubeconfig_block_name(cluster_id)
     if _secret_value(name) == kubeconfig:
         return False
-    Secret(value=kubeconfig).save(name, overwrite=True)
+    try:
+        Secret(value=kubeconfig).save(name, overwrite=True)
+    except ObjectNotFound:
+        # A fresh Prefect server makes its encryption key with the first secret block; two runs saving their
+        # first secrets at once (a fleet's children) both make one, the loser's insert is answered 409 "already
+        # exists", and save() then finds no block of that name. The key exists now: the same save succeeds.
+        Secret(value=kubeconfig).save(name, overwrite=True)
     return True
 
 
@@ -159,6 +167,20 @@ class KubeSession:
                 found = self._clients[target] = kube_for(target.cluster_id, target.region)
             return found
 
+    def prefetch(self, target: ClusterTarget) -> None:
+        """Build the target's client in the background while the run does other things (waits for its
+        lock, reads the cloud): the kubeconfig's fetch and the Kubernetes client's import and first
+        connection take seconds, paid once per run, so per cluster of a fleet. A failure here is not
+        reported: the first task that needs the client builds it again and raises it then."""
+
+        def build() -> None:
+            with contextlib.suppress(Exception):  # reported by the task that needs the client
+                self.client(target)
+
+        context = contextvars.copy_context()  # the run's Prefect settings (its server), as a task thread has them
+        threading.Thread(target=context.run, args=(build,), name=f"kube-prefetch-{target.cluster_id}",
+                         daemon=True).start()
+
     def close(self) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
@@ -180,6 +202,13 @@ def kube_session() -> Iterator[KubeSession]:
     finally:
         _session.reset(token)
         session.close()
+
+
+def prefetch_kube(target: ClusterTarget) -> None:
+    """Start building the run's client for the target in the background (KubeSession.prefetch); no-op outside a run."""
+    session = _session.get()
+    if session is not None:
+        session.prefetch(target)
 
 
 def session_kube(target: ClusterTarget) -> Kube:

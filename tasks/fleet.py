@@ -1,9 +1,10 @@
-"""The steps of a fleet upgrade's parent run (issue 16 item 3): list the clusters a selector picks,
+"""The steps of a fleet's parent run (issue 16 items 2 and 3): list the clusters a selector picks,
 start one child run per cluster from the deployment, watch the children, read what each upgraded.
 
-Who calls it: flows/fleet.py. Why from the deployment (``run_deployment``): each child is a run of
-the ordinary rolling-node-upgrade deployment, so the work pool hands the children to whichever
-workers are free, and each child holds its own cluster's lock as any run does.
+Who calls it: flows/fleet.py (a NodeUpgrade's or the nightly validation's parent). Why from the
+deployment (``run_deployment``): each child is a run of the ordinary single-cluster deployment, so the
+work pool hands the children to whichever workers are free, and each child holds its own cluster's
+lock as any run does.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from tasks import cloud
 from tasks.retry import cloud_task
@@ -31,13 +32,24 @@ from tkeflow.rules import fleet as rules
 
 #: The deployment the children are runs of; TKEFLOW_FLEET_DEPLOYMENT names another (a pool of its own).
 DEFAULT_DEPLOYMENT = "rolling-node-upgrade/rolling-node-upgrade"
+#: The nightly validation's deployment: a fleet validation's children are its runs (flows/deployments.py NIGHTLY).
+NIGHTLY_DEPLOYMENT = "validate-cluster/nightly-validation"
 #: Suffix of the artifact in which a rolling-node-upgrade run lists the nodes it upgraded.
 UPGRADED_SUFFIX = "-upgraded"
+#: A finished child frees its slot within this long: one read of every running child per poll (reads
+#: do not contend with the runs' writes on a SQLite server), so a short pause costs little.
+WATCH_MAX_PAUSE_S = 0.5
 _pause_event = threading.Event()  # never set: an interruptible wait between polls
 
 
-def deployment_name() -> str:
-    return os.environ.get("TKEFLOW_FLEET_DEPLOYMENT", "").strip() or DEFAULT_DEPLOYMENT
+def deployment_name(default: str = DEFAULT_DEPLOYMENT) -> str:
+    """The deployment a parent starts its children from: TKEFLOW_FLEET_DEPLOYMENT for the upgrade, else the
+    deployment the parent itself runs from (its pool, its workers), else ``default`` (a parent run from the CLI)."""
+    override = os.environ.get("TKEFLOW_FLEET_DEPLOYMENT", "").strip()
+    if override and default == DEFAULT_DEPLOYMENT:
+        return override
+    own = deployment.name
+    return f"{flow_run.flow_name}/{own}" if own and flow_run.flow_name else default
 
 
 @cloud_task(cache_policy=NO_CACHE, name="select-clusters")
@@ -47,22 +59,18 @@ def select_clusters(region: str, tags: Mapping[str, str]) -> list[str]:
     return rules.select(found, tags)
 
 
-def start_child(spec: Mapping[str, Any], cluster_id: str, dry_run: bool) -> FlowRun:
-    """Create the child run of one cluster (returns once it is scheduled; the pool starts it).
+def start_child(deployment_name: str, parameters: dict[str, Any], cluster_id: str, run_name: str) -> FlowRun:
+    """Create the child run of one cluster from the deployment (returns once it is scheduled; a worker starts it).
 
-    The child's spec is the parent's with the cluster named by ID and no selector: it never approves
-    more than the parent's spec does. The idempotency key makes a retried parent find the child it
-    already started instead of starting a second one.
+    The idempotency key makes a retried parent find the child it already started instead of starting
+    a second one.
     """
-    child = {**spec, "cluster_id": cluster_id, "cluster_name": None, "cluster_selector": None,
-             "max_parallel_clusters": 1}
     parent = flow_run.get_id() or "cli"
     try:
-        return run_deployment(deployment_name(), parameters={"spec": child, "dry_run": dry_run}, timeout=0,
-                              as_subflow=True, idempotency_key=f"fleet-{parent}-{cluster_id}",
-                              flow_run_name=f"rolling-node-upgrade-{cluster_id}-to-{spec['target_version']}")
+        return run_deployment(deployment_name, parameters=parameters, timeout=0, as_subflow=True,
+                              idempotency_key=f"fleet-{parent}-{cluster_id}", flow_run_name=run_name)
     except ObjectNotFound:
-        raise PermanentError(f"the deployment {deployment_name()} does not exist on this Prefect server: a fleet "
+        raise PermanentError(f"the deployment {deployment_name} does not exist on this Prefect server: a fleet "
                              "starts its children from it; deploy first (prefect deploy --prefect-file "
                              "deployments/prefect.yaml --all, or tkeflow serve)", code="DeploymentNotFound") from None
 
@@ -72,14 +80,15 @@ def watch(runs: Sequence[UUID], timeout_s: float) -> list[FlowRun]:
     deadline, pause = time.monotonic() + timeout_s, 0.2
     with get_client(sync_client=True) as client:
         while True:
-            done = [r for r in (client.read_flow_run(i) for i in runs) if r.state and r.state.is_final()]
+            found = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(runs))))
+            done = [r for r in found if r.state and r.state.is_final()]  # one read for all the children
             if done:
                 return done
             if time.monotonic() >= deadline:
                 raise PermanentError(f"no child run finished within {timeout_s:.0f} s; they go on: see the "
                                      "runs in the Prefect UI", code="FleetTimeout")
             _pause_event.wait(pause)
-            pause = min(pause * 1.5, 1.0)  # a finished child frees its slot within a second
+            pause = min(pause * 1.5, WATCH_MAX_PAUSE_S)
 
 
 def nodes_upgraded(run_id: UUID) -> int | None:
@@ -93,8 +102,9 @@ def nodes_upgraded(run_id: UUID) -> int | None:
     return None
 
 
-def outcome(run: FlowRun, cluster_id: str) -> rules.ClusterOutcome:
+def outcome(run: FlowRun, cluster_id: str, count: Callable[[UUID], int | None] | None) -> rules.ClusterOutcome:
+    """What a finished child did: its final state, its count (``count(run id)``), why it failed."""
     state = run.state
     name = state.name if state else "Unknown"
     detail = "" if state is None or state.is_completed() else (state.message or "")[:300]
-    return rules.ClusterOutcome(cluster_id, name, nodes_upgraded(run.id), run.name, detail)
+    return rules.ClusterOutcome(cluster_id, name, count(run.id) if count else None, run.name, detail)

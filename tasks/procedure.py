@@ -71,14 +71,22 @@ def flow_run_name(prefix: str, *fields: str, suffix: str = "") -> Callable[[], s
     """A ``flow_run_name`` callable: ``<prefix>-<first spec field that is set>[-<suffix field>]``.
 
     ``flow_run_name("add-hosts", "cluster_id", "cluster_name")`` names a run ``add-hosts-cls-abc`` or
-    ``add-hosts-demo``, whichever the spec gives; ``suffix="to-{target_version}"`` appends a template
-    of spec fields. The spec is read as the UI (a dict) or Python (a model) passed it.
+    ``add-hosts-demo``, whichever the spec gives (a flow parameter of that name first: the nightly
+    validation's ``cluster_id``); ``suffix="to-{target_version}"`` appends a template of spec fields. A
+    fleet's parent (a ``cluster_selector``, flows/fleet.py) is named ``<prefix>-fleet-<tag>-<value>``.
+    The spec is read as the UI (a dict) or Python (a model) passed it.
     """
 
     def name() -> str:
-        spec = flow_run.parameters.get("spec")
+        parameters = flow_run.parameters
+        spec = parameters.get("spec")
         values = spec.model_dump() if hasattr(spec, "model_dump") else dict(spec or {})
-        ident = next((str(values[f]) for f in fields if values.get(f)), "unnamed")
+        ident = next((str(parameters[f]) for f in fields if parameters.get(f)), None)  # a flow parameter first
+        selector = parameters.get("cluster_selector") or values.get("cluster_selector")
+        if ident is None and selector:  # a fleet's parent run (flows/fleet.py): named by its tags
+            tags = selector.get("tags") if isinstance(selector, dict) else getattr(selector, "tags", {})
+            ident = "fleet-" + "-".join(f"{k}-{v}" for k, v in sorted((tags or {}).items()))
+        ident = ident or next((str(values[f]) for f in fields if values.get(f)), "unnamed")
         return f"{prefix}-{ident}" + (f"-{suffix.format(**values)}" if suffix else "")
 
     return name

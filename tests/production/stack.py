@@ -87,6 +87,7 @@ class Stack:
     port: int
     env: dict[str, str]
     processes: list[Process] = field(default_factory=list)
+    server_env: dict[str, str] | None = None  # the server's own settings (its database), kept for a restart
 
     @property
     def ui_url(self) -> str:
@@ -106,9 +107,13 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_server(self, name: str = "server") -> Process:
-        """`prefect server start` on this stack's port and home, once it answers its health check."""
-        server = self.start(name, [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
+    def start_server(self, name: str = "server", extra_env: dict[str, str] | None = None) -> Process:
+        """`prefect server start` on this stack's port and home, once it answers its health check
+        (``extra_env``: the server's own settings, e.g. its database; kept for a restart)."""
+        if extra_env is not None:
+            self.server_env = extra_env
+        server = self.start(name, [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                            self.server_env)
         wait_until("prefect server start", lambda: _healthy(self.api_url), 180, server.exited)
         return server
 
@@ -168,7 +173,6 @@ def base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),  # this checkout's flows, whatever checkout .venv was installed from
         "TKEFLOW_RETRY_BACKOFF_S": os.environ.get("TKEFLOW_RETRY_BACKOFF_S", "0.05"),
         "PYTHONUNBUFFERED": "1",
-        "TKEFLOW_API_RATE_SCOPE": "global",  # workers share the account-wide API rate, as the README says
         # The server's concurrency leases (the cluster locks) in files under PREFECT_HOME, as the README
         # asks of a platform team: Prefect's default keeps them in memory, and a restart would leave
         # every lock held then taken for ever (tests/chaos/test_deployment_server_restart.py).
@@ -178,12 +182,16 @@ def base_env(home: Path, twin_env: dict[str, str], port: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def production_stack(home: Path, twin_env: dict[str, str]) -> Iterator[Stack]:
-    """Server, work pool, deployments from deployments/prefect.yaml, two workers; all stopped on exit."""
+def production_stack(home: Path, twin_env: dict[str, str], server_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Server, work pool, deployments from deployments/prefect.yaml, two workers; all stopped on exit.
+
+    ``server_env`` goes to the server only (benchmarks/fleet.py: PREFECT_API_DATABASE_CONNECTION_URL of a
+    PostgreSQL); without it the server keeps its SQLite file in ``home``.
+    """
     port = free_port()
     stack = Stack(home, port, base_env(home, twin_env, port))
     try:
-        stack.start_server()
+        stack.start_server(extra_env=server_env)
         stack.prefect("work-pool", "create", POOL, "--type", "process")
         stack.prefect("--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML.relative_to(ROOT)), "--all")
         for name in WORKERS:

@@ -62,3 +62,10 @@ def test_selector_needs_a_tag_and_bounded_parallelism() -> None:
     with pytest.raises(Exception) as caught:
         parse_manifest(_manifest(cluster_selector={"tags": {"env": "prod"}}, max_parallel_clusters=0))
     assert "max_parallel_clusters" in str(caught.value)
+
+
+def test_table_without_a_count_for_the_fleet_validation() -> None:
+    rows = fleet.table_rows([fleet.ClusterOutcome("cls-a", "Failed", None, "validate-cluster-cls-a", "2 checks failed")],
+                            count_label=None)
+    assert rows == [{"cluster": "cls-a", "result": "Failed", "child run": "validate-cluster-cls-a",
+                     "detail": "2 checks failed"}]

@@ -99,3 +99,23 @@ def test_flow_run_name_takes_the_first_field_set_and_the_suffix():
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(by_name.state_details.flow_run_id)
     assert run.name == "widgets-demo-to-2"
+
+
+def test_flow_run_name_of_a_fleet_parent_and_its_children(monkeypatch):
+    """Issue 16: a fleet's parent is named by its tags, a nightly child by its cluster_id parameter."""
+    from types import SimpleNamespace
+
+    from tasks import procedure
+
+    def named(fields, parameters, suffix=""):
+        monkeypatch.setattr(procedure, "flow_run", SimpleNamespace(parameters=parameters))
+        return procedure.flow_run_name(fields[0], *fields[1:], suffix=suffix)()
+
+    nightly = ("validate-cluster", "cluster_id", "name")
+    selector = {"tags": {"team": "a", "env": "prod"}}
+    assert named(nightly, {"spec": {"name": "demo"}, "cluster_selector": selector}) == "validate-cluster-fleet-env-prod-team-a"
+    assert named(nightly, {"spec": {"name": "demo"}, "cluster_id": "cls-1"}) == "validate-cluster-cls-1"
+    assert named(nightly, {"spec": {"name": "demo"}}) == "validate-cluster-demo"
+    upgrade = ("rolling-node-upgrade", "cluster_id", "cluster_name")
+    spec = {"cluster_selector": selector, "target_version": "1.32.2"}
+    assert named(upgrade, {"spec": spec}, "to-{target_version}") == "rolling-node-upgrade-fleet-env-prod-team-a-to-1.32.2"

@@ -20,7 +20,8 @@ How (issue 16 item 4):
   round trip (~12 ms on an idle machine; benchmarks/fleet.py prints it).
 - Fallback: with no Prefect server configured (PREFECT_API_URL unset: Prefect would otherwise start an
   ephemeral one in-process) or the server unreachable, the local bucket (ratelimit.py) keeps this process
-  under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``.
+  under the rate; an unreachable server is tried again after ``RETRY_GLOBAL_S``. A server that goes away
+  mid-run hands over within seconds (``_fail_fast``), not after the client's minute of retries.
 - Scope, ``TKEFLOW_API_RATE_SCOPE``: ``auto`` (default) takes the shared limit in a run started from a
   deployment (the runs of workers and of ``tkeflow serve``: several processes at once) and the
   process's own bucket in a CLI run (one process; the shared limit would cost a round trip per call for
@@ -139,6 +140,20 @@ def _client() -> Any:
         return _client_for[1]
 
 
+def _fail_fast(client: Any) -> Any:
+    """The client, with a refused connection raised at once rather than retried.
+
+    Prefect's client retries a refused connection once it has reached the server before (2, 4, 8, 16,
+    32 s: a server restart may be brief), measured at 76 s before the first call fell back. Every cloud
+    call waits on this slot, and the local bucket keeps the process under the rate meanwhile, so the
+    fallback must take over at once: the client is told, before each slot, that it never connected.
+    """
+    http = getattr(client, "_client", None)
+    if http is not None and hasattr(http, "_has_connected"):
+        http._has_connected = False  # Prefect's own switch (client/base.py): ConnectError retried only when set
+    return client
+
+
 def _acquire_global(service: str, action: str) -> None:
     """One slot of the action's limit: POST /v2/concurrency_limits/increment in ``rate_limit`` mode, the
     call ``prefect.concurrency.sync.rate_limit`` makes, on a kept client; on 423 wait its Retry-After."""
@@ -147,7 +162,7 @@ def _acquire_global(service: str, action: str) -> None:
     deadline = time.monotonic() + ACQUIRE_TIMEOUT_S
     while True:
         try:
-            granted = _client().increment_concurrency_slots(names=[name], slots=1, mode="rate_limit").json()
+            granted = _fail_fast(_client()).increment_concurrency_slots(names=[name], slots=1, mode="rate_limit").json()
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423:
                 raise

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib
 import json
 import logging
 import os
@@ -43,20 +44,6 @@ from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.cvm.v20170312 import cvm_client
-from tencentcloud.cvm.v20170312 import models as cvm_models
-from tencentcloud.tke.v20180525 import models as tke_models
-from tencentcloud.tke.v20180525 import tke_client
-from tencentcloud.tke.v20220501 import models as tke2022_models
-from tencentcloud.tke.v20220501 import tke_client as tke2022_client
-from tencentcloud.vpc.v20170312 import models as vpc_models
-from tencentcloud.vpc.v20170312 import vpc_client
-
-try:  # R-NET-4: the `dc` service (direct connect tunnels); its package is tencentcloud-sdk-python-dc
-    from tencentcloud.dc.v20180410 import dc_client
-    from tencentcloud.dc.v20180410 import models as dc_models
-except ImportError:  # pragma: no cover - depends on the installation; sdk_client then names the package
-    dc_client = dc_models = None
 
 from tkeflow import errors
 from tkeflow.clients import errors as client_errors
@@ -84,14 +71,16 @@ _throttle_pause = threading.Event()  # never set: an interruptible wait, not a s
 
 # service -> (SDK client class, models module); versions: tke 2018-05-25, cvm and vpc 2017-03-12, dc 2018-04-10;
 # "tke2022" is TKE's 2022-05-01 API (same service, newer version: DescribeGPUInfo, R-GPU-2).
-SERVICES: dict[str, tuple[type, ModuleType]] = {
-    "tke": (tke_client.TkeClient, tke_models),
-    "tke2022": (tke2022_client.TkeClient, tke2022_models),
-    "cvm": (cvm_client.CvmClient, cvm_models),
-    "vpc": (vpc_client.VpcClient, vpc_models),
+# Imported on first use (``sdk_service``): a process that calls only TKE (a fleet's child run, started
+# once per cluster) does not pay for importing the VPC and CVM packages' models at start.
+# The `dc` package (R-NET-4, direct connect tunnels) is tencentcloud-sdk-python-dc, maybe not installed.
+SERVICES: dict[str, tuple[str, str]] = {
+    "tke": ("tencentcloud.tke.v20180525", "TkeClient"),
+    "tke2022": ("tencentcloud.tke.v20220501", "TkeClient"),
+    "cvm": ("tencentcloud.cvm.v20170312", "CvmClient"),
+    "vpc": ("tencentcloud.vpc.v20170312", "VpcClient"),
+    "dc": ("tencentcloud.dc.v20180410", "DcClient"),
 }
-if dc_client is not None:
-    SERVICES["dc"] = (dc_client.DcClient, dc_models)
 # Services reached through the common package's generic CommonClient (service, API version): their
 # per-service SDK package is not installed (Auto Scaling's, tencentcloud-sdk-python-autoscaling, R-AS-5).
 # No request model checks their parameters: each action's allowed parameters are listed here instead.
@@ -99,6 +88,18 @@ COMMON_SERVICES: dict[str, str] = {"as": "2018-04-19"}
 COMMON_PARAMS: dict[tuple[str, str], frozenset[str]] = {
     ("as", "DescribeScalingPolicies"): frozenset({"AutoScalingPolicyIds", "Filters", "Limit", "Offset"}),
 }
+
+
+@functools.cache
+def sdk_service(service: str) -> tuple[type, ModuleType] | None:
+    """(SDK client class, models module) of a service of SERVICES, imported now; None if not installed."""
+    package, client_class = SERVICES[service]
+    try:
+        client_module = importlib.import_module(f"{package}.{service.removesuffix('2022')}_client")
+        models = importlib.import_module(f"{package}.models")
+    except ImportError:  # pragma: no cover - depends on the installation; sdk_client then names the package
+        return None
+    return getattr(client_module, client_class), models
 
 
 class CallCounter:
@@ -245,7 +246,7 @@ class TencentCloud(DescribeMixin):
 
     def sdk_client(self, service: str) -> Any:
         """The SDK client for ``service`` in this region, created on first use."""
-        if service == "dc" and service not in SERVICES:
+        if service == "dc" and sdk_service(service) is None:
             raise errors.PermanentError("the `dc` service needs the package tencentcloud-sdk-python-dc: install it "
                                         "(pip install tencentcloud-sdk-python-dc)", code="InvalidService")
         if service not in SERVICES and service not in COMMON_SERVICES:
@@ -263,13 +264,13 @@ class TencentCloud(DescribeMixin):
                 if service in COMMON_SERVICES:
                     client = CommonClient(service, COMMON_SERVICES[service], self._credential, self.region, profile)
                 else:
-                    client = SERVICES[service][0](self._credential, self.region, profile)
+                    client = sdk_service(service)[0](self._credential, self.region, profile)  # type: ignore[index]
                 self._clients[service] = client
             return client
 
     def _build_request(self, service: str, action: str, params: dict[str, Any]) -> AbstractModel:
         what = f"{service}.{action}"
-        _, models = SERVICES[service]
+        _, models = sdk_service(service)  # type: ignore[misc]
         request_cls = getattr(models, action + "Request", None)
         if request_cls is None:
             raise errors.PermanentError(f"{what}: no such action in the SDK", code="InvalidAction")

@@ -1,8 +1,8 @@
-"""Pure decisions of a fleet upgrade (issue 16 item 3): which clusters a selector picks, when to start
+"""Pure decisions of a fleet run (issue 16 item 3): which clusters a selector picks, when to start
 another cluster, and the one table the parent run publishes.
 
-Who calls it: flows/fleet.py (the parent run of a NodeUpgrade with ``cluster_selector``) and its unit
-tests. No client, no Prefect: clusters come in as the dicts DescribeClusters returns.
+Who calls it: flows/fleet.py (the parent run of a NodeUpgrade or of the nightly validation with
+``cluster_selector``) and its unit tests. No client, no Prefect: clusters come in as the dicts DescribeClusters returns.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ClusterOutcome:
 
     cluster_id: str
     result: str  # Completed, Failed, Crashed, Cancelled ... (the child run's final state), or "not started"
-    upgraded: int | None = None  # nodes the child upgraded; None when unknown (it published nothing)
+    count: int | None = None  # what the child counts (nodes upgraded); None when unknown or not counted
     child_run: str = ""  # the child run's name
     detail: str = ""
 
@@ -47,8 +47,12 @@ def may_start_more(outcomes: Sequence[ClusterOutcome], on_failure: str) -> bool:
     return on_failure == "continue" or all(o.ok for o in outcomes)
 
 
-def table_rows(outcomes: Sequence[ClusterOutcome]) -> list[dict[str, Any]]:
-    """The parent's one table: cluster, result, nodes upgraded, the child run (and why, on a failure)."""
-    return [{"cluster": o.cluster_id, "result": o.result,
-             "nodes upgraded": "" if o.upgraded is None else o.upgraded,
-             "child run": o.child_run, "detail": o.detail} for o in outcomes]
+def table_rows(outcomes: Sequence[ClusterOutcome], count_label: str | None = "nodes upgraded") -> list[dict[str, Any]]:
+    """The parent's one table: cluster, result, [the count,] the child run (and why, on a failure)."""
+    rows = []
+    for o in outcomes:
+        row: dict[str, Any] = {"cluster": o.cluster_id, "result": o.result}
+        if count_label:
+            row[count_label] = "" if o.count is None else o.count
+        rows.append({**row, "child run": o.child_run, "detail": o.detail})
+    return rows
