@@ -58,8 +58,11 @@ def test_deployment_names_one_per_example_config():
     ["serve", "--configs", str(CONFIGS)],
     ["deployments", "render", "--check", "--configs", str(CONFIGS)],
 ])
-def test_cli_names_the_broken_flow_module_and_exits_1(broken_cluster_procedure, command):
+def test_cli_names_the_broken_flow_module_and_exits_1(broken_cluster_procedure, command, monkeypatch):
     """Each command stops before it starts anything (no twin, no server, no flow run)."""
+    # credentials present (never used): `run` checks them first, and a test run alone has none
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDnotused")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "notused")
     result = CliRunner().invoke(app, command)
 
     assert result.exit_code == 1, result.output
