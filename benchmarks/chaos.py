@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,26 @@ def start_lanes(points: list[Point], lanes: int, work: Path) -> list[tuple[subpr
     return children
 
 
+def stop_lanes(children: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
+    """Our own lanes that are still running (the campaign was interrupted): SIGTERM, so that each stops
+    its twin and its Prefect server; SIGKILL only for one that does not go within 30 s."""
+    for child, _ in children:
+        if child.poll() is None:
+            child.terminate()
+    for child, _ in children:
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(30)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (CI's timeout, a lane stopped by its parent) unwinds like Ctrl-C: the twin and the
+    temporary Prefect server are stopped by their context managers instead of being orphaned."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def gather(children: list[tuple[subprocess.Popen[bytes], Path]]) -> list[Outcome]:
     outcomes = []
     for child, out in children:
@@ -167,6 +188,7 @@ def main() -> int:
     parser.add_argument("--points", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    _exit_on_sigterm()
     if args.lane is not None:
         return lane_main(args.lane, args.lanes, args.points, args.out)
     unknown = [f for f in args.flow if f not in BY_NAME]
@@ -185,10 +207,7 @@ def main() -> int:
             outcomes = run_points(lane0, points[0::lanes], "[lane 0] " if lanes > 1 else "")
             outcomes += gather(children)
         finally:
-            for child, _ in children:
-                if child.poll() is None:
-                    child.kill()  # only our own lanes, by their process
-                    child.wait(30)
+            stop_lanes(children)
     return report(outcomes, names, started, args.every)
 
 

@@ -167,14 +167,18 @@ class Harness:
         process = subprocess.Popen(command, cwd=ROOT, env=self.env(env), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         killed: dict[str, int] = {}
-        if kill_at is not None:
-            killed = self._kill_when(process, *kill_at)
         try:
+            if kill_at is not None:
+                killed = self._kill_when(process, *kill_at)
             output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
             return RunResult(None, output.decode(errors="replace") + "\n[harness: run timed out]")
+        finally:
+            if process.poll() is None:  # the harness itself is stopping: leave no run behind
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
         return RunResult(None if killed else process.returncode, output.decode(errors="replace"), killed)
 
     def _kill_when(self, process: subprocess.Popen[bytes], boundary: str, count: int) -> dict[str, int]:
