@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -116,6 +117,12 @@ def stop_lanes(children: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
             child.wait(30)
 
 
+def _quiet_twin_ssh() -> None:
+    """A killed run's SSH sessions end with a reset, which the twin's SSH server (paramiko, in this
+    process) logs as an error per kill point: expected here, and noise in the table's output."""
+    logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+
+
 def _exit_on_sigterm() -> None:
     """SIGTERM (CI's timeout, a lane stopped by its parent) unwinds like Ctrl-C: the twin and the
     temporary Prefect server are stopped by their context managers instead of being orphaned."""
@@ -189,6 +196,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     _exit_on_sigterm()
+    _quiet_twin_ssh()
     if args.lane is not None:
         return lane_main(args.lane, args.lanes, args.points, args.out)
     unknown = [f for f in args.flow if f not in BY_NAME]
