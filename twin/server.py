@@ -146,7 +146,9 @@ class Twin:
             self._sync_network()
             if isinstance(self.runtime, KubeRuntime):
                 for cluster_id, state in snap.clusters.items():
-                    self.runtime.cluster_running(world.clusters[cluster_id], state)
+                    cluster = world.clusters.get(cluster_id)
+                    if cluster is not None:  # an API without its cloud cluster was being torn down
+                        self.runtime.cluster_running(cluster, state)
             if self.autoscaler is not None:
                 self.autoscaler.load(snap.autoscaler)
             if self.ssh is not None:
