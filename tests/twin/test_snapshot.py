@@ -18,21 +18,10 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from tencentcloud.cvm.v20170312 import models as cvm_models
-from tests.twin.cloud.helpers import (
-    FAST_TIMINGS, Clients, admin, create_cluster_request, req, running_cluster, tke_models, wait_until,
-)
-
-from twin.server import Twin
+from tests.twin.cloud.helpers import Clients, admin, create_cluster_request, req, running_cluster, tke_models, wait_until
 
 pytestmark = pytest.mark.contract
 M = tke_models
-
-
-@pytest.fixture
-def full_twin() -> Any:
-    with Twin.start() as twin:
-        admin(twin, "/_twin/timings", FAST_TIMINGS)
-        yield twin
 
 
 def _post(twin: Any, path: str, body: Any) -> tuple[int, Any]:
