@@ -43,7 +43,6 @@ class Twin:
         self.clock = Clock()
         self._reset_lock = threading.Lock()
         self._snapshots: dict[str, TwinSnapshot] = {}
-        self._restores = 0
         self._stopped = False
         self._use_kube = kube and kube_available()
         self.network = _world_network(self) if self._use_kube else None
@@ -132,11 +131,12 @@ class Twin:
             snap = self._snapshots[name]
             with snap.world.lock:
                 world = copy_world(snap.world)  # the snapshot stays reusable
-            self._restores += 1
-            # IDs issued from now on are new ones, as the cloud never issues an ID twice: a cluster created
-            # after this restore must not take the ID (and so the Prefect lock, kubeconfig block) of one
-            # created after an earlier restore, or of one that lives in another snapshot
-            world.rng.seed(f"{SSH_SEED}/restore-{self._restores}")
+            with self.world.lock:
+                # IDs issued from now on are new ones, as the cloud never issues an ID twice: a cluster
+                # created after this restore must not take the ID (and so the Prefect lock and kubeconfig
+                # block) of one created after an earlier restore; the random stream (faults) stays the
+                # snapshot's, only the IDs already issued are skipped
+                world.retired_ids = self.world.retired_ids | self.world.issued_ids
             self.core.alive = False
             self.runtime.stop_all()
             self.clock.void_lifecycle()

@@ -123,17 +123,20 @@ class Harness:
         """The world ``procedure`` starts from, restored from its snapshot (built by clean runs of the
         configs before it the first time); the counters it starts from (0: a restore clears them)."""
         name = "+".join(procedure.before) or "fresh"
-        if name in self._snapshots:
-            self.post("/_twin/restore", {"name": name})
-            return self.counters()
-        self.post("/_twin/reset", {})
-        self.post("/_twin/timings", FAST_TIMINGS)  # part of the world: the snapshot keeps them
-        for config in procedure.before:
-            result = self.run(config)
-            if not result.passed:
-                raise RuntimeError(f"setting up {procedure.name}: {config} failed:\n{result.output[-3000:]}")
-        self.snapshot(name)
-        self.post("/_twin/restore", {"name": name})  # every kill point starts from a restore, the first too
+        if "fresh" not in self._snapshots:  # the only reset: IDs issued after it are never issued again
+            self.post("/_twin/reset", {})
+            self.post("/_twin/timings", FAST_TIMINGS)  # part of the world: the snapshots keep them
+            self.snapshot("fresh")
+        if name not in self._snapshots:
+            # from a restore, not a reset: a restore retires every ID issued so far, so the cluster built
+            # here can never share its ID (and its kubeconfig block on the Prefect server) with another
+            self.post("/_twin/restore", {"name": "fresh"})
+            for config in procedure.before:
+                result = self.run(config)
+                if not result.passed:
+                    raise RuntimeError(f"setting up {procedure.name}: {config} failed:\n{result.output[-3000:]}")
+            self.snapshot(name)
+        self.post("/_twin/restore", {"name": name})  # every kill point starts from a restore
         return self.counters()
 
     def snapshot(self, name: str, timeout_s: float = 60.0) -> None:

@@ -111,7 +111,8 @@ def test_a_restored_cluster_keeps_its_closed_endpoint_and_ids_are_never_issued_t
     """R-CRT-11: a cluster snapshotted with its API closed is closed after the restore. IDs issued after a
     restore are new, as the cloud never reuses one: a cluster created after each restore gets an ID of its
     own, not the one created after the previous restore (the lock and kubeconfig block of a cluster ID on
-    a Prefect server that outlives the restores must never meet another cluster)."""
+    a Prefect server that outlives the restores must never meet another cluster). The random stream (the
+    faults' draws) is the snapshot's: only IDs already issued are skipped."""
     clients = Clients(full_twin)
     closed = running_cluster(clients, count=0, name="closed")
     _snapshot(full_twin, "closed")
@@ -123,6 +124,11 @@ def test_a_restored_cluster_keeps_its_closed_endpoint_and_ids_are_never_issued_t
         assert not full_twin.kube(closed).endpoint_open and full_twin.kube(created[-1]) is None
         assert created[-1] not in full_twin.world.clusters and not set(instances) & set(full_twin.world.cvms)
     assert len(set(created)) == 3 and closed not in created
+    draws = []
+    for _ in range(2):
+        admin(full_twin, "/_twin/restore", {"name": "closed"})
+        draws.append(full_twin.world.rng.random())
+    assert draws[0] == draws[1]
 
 
 def test_a_snapshot_is_refused_while_a_lifecycle_step_is_pending_and_names_it(full_twin: Any) -> None:
