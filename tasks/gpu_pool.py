@@ -13,6 +13,7 @@ R-AS-2/5/6) only when they differ: a rerun makes no mutating call.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,12 @@ from tasks.cloud import ClusterTarget, cluster_by_id_or_name, cluster_kube, read
 from tasks.cluster_request import PASSWORD_PLACEHOLDER
 from tasks.retry import cloud_task
 from tasks.validation import Check
+from tkeflow.clients.kube_waits import WaitTimeout
 from tkeflow.rules import gpu_pool as rules
 from tkeflow.specs.gpu_pool import GpuPoolSpec
 
 POOL_LABEL = "tke.cloud.tencent.com/nodepool-id"
+DESIRED_RECHECK_S = 10.0  # how often wait_pool_nodes reads the autoscaler's desired count again (R-AS-1/2)
 DOCUMENTED_GPU_OS = "centos"  # R-GPU-2: the 2018 guide's GPU image family (the spec's default is one)
 
 
@@ -322,9 +325,11 @@ def ensure_autoscaler_options(target: ClusterTarget, spec: GpuPoolSpec) -> bool:
 
 @cloud_task(task_run_name="wait-pool-nodes-{pool_id}")
 def wait_pool_nodes(target: ClusterTarget, spec: GpuPoolSpec, pool_id: str) -> list[str]:
-    """Watch until the pool's desired nodes are Ready with its labels and taints; their names."""
-    pool, _ = find_pool.fn(target, spec)
-    desired = int((pool or {}).get("DesiredNodesNum") or 0)
+    """Watch until the pool's desired nodes are Ready with its labels and taints; their names.
+
+    R-AS-1/R-AS-2: the autoscaler owns an autoscaled pool's desired count and moves it while we wait
+    (after a killed run, the smoke Job it left scales the pool up, then the idle node is scaled down
+    again): the count is read again every ``DESIRED_RECHECK_S``, never waited for as it once was."""
     wanted_taints = {(t.key, t.value, t.effect) for t in spec.taints}
 
     def good(node: Any) -> bool:
@@ -333,8 +338,18 @@ def wait_pool_nodes(target: ClusterTarget, spec: GpuPoolSpec, pool_id: str) -> l
         ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
         return ready and all(labels.get(k) == v for k, v in spec.labels.items()) and wanted_taints <= taints
 
+    deadline = time.monotonic() + spec.node_ready_timeout_s
     with cluster_kube(target) as kube:
-        nodes = kube.wait_for(kube.core.list_node, lambda items: sum(map(good, items)) >= desired,
-                              spec.node_ready_timeout_s, f"{desired} node(s) of pool {spec.name} Ready with its labels "
-                              "and taints", label_selector=f"{POOL_LABEL}={pool_id}")
-    return sorted(n.metadata.name for n in nodes if good(n))
+        while True:
+            pool, _ = find_pool.fn(target, spec)
+            desired = int((pool or {}).get("DesiredNodesNum") or 0)
+            what, remaining = f"{desired} node(s) of pool {spec.name} Ready with its labels and taints", \
+                deadline - time.monotonic()
+            try:
+                nodes = kube.wait_for(kube.core.list_node, lambda items, n=desired: sum(map(good, items)) >= n,
+                                      min(remaining, DESIRED_RECHECK_S), what, label_selector=f"{POOL_LABEL}={pool_id}")
+                return sorted(n.metadata.name for n in nodes if good(n))
+            except WaitTimeout:
+                if remaining <= DESIRED_RECHECK_S:
+                    raise WaitTimeout(f"timed out after {spec.node_ready_timeout_s}s waiting for {what}",
+                                      code="WaitTimeout") from None

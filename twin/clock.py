@@ -24,6 +24,10 @@ class _Timer:
     due: float
     seq: int
     fn: Callable[[], None] = field(compare=False)
+    # periodic: a heartbeat or a scan that re-arms itself forever (a quiet twin always has some);
+    # otherwise a lifecycle step in flight (POST /_twin/snapshot refuses while one is pending)
+    periodic: bool = field(default=False, compare=False)
+    label: str = field(default="", compare=False)
 
 
 class Clock:
@@ -45,12 +49,27 @@ class Clock:
     def now() -> float:
         return time.monotonic()
 
-    def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
-        timer = _Timer(self.now() + max(0.0, delay), next(self._seq), fn)
+    def call_later(self, delay: float, fn: Callable[[], None], *, periodic: bool = False, label: str = "") -> _Timer:
+        """``label`` names the step for a refused snapshot (default: the function's name)."""
+        timer = _Timer(self.now() + max(0.0, delay), next(self._seq), fn, periodic,
+                       label or getattr(fn, "__qualname__", repr(fn)))
         with self._cond:
             heapq.heappush(self._heap, timer)
             self._cond.notify()
         return timer
+
+    def pending(self) -> list[str]:
+        """The labels of the lifecycle steps still due (periodic timers left out), soonest first."""
+        with self._cond:
+            return [t.label for t in sorted(self._heap) if not t.periodic]
+
+    def void_lifecycle(self) -> None:
+        """Drop every pending lifecycle step (a reset or a restore replaced the world they belonged to);
+        periodic timers stay: each checks on its next tick whether its owner still runs."""
+        with self._cond:
+            self._heap = [t for t in self._heap if t.periodic]
+            heapq.heapify(self._heap)
+            self._cond.notify()
 
     def stop(self) -> None:
         with self._cond:

@@ -45,16 +45,20 @@ class KubeRuntime:
         with self._lock:
             return self._clusters.get(cluster_id)
 
-    def cluster_running(self, cluster: Cluster) -> None:
+    def cluster_running(self, cluster: Cluster, state: dict[str, Any] | None = None) -> None:
+        """The cluster's API starts (fresh, or as it was when ``state`` was taken: twin/snapshot.py)."""
         from twin.kube import KubeCluster  # noqa: PLC0415
 
         if self.cluster(cluster.cluster_id) is not None:
             return
-        kc = KubeCluster(cluster_id=cluster.cluster_id, name=cluster.name, version=cluster.version,
+        kc = KubeCluster(cluster_id=cluster.cluster_id, name=cluster.name,
+                         version=state["version"] if state else cluster.version,
                          container_cidr=cluster.container_cidr, service_cidr=cluster.service_cidr,
-                         clock=self.clock, timings=self.timings, network=self.network, on_write=self.on_write)
+                         clock=self.clock, timings=self.timings, network=self.network, on_write=self.on_write,
+                         state=state)
         kc.start()
-        kc.set_endpoint_open("Created" in cluster.endpoints.values())  # R-CRT-11: closed until opened
+        # R-CRT-11: closed until opened
+        kc.set_endpoint_open(state["endpoint_open"] if state else "Created" in cluster.endpoints.values())
         with self._lock:
             self._clusters[cluster.cluster_id] = kc
         self.network.same_node_policy_defect = self._world_fn().same_node_policy_defect
@@ -120,6 +124,12 @@ class KubeRuntime:
     def certificate_authority(self, cluster_id: str) -> str | None:
         kc = self.cluster(cluster_id)
         return kc.ca_pem if kc is not None else None
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Every cluster API's ``state()`` by cluster ID (POST /_twin/snapshot)."""
+        with self._lock:
+            clusters = dict(self._clusters)
+        return {cluster_id: kc.state() for cluster_id, kc in clusters.items()}
 
     def stop_all(self) -> None:
         with self._lock:

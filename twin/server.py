@@ -26,6 +26,7 @@ from twin.cloud.registry import CloudCore
 from twin.cloud.runtime import ClusterRuntime, NullRuntime
 from twin.cloud.wire import CloudServer
 from twin.kube_runtime import KubeRuntime, kube_available
+from twin.snapshot import TwinSnapshot, copy_world, take
 from twin.world.loader import DEFAULT_WORLD, load_world
 from twin.world.model import Timings, World
 
@@ -41,6 +42,7 @@ class Twin:
         world = load_world(self.world_path)  # a bad world fails here, before any thread starts
         self.clock = Clock()
         self._reset_lock = threading.Lock()
+        self._snapshots: dict[str, TwinSnapshot] = {}
         self._stopped = False
         self._use_kube = kube and kube_available()
         self.network = _world_network(self) if self._use_kube else None
@@ -52,6 +54,7 @@ class Twin:
         self.ssh = _ssh_fleet(self) if ssh else None
         self.call_log = CallLog()
         admin = AdminRoutes(self.call_log, lambda: self.world, reset=self.reset,
+                            snapshot=self.snapshot, restore=self.restore,
                             ssh_map=self.ssh.mapping if self.ssh else None, on_timings=self._sync_timings,
                             on_network=self._sync_network, counters=self.counters)
         try:
@@ -105,9 +108,49 @@ class Twin:
             world = load_world(self.world_path)
             self.core.alive = False
             self.runtime.stop_all()
+            self.clock.void_lifecycle()
             self.core = CloudCore(world, self.clock, self.runtime)
             self.cloud.core = self.core
             self._boot_world()
+            if self.ssh is not None:
+                self.ssh.sync()
+            self.call_log.clear()
+            self.counters.clear()
+
+    def snapshot(self, name: str) -> None:
+        """POST /_twin/snapshot: remember the whole twin as ``name`` (twin/snapshot.py; refused with
+        SnapshotRefused while a lifecycle step is pending)."""
+        with self._reset_lock:
+            states = self.runtime.states if isinstance(self.runtime, KubeRuntime) else dict
+            self._snapshots[name] = take(self.world, self.clock.pending, states, self.autoscaler)
+
+    def restore(self, name: str) -> None:
+        """POST /_twin/restore: the twin as snapshot ``name`` was (KeyError when there is none); the
+        clusters' APIs come back on their ports with their CA and token; call log and counters cleared."""
+        with self._reset_lock:
+            snap = self._snapshots[name]
+            with snap.world.lock:
+                world = copy_world(snap.world)  # the snapshot stays reusable
+            with self.world.lock:
+                # IDs issued from now on are new ones, as the cloud never issues an ID twice: a cluster
+                # created after this restore must not take the ID (and so the Prefect lock and kubeconfig
+                # block) of one created after an earlier restore; the random stream (faults) stays the
+                # snapshot's, only the IDs already issued are skipped
+                world.retired_ids = self.world.retired_ids | self.world.issued_ids
+            self.core.alive = False
+            self.runtime.stop_all()
+            self.clock.void_lifecycle()
+            self.core = CloudCore(world, self.clock, self.runtime)
+            self.cloud.core = self.core
+            self._sync_timings(world.timings)
+            self._sync_network()
+            if isinstance(self.runtime, KubeRuntime):
+                for cluster_id, state in snap.clusters.items():
+                    cluster = world.clusters.get(cluster_id)
+                    if cluster is not None:  # an API without its cloud cluster was being torn down
+                        self.runtime.cluster_running(cluster, state)
+            if self.autoscaler is not None:
+                self.autoscaler.load(snap.autoscaler)
             if self.ssh is not None:
                 self.ssh.sync()
             self.call_log.clear()

@@ -25,16 +25,16 @@ pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 TRANSIENT = {"default": {"throttle_rate": 0.3, "error_rate": 0.05, "latency_s": 0.2}}
 # The once-only actions each demo config must take effect with exactly once (tests/chaos/once_only.py).
 ONCE = {"create-cluster": ["CreateCluster demo"], "add-existing-hosts": ["AddExistedInstances"],
-        "rolling-node-upgrade": ["UpgradeClusterInstances"], "interconnect": ["CreateVpcPeeringConnection"],
-        "kube-router-rollout": [], "gpu-pool": ["CreateClusterNodePool"]}
+        "rolling-node-upgrade": ["UpgradeClusterInstances"], "interconnect-peering": ["CreateVpcPeeringConnection"],
+        "interconnect-vpn": [], "kube-router-rollout": [], "gpu-pool": ["CreateClusterNodePool"]}
 
 
 def _all_but_first(flow: str) -> Any:
     return pytest.param(flow, marks=pytest.mark.chaos) if flow != "create-cluster" else flow
 
 
-FLOWS = [_all_but_first(p.flow) for p in PROCEDURES]
-BY_FLOW = {p.flow: p for p in PROCEDURES}
+FLOWS = [_all_but_first(p.name) for p in PROCEDURES]  # interconnect twice: its peering and VPN configs
+BY_FLOW = {p.name: p for p in PROCEDURES}
 
 
 def _calls_since(harness: Harness, since: int) -> list[dict[str, Any]]:

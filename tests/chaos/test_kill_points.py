@@ -19,12 +19,12 @@ from tests.chaos.harness import PROCEDURES, Harness
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
-BY_FLOW = {p.flow: p for p in PROCEDURES}
+BY_FLOW = {p.name: p for p in PROCEDURES}
 SAMPLE = [
     ("create-cluster", "cloud_mutating", 1),          # CreateCluster sent, nothing waited for (R-CRT)
     ("add-existing-hosts", "cloud_mutating", 1),      # AddExistedInstances sent (R-ADD-2/3)
     ("rolling-node-upgrade", "cloud_mutating", 2),    # the first node's UpgradeClusterInstances sent (R-UPG-5)
-    ("interconnect", "cloud_mutating", 1),            # CreateVpcPeeringConnection sent (R-NET)
+    ("interconnect-peering", "cloud_mutating", 1),    # CreateVpcPeeringConnection sent (R-NET)
     ("kube-router-rollout", "kube_writes_total", 20), # midway through the rollout's cluster writes (R-KR)
     ("gpu-pool", "cloud_mutating", 1),                # CreateClusterNodePool sent (R-GPU)
 ]

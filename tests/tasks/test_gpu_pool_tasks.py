@@ -7,6 +7,7 @@ Rules: R-AS-3 (only what differs changes; ModifyClusterNodePool with just those 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,24 @@ def test_r_crt_8_autoscaled_nodes_are_always_pay_as_you_go() -> None:
 
     assert json.loads(request["LaunchConfigurePara"])["InstanceChargeType"] == "POSTPAID_BY_HOUR"
     assert "billing" not in type(spec).model_fields  # nothing in the spec can make it prepaid
+
+
+def test_waiting_for_the_pool_nodes_follows_the_autoscalers_desired_count(gpu_cluster: GpuCluster,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """R-AS-1/R-AS-2: the autoscaler moves an autoscaled pool's desired count while the flow waits for
+    its nodes (found by the crash campaign: a killed run's smoke Job scaled the pool up, the idle node was
+    scaled down again, and the rerun waited for a node that was gone). Here the pool's only node never
+    turns Ready and the autoscaler removes it as unready: the wait ends with the count, not at its timeout."""
+    monkeypatch.setattr(pool_tasks, "DESIRED_RECHECK_S", 0.5)
+    twin = gpu_cluster.twin
+    spec = gpu_cluster.spec(desired_nodes=1, min_nodes=0, node_ready_timeout_s=60)
+    target = ClusterTarget(spec.region, gpu_cluster.cluster_id)
+    with twin.world.lock:
+        twin.world.faults.nodes_never_ready = 1
+    pool_id = pool_tasks.ensure_pool(target, spec, "vpc-gzdemo01")
+
+    started = time.monotonic()
+    assert pool_tasks.wait_pool_nodes(target, spec, pool_id) == []
+    assert time.monotonic() - started < 30  # the unready node's removal, not node_ready_timeout_s
+    pool, _ = pool_tasks.find_pool.fn(target, spec)
+    assert pool["DesiredNodesNum"] == 0

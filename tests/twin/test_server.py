@@ -25,13 +25,6 @@ pytestmark = pytest.mark.contract
 M = tke_models
 
 
-@pytest.fixture
-def full_twin() -> Any:
-    with Twin.start() as twin:
-        admin(twin, "/_twin/timings", FAST_TIMINGS)
-        yield twin
-
-
 def _core(clients: Clients, cluster_id: str, region: str = "ap-guangzhou") -> k8s.CoreV1Api:
     config = clients.tke(region).DescribeClusterKubeconfig(req(M.DescribeClusterKubeconfigRequest,
                                                                ClusterId=cluster_id)).Kubeconfig

@@ -20,6 +20,7 @@ Not emulated: expanders other than the first fitting pool, MaxEmptyBulkDelete, n
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,8 +73,16 @@ class Autoscaler:
     def stop(self) -> None:
         self._running = False
 
+    def dump(self) -> dict[str, Any]:
+        """What the autoscaler remembers per cluster (unneeded/unready since, last scale-up): a copy."""
+        return copy.deepcopy(self._state)
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Remember ``state`` (a ``dump()``) instead: a restored twin (twin/snapshot.py)."""
+        self._state = copy.deepcopy(state)
+
     def _schedule(self) -> None:
-        self.clock.call_later(self._core().world.timings.autoscaler_scan, self._tick)
+        self.clock.call_later(self._core().world.timings.autoscaler_scan, self._tick, periodic=True)
 
     def _tick(self) -> None:
         if not self._running:

@@ -8,6 +8,10 @@ rehearsal. They sit apart from the emulated API, are not signed, and answer plai
 - DELETE /_twin/calls                clear the call log
 - GET  /_twin/world                  the world as JSON (disks with format_count, CVMs with os_install_count)
 - POST /_twin/reset                  reload the world file; clusters' Kubernetes APIs stopped
+- POST /_twin/snapshot               {"name": "x"}: remember the whole twin (twin/snapshot.py); 409 naming
+                                      the lifecycle steps still pending when the twin is not quiet
+- POST /_twin/restore                {"name": "x"}: the twin as snapshot x was (404 when there is none);
+                                      call log and counters cleared, as on reset
 - GET/POST /_twin/faults             {"default": {...}, "actions": {"DescribeClusters": {"throttle_rate": 1}},
                                       "nodes_never_ready": N, "clear": true}
 - GET/POST /_twin/timings            {"cluster_create": 0.1, ...}
@@ -34,6 +38,7 @@ from urllib.parse import parse_qsl
 from typing import Any
 
 from twin.cloud.calls import CallLog, WriteCounters
+from twin.snapshot import SnapshotRefused
 from twin.world.model import ActionFault, Faults, Timings, World
 
 Reply = tuple[int, Any]
@@ -76,12 +81,15 @@ class AdminRoutes:
     """
 
     def __init__(self, calls: CallLog, world: Callable[[], World], reset: Callable[[], None] | None = None,
+                 snapshot: Callable[[str], None] | None = None, restore: Callable[[str], None] | None = None,
                  ssh_map: Callable[[], dict[str, Any]] | None = None,
                  on_timings: Callable[[Timings], None] | None = None,
                  on_network: Callable[[], None] | None = None, counters: WriteCounters | None = None):
         self.calls = calls
         self.world = world
         self.reset = reset
+        self.snapshot = snapshot
+        self.restore = restore
         self.ssh_map = ssh_map
         self.on_timings = on_timings
         self.on_network = on_network
@@ -135,6 +143,26 @@ class AdminRoutes:
             return 501, {"error": "reset is not wired"}
         self.reset()
         return 200, {"ok": True}
+
+    def _post_snapshot(self, payload: dict[str, Any]) -> Reply:
+        name = _snapshot_name(payload)
+        if self.snapshot is None:
+            return 501, {"error": "snapshots are not wired"}
+        try:
+            self.snapshot(name)
+        except SnapshotRefused as e:  # a lifecycle step in flight: the caller waits for a quiet twin
+            return 409, {"error": f"snapshot {name!r} refused: {e}"}
+        return 200, {"ok": True, "name": name}
+
+    def _post_restore(self, payload: dict[str, Any]) -> Reply:
+        name = _snapshot_name(payload)
+        if self.restore is None:
+            return 501, {"error": "snapshots are not wired"}
+        try:
+            self.restore(name)
+        except KeyError:
+            return 404, {"error": f"no snapshot named {name!r}: take it first (POST /_twin/snapshot {json.dumps({'name': name})})"}
+        return 200, {"ok": True, "name": name}
 
     def _get_faults(self, _: Any) -> Reply:
         return 200, dataclasses.asdict(self.world().faults)
@@ -206,6 +234,13 @@ class AdminRoutes:
         if self.ssh_map is None:
             return 200, {}
         return 200, self.ssh_map()
+
+
+def _snapshot_name(payload: Any) -> str:
+    name = payload.get("name") if isinstance(payload, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError('body must be {"name": "<snapshot name>"}: a non-empty string names the snapshot')
+    return name
 
 
 def _plain(obj: Any) -> Any:

@@ -92,7 +92,7 @@ class CloudCore:
                 fn(effects)
             run_effects(effects)
 
-        self.clock.call_later(delay, tick)
+        self.clock.call_later(delay, tick, label=f"cloud {getattr(fn, '__qualname__', 'step')}")
 
 
 def run_effects(effects: list[Effect]) -> None:

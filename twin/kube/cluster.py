@@ -40,7 +40,10 @@ class KubeCluster:
     def __init__(self, cluster_id: str, name: str = "", version: str = "1.30.0",
                  container_cidr: str = "172.20.0.0/16", service_cidr: str = "172.21.0.0/20",
                  clock: Clock | None = None, timings: KubeTimings | None = None, network: Any = None,
-                 history_size: int = HISTORY_SIZE, on_write: Callable[[str], None] | None = None):
+                 history_size: int = HISTORY_SIZE, on_write: Callable[[str], None] | None = None,
+                 state: dict[str, Any] | None = None):
+        """``state``: a ``state()`` taken earlier (twin/snapshot.py): the same CA, token, port and
+        objects, the kubelets' nodes and pod IPs; its Running pods keep running (not restarted)."""
         self.cluster_id = cluster_id
         self._on_write = on_write  # the twin's WriteCounters (GET /_twin/counters, the crash campaign)
         self.name = name or cluster_id
@@ -52,8 +55,8 @@ class KubeCluster:
         self.timings = timings or KubeTimings()
         self.network = network
         self.store = Store(wire.encode, history_size)
-        self.token = secrets.token_urlsafe(32)
-        self._tls = tls.generate(cluster_id)
+        self.token = state["token"] if state else secrets.token_urlsafe(32)
+        self._tls = state["tls"] if state else tls.generate(cluster_id)
         self.ca_pem = self._tls.ca_pem.decode()
         self._admission = Admission(self.store, service_cidr)
         self._deleter = Deleter(self.store)
@@ -64,7 +67,18 @@ class KubeCluster:
                                        container_cidr=container_cidr, service_cidr=service_cidr, version=version)
         self._started = False
         self._seeded = False
+        if state:
+            self._server.port = state["port"]  # the kubeconfig handed out before names this port
+            self.store.load(state["store"])
+            self.controllers.load(state["controllers"])
+            self._seeded = True
         self._unsubscribe_namespaces = self.store.subscribe(self._on_namespace)
+
+    def state(self) -> dict[str, Any]:
+        """Everything ``KubeCluster(..., state=)`` needs to be this cluster again (POST /_twin/snapshot)."""
+        return {"token": self.token, "tls": self._tls, "port": self._server.port, "version": self.version,
+                "endpoint_open": self.endpoint_open, "store": self.store.dump(),
+                "controllers": self.controllers.dump()}
 
     def _counted(self, dispatch: Callable[[Request], Response]) -> Callable[[Request], Response]:
         """``dispatch`` that reports each successful write (not a read, not a refused write) to on_write."""

@@ -336,6 +336,29 @@ class Store:
         else:
             meta["namespace"] = old_meta.get("namespace", "default")
 
+    # ---- snapshot and restore (POST /_twin/snapshot, /_twin/restore: an etcd backup) ----------
+    def dump(self) -> dict[str, Any]:
+        """The whole store as it is now; stored objects are never mutated, so a deep copy once here
+        keeps the dump independent of later writes (the encoded bytes are immutable already)."""
+        with self._lock:
+            tables = {name: {key: (copy.deepcopy(obj), encoded) for key, (obj, encoded) in table.encoded.items()}
+                      for name, table in self._tables.items() if table.objects}
+            return {"tables": tables, "rv": self._rv, "history": list(self._history),
+                    "history_floor": self._history_floor, "logs": dict(self._logs)}
+
+    def load(self, dump: dict[str, Any]) -> None:
+        """Become the store ``dump`` was taken from (before anyone subscribes: no events are sent)."""
+        with self._lock:
+            self._tables.clear()
+            for name, objects in dump["tables"].items():
+                table = self._tables[name]
+                for key, (obj, encoded) in objects.items():
+                    table.put(key, copy.deepcopy(obj), name == "pods", encoded)
+            self._rv, self._history_floor = dump["rv"], dump["history_floor"]
+            self._history.clear()
+            self._history.extend(dump["history"])
+            self._logs = dict(dump["logs"])
+
     # ---- events ------------------------------------------------------------------------
     def _next_rv(self) -> int:
         self._rv += 1

@@ -155,10 +155,11 @@ class SshFleet:
                 self._drop(instance_id)
             for instance_id, cvm in cvms.items():
                 host = self._hosts.get(instance_id)
-                if host is None or host.cvm is not cvm:
-                    if host is not None:
-                        self._drop(instance_id)
+                if host is None:
                     self._hosts[instance_id] = host = self._new_host(cvm)
+                # a reset or restored world holds new Cvm objects for the same hosts: they keep their
+                # ports (a host's address does not move; twin/snapshot.py), the state is applied below
+                host.cvm = cvm
                 self._apply_state(host)
                 host.transports = {t for t in host.transports if t.is_active()}
 

@@ -8,8 +8,10 @@ anything was lost or formatted that should not have been.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -88,6 +90,16 @@ class Cvm:
     container_dir: str | None = None  # DockerGraphPath once the host is a node (set by the cloud twin)
     created_time: str = "2026-11-01T00:00:00Z"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cvm:
+        """A copy with a lock of its own (a twin snapshot, twin/snapshot.py): a lock cannot be copied."""
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name != "lock":
+                setattr(clone, name, copy.deepcopy(value, memo))
+        clone.lock = threading.RLock()
+        return clone
 
     @property
     def disks(self) -> list[Disk]:

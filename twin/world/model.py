@@ -409,6 +409,10 @@ class World:
         # R-GPU-2: driver/CUDA/cuDNN combinations TKE offers for GPU types (DescribeGPUInfo, 2022-05-01)
         self.gpu_software: list[dict[str, str]] = [dict(o) for o in GPU_SOFTWARE]
         self.rng = random.Random(20181127)
+        # the cloud never issues an ID twice: IDs issued in a world a snapshot restore replaced are retired
+        # (twin/server.py Twin.restore), so the restored world's generator skips them
+        self.issued_ids: set[str] = set()
+        self.retired_ids: set[str] = set()
         self._route_seq = 100000
 
     # --- ids ---------------------------------------------------------------------------------
@@ -416,7 +420,8 @@ class World:
         alphabet = string.ascii_lowercase + string.digits
         while True:
             candidate = f"{prefix}-" + "".join(self.rng.choice(alphabet) for _ in range(8))
-            if taken is None or candidate not in taken:
+            if (taken is None or candidate not in taken) and candidate not in self.retired_ids:
+                self.issued_ids.add(candidate)
                 return candidate
 
     def next_route_id(self) -> int:

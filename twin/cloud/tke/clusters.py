@@ -140,7 +140,7 @@ def schedule_running(core: CloudCore, cluster_id: str, delay: float, on_running:
         for effect in effects:
             effect()
 
-    core.clock.call_later(delay, turn_running)
+    core.clock.call_later(delay, turn_running, label=f"cluster {cluster_id} Creating -> Running")
 
 
 def delete_cluster(ctx: Ctx, cluster: model.Cluster, mode: str) -> None:

@@ -13,6 +13,7 @@ reachability.py (NetworkPolicy and the network oracle, see twin/kube/network.py)
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from twin.clock import Clock
@@ -83,6 +84,26 @@ class Controllers:
         if self.addons:
             with self.rt.lock:
                 ensure_addons(self.rt, self.version, self.service_cidr)
+        with self.rt.lock:
+            self.nodes.resume_heartbeats()  # a restored cluster's Ready nodes (none on a fresh one)
+
+    # ---- snapshot and restore (twin/snapshot.py) ----------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        """What the controllers know beyond the store: the kubelets' nodes, pod IPs, counted Job pods.
+        The rest (caches, scheduler accounting, reachability) is rebuilt from the store on start."""
+        with self.rt.lock:
+            return copy.deepcopy({"specs": self.nodes.specs, "up": self.nodes.up,
+                                  "incarnation": self.nodes.incarnation, "pod_network": self.pod_network,
+                                  "jobs_counted": self.jobs.counted, "probe_loops": self.kubelets.probe_loops})
+
+    def load(self, dump: dict[str, Any]) -> None:
+        """Before ``start``: take over a dumped cluster's kubelets (its Running pods are not restarted)."""
+        dump = copy.deepcopy(dump)
+        with self.rt.lock:
+            self.nodes.specs, self.nodes.up = dump["specs"], dump["up"]
+            self.nodes.incarnation = dump["incarnation"]
+            self.pod_network.take_over(dump["pod_network"])
+            self.jobs.counted, self.kubelets.probe_loops = dump["jobs_counted"], dump["probe_loops"]
 
     def stop(self) -> None:
         registry = getattr(self.network, "registry", None)

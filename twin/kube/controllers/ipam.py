@@ -46,6 +46,11 @@ class PodNetwork:
         self._next_block += 1
         return ipaddress.ip_network(f"{ipaddress.ip_address(start)}/{prefix}")
 
+    def take_over(self, other: PodNetwork) -> None:
+        """Hold ``other``'s allocations (a restored cluster: twin/snapshot.py); ``other`` is a copy."""
+        self._node_block, self._free_blocks, self._next_block = other._node_block, other._free_blocks, other._next_block
+        self._pod_ips, self._cursor = other._pod_ips, other._cursor
+
     def release_node(self, node: str) -> None:
         block = self._node_block.pop(node, None)
         if block is not None:

@@ -31,14 +31,14 @@ def _finished(job: Obj) -> str | None:
 class Jobs:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._counted: dict[str, dict[str, str]] = {}  # job uid -> pod uid -> final phase
+        self.counted: dict[str, dict[str, str]] = {}  # job uid -> pod uid -> final phase
         rt.on("jobs", self._on_job)
         rt.on("pods", lambda old, new: mark_owner_of_pod(rt, new or old, "jobs", "job"))
         rt.reconciler("job", self.reconcile)
 
     def _on_job(self, old: Obj | None, new: Obj | None) -> None:
         if new is None and old is not None:
-            self._counted.pop(util.uid_of(old), None)
+            self.counted.pop(util.uid_of(old), None)
             return
         self.rt.mark("job", util.key_of(new or {}))
 
@@ -48,7 +48,7 @@ class Jobs:
             return
         uid = util.uid_of(job)
         pods = self.rt.cache.pods(self.rt.cache.pods_by_owner.get(uid, set()))
-        counted = self._counted.setdefault(uid, {})
+        counted = self.counted.setdefault(uid, {})
         status = dict(job.get("status") or {})
         for pod in pods:
             phase = pod.get("status", {}).get("phase")

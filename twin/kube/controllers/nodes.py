@@ -126,7 +126,7 @@ class NodeLifecycle:
         self.pod_network = pod_network
         self.specs: dict[str, NodeSpec] = {}
         self.up: set[str] = set()  # nodes whose kubelet runs
-        self._incarnation: dict[str, int] = {}
+        self.incarnation: dict[str, int] = {}
         self._on_pods_lost = on_pods_lost  # fn(node_name): the kubelet's pods are gone
         rt.on("nodes", self._on_node)
 
@@ -180,27 +180,34 @@ class NodeLifecycle:
 
     def _kubelet_started(self, name: str) -> None:
         self.up.add(name)
-        incarnation = self._incarnation.get(name, 0) + 1
-        self._incarnation[name] = incarnation
+        incarnation = self.incarnation.get(name, 0) + 1
+        self.incarnation[name] = incarnation
         self.rt.after(self.rt.timings.node_ready, lambda: self._become_ready(name, incarnation))
         self.rt.mark("kubelet-node", name)
 
     def _become_ready(self, name: str, incarnation: int) -> None:
-        if self._incarnation.get(name) != incarnation or name not in self.up:
+        if self.incarnation.get(name) != incarnation or name not in self.up:
             return
         self.set_ready(name, "True")
         self._schedule_heartbeat(name, incarnation)
 
     def _schedule_heartbeat(self, name: str, incarnation: int) -> None:
         def beat() -> None:
-            if self._incarnation.get(name) != incarnation or name not in self.up:
+            if self.incarnation.get(name) != incarnation or name not in self.up:
                 return
             node = self.rt.cache.get("nodes", ("", name))
             if node is not None:
                 self.set_ready(name, ready_status(node))
             self._schedule_heartbeat(name, incarnation)
 
-        self.rt.after(self.rt.timings.node_heartbeat, beat)
+        self.rt.after(self.rt.timings.node_heartbeat, beat, periodic=True)
+
+    def resume_heartbeats(self) -> None:
+        """A restored cluster (twin/snapshot.py): its Ready nodes' kubelets beat again."""
+        for name in sorted(self.up):
+            node = self.rt.cache.get("nodes", ("", name))
+            if node is not None and ready_status(node) == "True":
+                self._schedule_heartbeat(name, self.incarnation.get(name, 0))
 
     def set_ready(self, name: str, ready: str) -> None:
         node = self.rt.cache.get("nodes", ("", name))
@@ -225,7 +232,7 @@ class NodeLifecycle:
 
     def remove_node(self, name: str) -> None:
         self.up.discard(name)
-        self._incarnation[name] = self._incarnation.get(name, 0) + 1
+        self.incarnation[name] = self.incarnation.get(name, 0) + 1
         self.specs.pop(name, None)
         self.rt.delete("nodes", "", name)
         self._on_pods_lost(name)
@@ -234,7 +241,7 @@ class NodeLifecycle:
     def node_down(self, name: str) -> None:
         """The kubelet stops: Ready=Unknown, unreachable taints, and the node's pods are lost."""
         self.up.discard(name)
-        self._incarnation[name] = self._incarnation.get(name, 0) + 1
+        self.incarnation[name] = self.incarnation.get(name, 0) + 1
         self.set_ready(name, "Unknown")
         self._on_pods_lost(name)
 

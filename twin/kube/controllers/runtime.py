@@ -124,6 +124,11 @@ class Cache:
         self.pods_by_namespace[key[0]].discard(key)
 
 
+def _label(fn: Callable[[], None]) -> str:
+    """``NodeLifecycle._kubelet_started`` for a lambda made there: what a refused snapshot names."""
+    return "kube " + getattr(fn, "__qualname__", "step").replace(".<locals>.<lambda>", "")
+
+
 class Runtime:
     """Event queue + cache + dirty-key reconcilers, all driven from the Clock thread."""
 
@@ -223,8 +228,9 @@ class Runtime:
                     log.exception("reconciler %s failed for %s", name, item)
 
     # ---- timers ------------------------------------------------------------------------
-    def after(self, delay: float, fn: Callable[[], None]) -> Any:
-        """Run ``fn`` on the clock thread after ``delay`` seconds, under the controllers' lock."""
+    def after(self, delay: float, fn: Callable[[], None], *, periodic: bool = False) -> Any:
+        """Run ``fn`` on the clock thread after ``delay`` seconds, under the controllers' lock
+        (``periodic``: a heartbeat or retry that re-arms itself, not a lifecycle step; twin/clock.py)."""
 
         def fire() -> None:
             if not self.running:
@@ -234,7 +240,7 @@ class Runtime:
             if any(self.dirty.values()):
                 self._schedule_drain()  # coalesced: timers due together share one reconcile pass
 
-        return self.clock.call_later(delay, fire)
+        return self.clock.call_later(delay, fire, periodic=periodic, label=_label(fn))
 
     # ---- writes (reflected in the cache at once) ------------------------------------------
     def _remember(self, resource: str, obj: Obj, deleted: bool = False) -> Obj:

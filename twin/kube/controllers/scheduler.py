@@ -109,7 +109,7 @@ class Scheduler:
     def _retry_later(self) -> None:
         if self.unschedulable and not self._retry_scheduled:
             self._retry_scheduled = True
-            self.rt.after(RETRY_DELAY_S, self._retry)
+            self.rt.after(RETRY_DELAY_S, self._retry, periodic=True)  # while pods stay unschedulable
 
     def _retry(self) -> None:
         self._retry_scheduled = False
