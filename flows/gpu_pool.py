@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from tasks import gpu_pool as pool_tasks
 from tasks import gpu_validation as checks
@@ -79,6 +79,9 @@ def gpu_pool(spec: GpuPoolSpec, dry_run: bool = False) -> ValidationReport:
                         spec.approve_shrink, "spec.approve_shrink")
 
         options = pool_tasks.ensure_autoscaler_options.submit(target, spec)  # independent of the pool
+        left = checks.clean_leftovers(target, spec)  # an interrupted run's smoke Job would scale the pool up
+        if left:
+            get_run_logger().info("Deleted what an interrupted run's checks left: %s", ", ".join(left))
         pool_id = pool_tasks.ensure_pool(target, spec, facts.vpc_id)
         options.result()
         nodes = pool_tasks.wait_pool_nodes(target, spec, pool_id)

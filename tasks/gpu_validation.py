@@ -9,7 +9,9 @@ Who calls it: flows/gpu_pool.py after the pool converged. Rows:
   for (R-GPU-2);
 - R-GPU-4: a pod without the toleration is not scheduled onto a pool node;
 - R-GPU-3: a pod asking a fraction of a GPU is refused by the API server (a server-side dry run).
-The smoke objects are deleted afterwards, also when a check fails or a wait times out.
+The smoke objects are deleted afterwards, also when a check fails or a wait times out; those of a run
+that was killed before it could are deleted by the next run (``clean_leftovers``), before it waits for
+the pool's nodes: a leftover pending smoke Job would keep scaling the pool up (R-AS-1).
 """
 
 from __future__ import annotations
@@ -32,6 +34,26 @@ PASS_LINE = "Test PASSED"
 DEVICE_PLUGIN = "nvidia-device-plugin-daemonset"
 GPU = "nvidia.com/gpu"
 PROBE_TIMEOUT_S = 120
+POOL_CHECK_LABEL = "tkeflow.io/gpu-pool-check"  # value: the pool's name; on every object a check creates
+
+
+def _check_labels(spec: GpuPoolSpec, check: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "tkeflow", "tkeflow.io/check": check, POOL_CHECK_LABEL: spec.name}
+
+
+@cloud_task(task_run_name="clean-check-leftovers-{spec.name}")
+def clean_leftovers(target: ClusterTarget, spec: GpuPoolSpec) -> list[str]:
+    """Delete the smoke Jobs and probe pods an interrupted run of this pool's checks left behind."""
+    selector = f"app.kubernetes.io/managed-by=tkeflow,{POOL_CHECK_LABEL}={spec.name}"
+    with cluster_kube(target) as kube:
+        jobs = [j.metadata.name for j in kube.batch.list_namespaced_job(NAMESPACE, label_selector=selector).items]
+        for name in jobs:
+            kube.batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background")
+        pods = [p.metadata.name for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+                if not (p.metadata.owner_references or [])]  # a Job's pods go with their Job
+        for name in pods:
+            kube.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+        return jobs + pods
 
 
 def _pod_spec(spec: GpuPoolSpec, pool_id: str, *, tolerate: bool, gpus: str, command: list[str]) -> dict[str, Any]:
@@ -44,7 +66,7 @@ def _pod_spec(spec: GpuPoolSpec, pool_id: str, *, tolerate: bool, gpus: str, com
 
 def _smoke_job(spec: GpuPoolSpec, pool_id: str, name: str) -> dict[str, Any]:
     script = f"nvidia-smi -L && echo '{PASS_LINE}: {spec.gpus_per_pod} GPU(s)'"
-    labels = {"app.kubernetes.io/managed-by": "tkeflow", "tkeflow.io/check": "gpu-smoke"}
+    labels = _check_labels(spec, "gpu-smoke")
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
             "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": _pod_spec(
                 spec, pool_id, tolerate=True, gpus=str(spec.gpus_per_pod), command=["sh", "-c", script])}}}
@@ -148,7 +170,8 @@ def _smi_check(spec: GpuPoolSpec, node: str, gpus: int, result: Any) -> Check:
 def validate_taint_keeps_others_off(target: ClusterTarget, spec: GpuPoolSpec, pool_id: str) -> Check:
     """R-GPU-4: a pod selecting the pool without the toleration is not scheduled there; deleted after."""
     name = f"gpu-untolerated-{secrets.token_hex(3)}"
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE},
+    body = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": _check_labels(spec, "gpu-untolerated")},
             "spec": {**_pod_spec(spec, pool_id, tolerate=False, gpus="0", command=["true"]),
                      "containers": [{"name": "plain", "image": "busybox:1.36", "command": ["true"]}]}}
     with cluster_kube(target) as kube:

@@ -226,3 +226,28 @@ def _pool_group(cluster: GpuCluster, pool_id: str) -> str:
     request = models.DescribeClusterNodePoolDetailRequest()
     request.ClusterId, request.NodePoolId = cluster.cluster_id, pool_id
     return str(client.DescribeClusterNodePoolDetail(request).NodePool.AutoscalingGroupId)
+
+
+def test_a_rerun_deletes_the_check_objects_an_interrupted_run_left_r_as_1(gpu_cluster: GpuCluster) -> None:
+    """A run killed mid-validation leaves its smoke Job (pending, it keeps scaling the pool up: R-AS-1) and
+    its probe pod; the next run deletes them before it waits for the pool's nodes, and only them."""
+    from tasks import gpu_validation
+    from tkeflow.clients import kube
+
+    spec = gpu_cluster.spec(desired_nodes=1)
+    assert run_flow(spec).ok
+    labels = gpu_validation._check_labels(spec, "gpu-smoke")
+    kc = gpu_cluster.twin.kube(gpu_cluster.cluster_id)
+    with kube.Kube(kc.kubeconfig(), request_timeout_s=10) as k:  # over the wire, as the killed run did
+        k.batch.create_namespaced_job("default", gpu_validation._smoke_job(spec, "np-left", "gpu-smoke-left"))
+        k.core.create_namespaced_pod("default", {"metadata": {"name": "gpu-untolerated-left", "labels": {
+            **labels, "tkeflow.io/check": "gpu-untolerated"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        k.core.create_namespaced_pod("default", {"metadata": {"name": "someone-elses", "labels": {
+            "tkeflow.io/check": "gpu-smoke"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+
+        assert run_flow(spec).ok
+
+        names = {p.metadata.name for p in k.core.list_namespaced_pod("default").items if not p.metadata.deletion_timestamp}
+        jobs = {j.metadata.name for j in k.batch.list_namespaced_job("default").items if not j.metadata.deletion_timestamp}
+    assert "gpu-untolerated-left" not in names and "gpu-smoke-left" not in jobs
+    assert "someone-elses" in names  # not labelled as this pool's check: not ours to delete
