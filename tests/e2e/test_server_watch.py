@@ -16,7 +16,9 @@ from tests.conftest import ROOT
 WATCHING = """
 import os, signal, subprocess, sys, threading, time
 from tkeflow.commands import server_watch
-server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+# the stand-in server stops quietly on Ctrl-C, as uvicorn does (a bare sleep would print its own traceback)
+server = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
+                           "signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); time.sleep(60)"])
 watcher = server_watch._Watcher(server, lambda line: print("failed:", line, flush=True))
 watcher.thread.start()
 if sys.argv[1] == "finished":
