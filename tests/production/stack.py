@@ -129,8 +129,14 @@ class Stack:
         for process in reversed(self.processes):  # workers before the server they report to
             process.stop()
 
-    def worker_logs(self) -> dict[str, str]:
-        return {p.name: p.log.read_text(errors="replace") for p in self.processes if p.name in WORKERS}
+    def worker_logs(self, since: dict[str, int] | None = None) -> dict[str, str]:
+        """Each worker's log; from the offsets ``since`` (``log_offsets()`` taken earlier) when given:
+        the session's stack serves every production test, and some runs fail on purpose."""
+        return {p.name: p.log.read_bytes()[(since or {}).get(p.name, 0):].decode(errors="replace")
+                for p in self.processes if p.name in WORKERS}
+
+    def log_offsets(self) -> dict[str, int]:
+        return {p.name: p.log.stat().st_size for p in self.processes if p.name in WORKERS}
 
     def ran_by(self, flow_run_id: object) -> tuple[list[str], list[str]]:
         """(workers that ran the flow run, workers whose bid for it the server refused).
