@@ -18,7 +18,9 @@ import os, signal, subprocess, sys, threading, time
 from tkeflow.commands import server_watch
 # the stand-in server stops quietly on Ctrl-C, as uvicorn does (a bare sleep would print its own traceback)
 server = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
-                           "signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); time.sleep(60)"])
+                           "signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); print('up', flush=True); "
+                           "time.sleep(60)"], stdout=subprocess.PIPE)
+server.stdout.readline()  # started, as a real server is before any run uses it (a Ctrl-C mid-start is no case)
 watcher = server_watch._Watcher(server, lambda line: print("failed:", line, flush=True))
 watcher.thread.start()
 if sys.argv[1] == "finished":
